@@ -1,0 +1,29 @@
+"""The aiohttp service: policy, checks, static content script, health."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from proxy.runtime import PolicyState
+from proxy.service import keys
+from proxy.service.errors import error_middleware
+from proxy.settings import ROOT, Settings
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[keys.POLICY]
+    return web.json_response({"status": "ok", "policy": state.current.version})
+
+
+def create_app(settings: Settings, policy: PolicyState | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.max_body_bytes
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.POLICY] = policy or PolicyState(settings.policy)
+    app.add_routes(routes)
+    app.router.add_static("/static/", ROOT / "extension", show_index=False)
+    return app

@@ -1,0 +1,46 @@
+"""Domain errors turned into HTTP answers in one middleware: 4xx name the field, never 5xx
+for bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+log = logging.getLogger("sargs.service")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "(body)",
+            "message": str(err["msg"]).removeprefix("Value error, "),
+        }
+        for err in exc.errors()
+    ]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        fields = ", ".join(d["field"] for d in details)
+        return json_error(422, f"invalid request: {fields}", details=details)
+    except json.JSONDecodeError as exc:
+        return json_error(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}")
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_error(
+            413, f"request body too large: at most {exc.max_size} bytes",
+        )

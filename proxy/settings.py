@@ -1,0 +1,93 @@
+"""Runtime settings: defaults, then a TOML file (``SARGS_CONFIG``), then ``SARGS_*`` variables.
+
+Every setting is documented in docs/configuration.md with its default; keep the two true.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The project checkout (policies/ and extension/ sit beside the package)."""
+
+
+def _default_policy() -> Path:
+    return ROOT / "policies" / "institutions" / "example"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SARGS_", extra="forbid", toml_file=os.environ.get("SARGS_CONFIG")
+    )
+
+    policy: Path = Field(default_factory=_default_policy, description="Policy directory.")
+    var_dir: Path = Field(default=Path("var"), description="State: database, CA, spool, cache.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means SQLite at VAR_DIR/sargs.db. "
+        "Use postgresql+psycopg://user:pass@host/db for several service nodes.",
+    )
+    # Gateway
+    gateway_host: str = Field(default="127.0.0.1", description="Gateway listen address.")
+    gateway_port: int = Field(default=8080, description="Gateway listen port.")
+    upstream_proxy: str = Field(
+        default="", description="Chain to this upstream proxy (http://host:port); empty: direct."
+    )
+    ca_cert: Path | None = Field(
+        default=None, description="Institution CA certificate (PEM) instead of a generated one."
+    )
+    ca_key: Path | None = Field(default=None, description="Private key of CA_CERT (PEM).")
+    # Service
+    service_host: str = Field(default="127.0.0.1", description="Service listen address.")
+    service_port: int = Field(default=8081, description="Service listen port.")
+    service_url: str = Field(
+        default="",
+        description="How gateways and browsers reach the service; empty: "
+        "http://SERVICE_HOST:SERVICE_PORT.",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs session cookies; empty: generated once into VAR_DIR/secret.key.",
+    )
+    max_body_bytes: int = Field(default=64 * 1024, description="Largest API request body.")
+    # Notifications
+    smtp_host: str = Field(default="", description="SMTP server for e-mail; empty: no e-mail.")
+    smtp_port: int = Field(default=25, description="SMTP port.")
+    smtp_from: str = Field(default="sargs@localhost", description="Sender address.")
+    # Logs
+    log_file: Path | None = Field(
+        default=None, description="Decision/event JSON lines; empty: standard error."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'sargs.db').resolve()}"
+
+    @property
+    def public_service_url(self) -> str:
+        return (self.service_url or f"http://{self.service_host}:{self.service_port}").rstrip("/")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)
