@@ -47,6 +47,18 @@ class Settings(BaseSettings):
         default=None, description="Institution CA certificate (PEM) instead of a generated one."
     )
     ca_key: Path | None = Field(default=None, description="Private key of CA_CERT (PEM).")
+    gateways: list[str] = Field(
+        default_factory=list,
+        description="Gateways browsers use, as host:port, in failover order (the PAC file "
+        "lists them all); empty: GATEWAY_HOST:GATEWAY_PORT. Env: a JSON list.",
+    )
+    gateway_metrics_host: str = Field(
+        default="127.0.0.1", description="Where the gateway serves Prometheus /metrics."
+    )
+    gateway_metrics_port: int = Field(
+        default=9180, ge=0, le=65535,
+        description="Port of the gateway's /metrics (never the proxy port); 0: off.",
+    )
     # Service
     service_host: str = Field(default="127.0.0.1", description="Service listen address.")
     service_port: int = Field(default=8081, description="Service listen port.")
@@ -68,6 +80,7 @@ class Settings(BaseSettings):
     log_file: Path | None = Field(
         default=None, description="Decision/event JSON lines; empty: standard error."
     )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
 
     @classmethod
     def settings_customise_sources(
@@ -83,6 +96,11 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{(self.var_dir / 'sargs.db').resolve()}"
+
+    @property
+    def gateway_list(self) -> list[str]:
+        """The gateways browsers should use (the PAC file), in failover order."""
+        return self.gateways or [f"{self.gateway_host}:{self.gateway_port}"]
 
     @property
     def public_service_url(self) -> str:
