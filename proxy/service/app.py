@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.runtime import PolicyState
-from proxy.service import keys
+from proxy.service import deploy, keys
 from proxy.service.errors import error_middleware
 from proxy.settings import ROOT, Settings
 
@@ -26,4 +26,5 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     app[keys.POLICY] = policy or PolicyState(settings.policy)
     app.add_routes(routes)
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
+    deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
     return app

@@ -1,0 +1,215 @@
+"""What IT hands out to browsers: the PAC file and the gateway's CA certificate.
+
+- ``GET /proxy.pac`` (also ``/wpad.dat`` for WPAD): catalog domains go through the
+  gateways (``Settings.gateways``, in failover order, then ``DIRECT``); everything else
+  goes ``DIRECT``. Built from the policy in force, so a reload changes it.
+- ``GET /ca``: a page (en, lv, sv, sq) to download the CA with per-OS and per-browser
+  instructions; ``GET /ca.pem`` (PEM) and ``GET /ca.crt`` (DER, what Windows expects).
+  The CA is the institution's (``Settings.ca_cert``) when set, else the one the gateway
+  generated in ``VAR_DIR/mitmproxy``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import jinja2
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from proxy.i18n import LANGUAGES, Translator, negotiate
+from proxy.service import keys
+from proxy.settings import Settings
+
+routes = web.RouteTableDef()
+
+PAC_MIME = "application/x-ns-proxy-autoconfig"
+LANGUAGE_NAMES = {"en": "English", "lv": "Latviešu", "sv": "Svenska", "sq": "Shqip"}
+_UNSPECIFIED = ("0.0.0.0", "::", "[::]", "")  # noqa: S104 - compared, never bound
+
+
+def pac_file(domains: list[str], gateways: list[str]) -> str:
+    """A PAC file sending ``domains`` (and their sub-domains) to ``gateways``, the rest DIRECT.
+
+    Browsers try the gateways in order and fall back to the next when one does not answer;
+    the final ``DIRECT`` keeps platforms reachable if every gateway is down (the
+    institution's firewall decides whether that is allowed).
+    """
+    route = "; ".join([*(f"PROXY {g}" for g in gateways), "DIRECT"])
+    listed = ",\n".join(f"  {json.dumps(d)}" for d in sorted(set(domains)))
+    return f"""// Sargs proxy auto-configuration. Generated from the policy catalog; do not edit.
+// Social-media platforms go through the Sargs gateway(s); everything else goes DIRECT.
+var SARGS_ROUTE = {json.dumps(route)};
+var SARGS_DOMAINS = [
+{listed}
+];
+
+function FindProxyForURL(url, host) {{
+  host = host.toLowerCase();
+  if (isPlainHostName(host) || shExpMatch(host, "*.local")) {{
+    return "DIRECT";
+  }}
+  for (var i = 0; i < SARGS_DOMAINS.length; i++) {{
+    var domain = SARGS_DOMAINS[i];
+    if (host === domain || dnsDomainIs(host, "." + domain)) {{
+      return SARGS_ROUTE;
+    }}
+  }}
+  return "DIRECT";
+}}
+"""
+
+
+def gateways_for(settings: Settings, request_host: str) -> list[str]:
+    """The configured gateways; a wildcard listen address becomes the name the browser used."""
+    out = []
+    for gateway in settings.gateway_list:
+        host, _, port = gateway.rpartition(":")
+        if host in _UNSPECIFIED:
+            host = request_host or "127.0.0.1"
+            try:
+                if ipaddress.ip_address(host).version == 6:
+                    host = f"[{host}]"
+            except ValueError:
+                pass
+        out.append(f"{host}:{port}")
+    return out
+
+
+@routes.get("/proxy.pac")
+@routes.get("/wpad.dat")
+async def proxy_pac(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    catalog = request.app[keys.POLICY].current.catalog
+    host = (request.url.host or "").strip("[]")
+    body = pac_file(catalog.domains(), gateways_for(settings, host))
+    return web.Response(
+        text=body,
+        content_type=PAC_MIME,
+        headers={"Cache-Control": "max-age=300"},
+    )
+
+
+# --- the CA ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaInfo:
+    pem: bytes
+    der: bytes
+    subject: str
+    not_after: str
+    sha256: str
+    institution: bool
+
+
+def ca_path(settings: Settings) -> tuple[Path, bool]:
+    """Where the CA browsers must trust lives, and whether it is the institution's own."""
+    if settings.ca_cert is not None:
+        return settings.ca_cert, True
+    return settings.var_dir / "mitmproxy" / "mitmproxy-ca-cert.pem", False
+
+
+def read_ca(settings: Settings) -> CaInfo | None:
+    path, institution = ca_path(settings)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    cert = x509.load_pem_x509_certificate(data)  # the first certificate in the file
+    der = cert.public_bytes(Encoding.DER)
+    digest = cert.fingerprint(hashes.SHA256()).hex().upper()
+    return CaInfo(
+        pem=cert.public_bytes(Encoding.PEM),
+        der=der,
+        subject=cert.subject.rfc4514_string(),
+        not_after=cert.not_valid_after_utc.date().isoformat(),
+        sha256=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+        institution=institution,
+    )
+
+
+def _download(body: bytes, content_type: str, filename: str) -> web.Response:
+    return web.Response(
+        body=body,
+        content_type=content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+@routes.get("/ca.pem")
+async def ca_pem(request: web.Request) -> web.Response:
+    info = read_ca(request.app[keys.SETTINGS])
+    if info is None:
+        raise web.HTTPNotFound(text="the gateway has not created its CA yet")
+    return _download(info.pem, "application/x-pem-file", "sargs-ca.pem")
+
+
+@routes.get("/ca.crt")
+async def ca_der(request: web.Request) -> web.Response:
+    info = read_ca(request.app[keys.SETTINGS])
+    if info is None:
+        raise web.HTTPNotFound(text="the gateway has not created its CA yet")
+    return _download(info.der, "application/x-x509-ca-cert", "sargs-ca.crt")
+
+
+@cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+FIREFOX_POLICY = json.dumps(
+    {
+        "policies": {
+            "Certificates": {
+                "ImportEnterpriseRoots": True,
+                "Install": ["/etc/sargs/sargs-ca.pem"],
+            }
+        }
+    },
+    indent=2,
+)
+
+
+def page_language(request: web.Request) -> str:
+    asked = request.query.get("lang", "")
+    if asked in LANGUAGES:
+        return asked
+    return negotiate(request.headers.get("Accept-Language"))
+
+
+@routes.get("/ca")
+async def ca_page(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    lang = page_language(request)
+    info = read_ca(settings)
+    html = _templates().get_template("ca.html").render(
+        lang=lang,
+        t=Translator("deploy", lang),
+        languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        cert=info,
+        firefox_policy=FIREFOX_POLICY,
+        pac_url=f"{settings.public_service_url}/proxy.pac",
+    )
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        headers={"Content-Language": lang, "Vary": "Accept-Language"},
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)
