@@ -1,0 +1,342 @@
+"""The access addon: identity, per-role decisions and refusals for catalog platforms.
+
+- Hosts outside the platform catalog are tunnelled without TLS interception
+  (``tls_clienthello`` sets ``ignore_connection``) and need no identity.
+- For catalog hosts the client is identified (``identity.py``) at ``CONNECT`` (a 407 asks
+  for the proxy login there, where browsers can answer it) and on every request.
+- Each request gets a decision from the pure ``proxy.policy.decide`` core; refusals are a
+  localized block page (page loads) or a JSON 403 (everything else), see ``refusal.py``.
+- Every decision is one JSON line on the ``sargs.decisions`` logger (``decisionlog.py``).
+- Later addons read ``flow.metadata``: ``sargs.identity`` (Subject), ``sargs.platform``,
+  ``sargs.decision`` (Decision), ``sargs.kind`` (RequestKind), ``sargs.lang``.
+- The policy directory is polled (``sargs_reload_interval``); a valid change applies at
+  once, a broken one is logged with file:line and the previous policy stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+from mitmproxy import connection, ctx, exceptions, http, tls
+
+from proxy.gateway import decisionlog, refusal
+from proxy.gateway.identity import Identifier, IpRanges, Outcome, StoreDirectory, UserDirectory
+from proxy.i18n import negotiate
+from proxy.policy.catalog import HostKind, HostMatch
+from proxy.policy.decide import Grant, RequestKind
+from proxy.policy.loader import PolicyError
+from proxy.runtime import Compiled, PolicyState
+
+log = logging.getLogger("sargs.gateway")
+
+# --- grants --------------------------------------------------------------------------------
+
+
+class GrantSource(Protocol):
+    """Active temporary-access grants of a user (must answer from memory: it runs per request)."""
+
+    def active(self, user: str) -> Iterable[Grant]: ...
+
+
+class MemoryGrants:
+    """Grants held in memory (tests; until the service's grant sync plugs in)."""
+
+    def __init__(self, grants: Iterable[Grant] = ()) -> None:
+        self._by_user: dict[str, list[Grant]] = {}
+        for grant in grants:
+            self.add(grant)
+
+    def add(self, grant: Grant) -> None:
+        self._by_user.setdefault(grant.user, []).append(grant)
+
+    def revoke(self, grant_id: str) -> None:
+        for grants in self._by_user.values():
+            grants[:] = [g for g in grants if g.id != grant_id]
+
+    def active(self, user: str) -> Sequence[Grant]:
+        return self._by_user.get(user, ())
+
+
+# --- pure parsers --------------------------------------------------------------------------
+
+_DOCUMENT_DESTS = frozenset({"document", "iframe", "frame"})
+_POST_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def wants_html(method: str, accept: str, sec_fetch_dest: str, requested_with: str = "") -> bool:
+    """Whether a refusal should be a page (a navigation) rather than JSON (fetch/XHR)."""
+    if sec_fetch_dest:
+        return sec_fetch_dest.lower() in _DOCUMENT_DESTS
+    if requested_with:
+        return False
+    if method.upper() not in ("GET", "HEAD", "POST"):
+        return False
+    return "text/html" in accept.lower()
+
+
+def classify(host_kind: HostKind, posting: bool, html: bool) -> RequestKind:
+    if host_kind is HostKind.media:
+        return RequestKind.media
+    if posting:
+        return RequestKind.post
+    return RequestKind.page if html else RequestKind.api
+
+
+class Target(NamedTuple):
+    host: str
+    match: HostMatch
+
+
+def match_host(compiled: Compiled, host: str, host_header: str) -> Target | None:
+    """The catalog platform of a request, by its destination or else its Host header."""
+    hit = compiled.catalog.match(host) if host else None
+    if hit is not None:
+        return Target(host, hit)
+    if host_header and host_header != host:
+        hit = compiled.catalog.match(host_header)
+        if hit is not None:
+            return Target(host_header, hit)
+    return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def watch_policy(state: PolicyState, interval: Callable[[], float]) -> None:
+    """Poll the policy files; reload on change (errors are logged by ``PolicyState``)."""
+    while True:
+        await asyncio.sleep(interval())
+        try:
+            if state.changed():
+                await asyncio.to_thread(state.reload)
+        except Exception:  # keep watching whatever happens
+            log.exception("policy watcher failed; retrying")
+
+
+# --- the addon -----------------------------------------------------------------------------
+
+
+class Access:
+    """Identity and access enforcement; first in the Sargs addon chain."""
+
+    def __init__(
+        self,
+        state: PolicyState | None = None,
+        *,
+        directory: UserDirectory | None = None,
+        grants: GrantSource | None = None,
+        now: Callable[[], datetime] = _utcnow,
+        identifier: Identifier | None = None,
+    ) -> None:
+        self.state = state
+        self.grants: GrantSource = grants or MemoryGrants()
+        self.now = now
+        self.identifier = identifier or Identifier(directory)
+        self.service_url = ""
+        self._logins: weakref.WeakKeyDictionary[connection.Client, str] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._ranges: tuple[Compiled | None, IpRanges | None] = (None, None)
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- options ---------------------------------------------------------------------------
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "sargs_policy", str, "",
+            "Sargs policy directory (default: the one given by the embedding program, "
+            "else SARGS_POLICY or the example institution).",
+        )
+        loader.add_option(
+            "sargs_database", str, "",
+            "SQLAlchemy URL of the Sargs store whose users log in to the proxy "
+            "(default: the user directory given by the embedding program).",
+        )
+        loader.add_option(
+            "sargs_service_url", str, "",
+            "Base URL of the Sargs service for block-page links "
+            "(default: the policy's institution.service_url).",
+        )
+        loader.add_option(
+            "sargs_reload_interval", float, 1.0,
+            "Seconds between checks of the policy files for changes.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "sargs_policy" in updated or self.state is None:
+            path = ctx.options.sargs_policy
+            if path or self.state is None:
+                self._use_policy(Path(path) if path else None)
+        if "sargs_reload_interval" in updated and ctx.options.sargs_reload_interval <= 0:
+            raise _options_error("sargs_reload_interval must be positive")
+        if "sargs_service_url" in updated:
+            url = ctx.options.sargs_service_url
+            if url and not url.startswith(("http://", "https://")):
+                raise _options_error(f"sargs_service_url: {url!r} is not an http(s) URL")
+            self.service_url = url.rstrip("/")
+        if "sargs_database" in updated and ctx.options.sargs_database:
+            self.identifier.directory = _store_directory(ctx.options.sargs_database)
+
+    def _use_policy(self, path: Path | None) -> None:
+        if path is None:
+            from proxy.settings import Settings
+
+            path = Settings().policy
+        if self.state is not None and self.state.directory.resolve() == path.resolve():
+            return
+        try:
+            self.state = PolicyState(path)
+        except PolicyError as exc:
+            raise _options_error(f"sargs_policy: {exc}") from None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def running(self) -> None:
+        if self._watcher is None and self.state is not None:
+            state = self.state
+            self._watcher = asyncio.get_running_loop().create_task(
+                watch_policy(state, lambda: float(ctx.options.sargs_reload_interval))
+            )
+
+    async def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def _compiled(self) -> Compiled:
+        assert self.state is not None, "configure() loads the policy"
+        return self.state.current
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Intercept TLS only for catalog hosts; tunnel everything else untouched."""
+        if data.ignore_connection:
+            return
+        compiled = self._compiled()
+        server = data.context.server.address
+        for host in (data.client_hello.sni, server[0] if server else None):
+            if host and compiled.catalog.match(host) is not None:
+                return
+        data.ignore_connection = True
+
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error:
+            return
+        request = flow.request
+        header = request.headers.get("Proxy-Authorization")
+        if header is not None:
+            del request.headers["Proxy-Authorization"]  # ours: never forwarded upstream
+        compiled = self._compiled()
+        if compiled.catalog.match(request.host) is None:
+            return
+        outcome = await self._identify(compiled, flow, header)
+        if outcome.subject is None:
+            lang = negotiate(request.headers.get("Accept-Language"))
+            flow.response = refusal.login_required(
+                compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html=False
+            )
+            return
+        if header and outcome.subject.source == "basic":
+            self._logins[flow.client_conn] = header
+        flow.metadata["sargs.identity"] = outcome.subject
+
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        request = flow.request
+        compiled = self._compiled()
+        target = match_host(compiled, request.host, request.pretty_host)
+        header = request.headers.get("Proxy-Authorization")
+        if header is not None:
+            del request.headers["Proxy-Authorization"]
+        if target is None:
+            return
+        headers = request.headers
+        lang = negotiate(headers.get("Accept-Language"))
+        html = wants_html(
+            request.method, headers.get("Accept", ""), headers.get("Sec-Fetch-Dest", ""),
+            headers.get("X-Requested-With", ""),
+        )
+        flow.metadata["sargs.lang"] = lang
+        outcome = await self._identify(
+            compiled, flow, header or self._logins.get(flow.client_conn)
+        )
+        subject = outcome.subject
+        if subject is None:
+            flow.response = refusal.login_required(
+                compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html
+            )
+            return
+        if header and subject.source == "basic":
+            self._logins[flow.client_conn] = header
+        platform = target.match.platform
+        posting = (
+            request.method in _POST_METHODS
+            and target.match.kind is HostKind.site
+            and compiled.catalog.posting_endpoint(
+                platform, target.host, request.method, request.path
+            ) is not None
+        )
+        kind = classify(target.match.kind, posting, html)
+        grants = self.grants.active(subject.user) if subject.user else ()
+        decision = compiled.access.decide(subject, platform, kind, self.now(), grants)
+        path = request.path.split("?", 1)[0]
+        decisionlog.record(
+            decision, subject, host=target.host, method=request.method, path=path,
+            kind=kind, policy=compiled.version,
+        )
+        flow.metadata["sargs.identity"] = subject
+        flow.metadata["sargs.platform"] = platform
+        flow.metadata["sargs.decision"] = decision
+        flow.metadata["sargs.kind"] = kind
+        if decision.allowed:
+            return
+        policy = compiled.loaded.policy
+        url = f"{request.scheme}://{request.pretty_host}{path}"
+        service_url = self.service_url or policy.institution.service_url
+        explanation = refusal.explain(policy, decision, lang, service_url, url)
+        if html:
+            flow.response = refusal.block_page(
+                explanation, decision, subject, lang, compiled.version, url
+            )
+        else:
+            flow.response = refusal.block_json(explanation, decision, lang)
+
+    async def _identify(
+        self, compiled: Compiled, flow: http.HTTPFlow, header: str | None
+    ) -> Outcome:
+        cached, ranges = self._ranges
+        if cached is not compiled or ranges is None:
+            ranges = IpRanges(compiled.loaded.policy.identity)
+            self._ranges = (compiled, ranges)
+        address = flow.client_conn.peername[0] if flow.client_conn.peername else ""
+        return await self.identifier.identify(
+            header, address, compiled.loaded.policy.identity, ranges
+        )
+
+
+def _options_error(message: str) -> Exception:
+    error: Exception = exceptions.OptionsError(message)  # type: ignore[no-untyped-call]
+    return error
+
+
+def _store_directory(url: str) -> UserDirectory:
+    try:
+        from proxy import store
+    except ImportError as exc:  # pragma: no cover - the store is part of the package
+        raise _options_error(f"sargs_database: no store available ({exc})") from None
+    open_store = getattr(store, "open_store", None)
+    if open_store is None:
+        raise _options_error("sargs_database: this build has no user store yet")
+    return StoreDirectory(open_store(url))

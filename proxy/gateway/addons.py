@@ -1,0 +1,100 @@
+"""The Sargs addon chain, in order, and the mitmproxy options ``sargs run`` always sets.
+
+Order matters: mitmproxy calls each hook on the addons in list order, and later addons
+read what earlier ones left in ``flow.metadata`` (see ``access.py``). Identity and access
+come first, so nothing later sees a request that is refused.
+
+Also usable as a mitmproxy script: ``mitmdump -s proxy/gateway/addons.py --set
+sargs_policy=DIR --set connection_strategy=lazy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from proxy.gateway.access import Access, GrantSource, _utcnow
+from proxy.gateway.identity import UserDirectory
+from proxy.runtime import PolicyState
+from proxy.settings import Settings
+
+
+def make_addons(
+    settings: Settings,
+    state: PolicyState,
+    *,
+    directory: UserDirectory | None = None,
+    grants: GrantSource | None = None,
+    now: Callable[[], datetime] = _utcnow,
+) -> list[object]:
+    """The gateway's addons for one policy state, first to last."""
+    del settings  # reserved for the addons below that need it
+    access = Access(state, directory=directory, grants=grants, now=now)
+    chain: list[object] = [access]
+    # --- later addons go here, after access (they see only allowed requests and read
+    # flow.metadata["sargs.identity" | "sargs.platform" | "sargs.decision" | "sargs.lang"]):
+    #   content-script injection (issue 3), outgoing-post checks (issue 3), ...
+    return chain
+
+
+def mitmproxy_options(settings: Settings, confdir: Path) -> dict[str, Any]:
+    """Options the gateway always runs with (``--set`` may still override them)."""
+    options: dict[str, Any] = {
+        "confdir": str(confdir),
+        # Never dial the real host at CONNECT: decide first, connect when a request needs it.
+        "connection_strategy": "lazy",
+        "listen_host": settings.gateway_host,
+        "listen_port": settings.gateway_port,
+    }
+    if settings.upstream_proxy:
+        options["mode"] = [f"upstream:{settings.upstream_proxy}"]
+    return options
+
+
+def install_ca(settings: Settings, confdir: Path) -> Path:
+    """Put the institution's CA (``settings.ca_cert``/``ca_key``) where mitmproxy reads it.
+
+    mitmproxy reads ``mitmproxy-ca.pem`` (private key then certificate, PEM) from its
+    confdir and generates a CA there when the file is missing. Returns the path of the
+    certificate browsers must trust.
+    """
+    confdir.mkdir(parents=True, exist_ok=True)
+    cert_path = confdir / "mitmproxy-ca-cert.pem"
+    if settings.ca_cert is None and settings.ca_key is None:
+        return cert_path
+    if settings.ca_cert is None or settings.ca_key is None:
+        raise ValueError("SARGS_CA_CERT and SARGS_CA_KEY must be given together")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(settings.ca_cert.read_bytes())
+    key = serialization.load_pem_private_key(settings.ca_key.read_bytes(), password=None)
+    if key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
+        raise ValueError(f"{settings.ca_key} is not the private key of {settings.ca_cert}")
+    combined = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ) + cert.public_bytes(serialization.Encoding.PEM)
+    ca_file = confdir / "mitmproxy-ca.pem"
+    if not ca_file.exists() or ca_file.read_bytes() != combined:
+        ca_file.touch(mode=0o600)
+        ca_file.write_bytes(combined)
+        ca_file.chmod(0o600)
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        cert_path.write_bytes(cert_pem)
+        (confdir / "mitmproxy-ca-cert.cer").write_bytes(cert_pem)
+        # Files generated for a previous CA would mislead whoever installs them.
+        for stale in ("mitmproxy-ca.p12", "mitmproxy-ca-cert.p12"):
+            (confdir / stale).unlink(missing_ok=True)
+    return cert_path
+
+
+# ``mitmdump -s proxy/gateway/addons.py``: the access addon reads its options.
+addons = [Access()]
