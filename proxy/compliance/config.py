@@ -1,26 +1,246 @@
-"""Compliance rule configuration, as it sits in a policy's ``compliance:`` section.
+"""The schema of a policy's ``compliance:`` section: rules, lexicons, severities, messages.
 
-Placeholder: the rules engine issue fills this in.
+Rule content lives in the policy, not in code. The base code of conduct sets every rule;
+an institution's overlay adds terms, embargoes and code names and may raise severities,
+never lower them (``tightening_errors``; the loader reports them with file and line).
+The format is documented in docs/rules.md.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+RULE_IDS = (
+    "classified",
+    "personal-data",
+    "offensive",
+    "partisan",
+    "commercial",
+    "embargo",
+    "speculation",
+    "minors-consent",
+    "copyright",
+    "working-hours",
+    "unsafe-link",
+    "official-account",
+)
+"""The stable rule ids of the contract (DESIGN.md)."""
+
+RuleId = Literal[
+    "classified",
+    "personal-data",
+    "offensive",
+    "partisan",
+    "commercial",
+    "embargo",
+    "speculation",
+    "minors-consent",
+    "copyright",
+    "working-hours",
+    "unsafe-link",
+    "official-account",
+]
+
+TermLang = Literal["any", "en", "lv", "sv", "sq"]
+"""Lexicons are keyed by language for the authors' sake; a draft is matched against all."""
 
 
-class ComplianceConfig(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+class Severity(StrEnum):
+    """Ordered: ``info`` < ``warn`` < ``block``."""
+
+    info = "info"
+    warn = "warn"
+    block = "block"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Severity.info: 0, Severity.warn: 1, Severity.block: 2}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(_Strict):
+    """A message users see: every language is required."""
+
+    en: str = Field(min_length=1)
+    lv: str = Field(min_length=1)
+    sv: str = Field(min_length=1)
+    sq: str = Field(min_length=1)
+
+    def get(self, lang: str) -> str:
+        value = getattr(self, lang, None) if lang in ("en", "lv", "sv", "sq") else None
+        return value if isinstance(value, str) else self.en
+
+
+def _both(value: Any) -> Any:
+    return {"official": value, "personal": value} if isinstance(value, str) else value
+
+
+class Severities(_Strict):
+    """Severity per account kind; a single value applies to both."""
+
+    official: Severity
+    personal: Severity
+
+    def of(self, account: str) -> Severity:
+        return self.official if account == "official" else self.personal
+
+
+SeverityField = Annotated[Severities, BeforeValidator(_both)]
+
+
+def _check_term(value: str) -> str:
+    term = " ".join(value.split())
+    if not term or term == "*":
+        raise ValueError("a term must not be empty")
+    if "*" in term[:-1]:
+        raise ValueError(f"{value!r}: '*' is allowed only at the end (a stem)")
+    if term.endswith("*") and len(term.rstrip("*")) < 3:
+        raise ValueError(f"{value!r}: a stem needs at least 3 letters before '*'")
+    return term
+
+
+Term = Annotated[str, BeforeValidator(_check_term)]
+Terms = dict[TermLang, list[Term]]
+
+
+class Pattern(_Strict):
+    """A regular expression run on the draft as typed (case-sensitive unless told).
+
+    When the expression has a group, the finding covers group 1 only (the context
+    around it, such as "personal number:", is not underlined).
+    """
+
+    regex: str
+    ignore_case: bool = False
+    kind: str | None = Field(default=None, description="Selects a message from 'messages'.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, value: Any) -> Any:
+        return {"regex": value} if isinstance(value, str) else value
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class Rule(_Strict):
+    severity: SeverityField
+    message: Text
+    messages: dict[str, Text] = Field(
+        default_factory=dict, description="Messages for a detector's kinds (phone, iban, …)."
+    )
+    guideline: str | None = Field(
+        default=None, description="Key of the guideline clause in the policy's 'guidelines'."
+    )
+    terms: Terms = Field(default_factory=dict)
+    exceptions: Terms = Field(
+        default_factory=dict,
+        description="Phrases in which a term is not a violation ('classified ads').",
+    )
+    patterns: list[Pattern] = Field(default_factory=list)
+
+
+class Embargo(_Strict):
+    """Terms that must not be published before ``until`` (news first on official channels)."""
+
+    terms: list[Term] = Field(min_length=1)
+    until: AwareDatetime
+    note: str | None = Field(default=None, description="For authors; never shown to staff.")
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _aware(cls, value: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("give the release time with its UTC offset (…T10:00:00+02:00)")
+        return value
+
+
+class PersonalData(_Strict):
+    phone_regions: list[str] = Field(
+        default_factory=lambda: ["LV", "SE", "XK", "AL"],
+        description="Regions whose national phone formats are recognized ('+…' always is).",
+    )
+    role_mailboxes: list[str] = Field(
+        default_factory=list,
+        description="Local parts of role addresses (info@, press@): not personal data.",
+    )
+    reference_markers: list[str] = Field(
+        default_factory=list,
+        description="Words before decision and reference numbers ('Nr.', 'Dnr'): not phones.",
+    )
+    public: list[str] = Field(
+        default_factory=list,
+        description="Published numbers (the institution's IBAN, switchboard): not flagged.",
+    )
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _regions(cls, values: list[str]) -> list[str]:
+        import phonenumbers
+
+        for value in values:
+            if value not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError(f"{value!r} is not a phone region (like LV, SE, XK, AL)")
+        return values
+
+
+class Links(_Strict):
+    shorteners: list[str] = Field(default_factory=list, description="Link shortener domains.")
+    http_allowed: list[str] = Field(
+        default_factory=list, description="Hosts whose plain http links are not flagged."
+    )
+
+
+class ComplianceConfig(_Strict):
+    rules: dict[RuleId, Rule] = Field(default_factory=dict)
+    code_names: list[Term] = Field(
+        default_factory=list, description="Institution code names (rule 'classified')."
+    )
+    embargoes: list[Embargo] = Field(default_factory=list)
+    personal_data: PersonalData = Field(default_factory=PersonalData)
+    links: Links = Field(default_factory=Links)
 
 
 def tightening_errors(
     base: ComplianceConfig, merged: ComplianceConfig
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """Places where an overlay lowered a severity set by the policy it extends."""
-    del base, merged
-    return []
-
-
-def _unused(_: Any) -> None:  # pragma: no cover
-    return None
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    for rule_id, rule in base.rules.items():
+        now = merged.rules.get(rule_id)
+        if now is None:
+            continue
+        for account in ("official", "personal"):
+            was, got = rule.severity.of(account), now.severity.of(account)
+            if got.rank < was.rank:
+                errors.append((
+                    ("rules", rule_id, "severity", account),
+                    f"lowers {was.value!r} to {got.value!r}: an institution may raise a "
+                    "rule's severity, never lower it",
+                ))
+    return errors

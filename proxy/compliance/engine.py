@@ -1,10 +1,183 @@
-"""The compliance engine (placeholder until the rules engine lands)."""
+"""The compliance engine: a draft in, findings out. Built once per policy load.
+
+Detectors, each cheap and independent:
+
+- lexicon terms of every rule, institution code names and embargoed terms, in one
+  automaton over the folded draft (``lexicon``); a rule's exception phrases ("classified
+  ads") cancel its terms inside them;
+- each rule's regular expressions, on the draft as typed;
+- ``personal-data`` identifiers (``identifiers``) and ``unsafe-link`` links (``links``);
+- context rules: attachments (``minors-consent``, ``copyright``), the time of day
+  (``working-hours``), the account (``official-account``).
+
+Findings of one rule never overlap (the longest wins); findings of different rules may.
+They are ordered by position; draft-wide findings (start == end == 0) come first.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from proxy.compliance.config import Rule, Severity
+from proxy.compliance.identifiers import Identifiers
+from proxy.compliance.lexicon import Entry, Lexicon
+from proxy.compliance.links import LinkChecker
+from proxy.compliance.model import CheckRequest, CheckResult, Finding
+from proxy.compliance.normalize import Utf16Index, fold_text
 from proxy.policy.model import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    rule: str
+    start: int
+    end: int
+    kind: str | None = None
+    ref: int = -1
 
 
 class Engine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        config = policy.compliance
+        self.rules: dict[str, Rule] = {str(k): v for k, v in config.rules.items()}
+        self.embargoes = config.embargoes
+        terms: list[tuple[str, Entry]] = []
+        for rule_id, rule in self.rules.items():
+            for items in rule.terms.values():
+                terms += [(term, Entry(rule_id)) for term in items]
+            for items in rule.exceptions.values():
+                terms += [(term, Entry(rule_id, "except")) for term in items]
+        if "classified" in self.rules:
+            terms += [(term, Entry("classified")) for term in config.code_names]
+        if "embargo" in self.rules:
+            for i, embargo in enumerate(config.embargoes):
+                terms += [(term, Entry("embargo", ref=i)) for term in embargo.terms]
+        self.lexicon = Lexicon(terms)
+        self.patterns = [
+            (rule_id, re.compile(p.regex, re.IGNORECASE if p.ignore_case else 0), p.kind)
+            for rule_id, rule in self.rules.items()
+            for p in rule.patterns
+        ]
+        self.identifiers = (
+            Identifiers(config.personal_data) if "personal-data" in self.rules else None
+        )
+        self.links = (
+            LinkChecker(config.links, policy.institution.domains)
+            if "unsafe-link" in self.rules
+            else None
+        )
+        self.tz = ZoneInfo(policy.institution.timezone)
+
+    def check(self, request: CheckRequest, policy_version: str) -> CheckResult:
+        raw = self._text_findings(request.text, request.at)
+        raw += self._context_findings(request)
+        findings = [self._finding(r, request) for r in _without_overlaps(raw)]
+        findings.sort(key=lambda f: (f.start, f.end, -f.severity.rank, f.rule))
+        verdict = max((f.severity for f in findings), key=lambda s: s.rank, default=None)
+        return CheckResult(
+            verdict=verdict.value if verdict else "ok", policy=policy_version, findings=findings
+        )
+
+    # --- detectors ------------------------------------------------------------------
+
+    def _text_findings(self, text: str, at: datetime) -> list[_Raw]:
+        if not text:
+            return []
+        out: list[_Raw] = []
+        folded = fold_text(text)
+        hits = self.lexicon.scan(folded.text)
+        shields: dict[str, list[tuple[int, int]]] = {}
+        for hit in hits:
+            if hit.entry.tag == "except":
+                shields.setdefault(hit.entry.rule, []).append((hit.start, hit.end))
+        for hit in hits:
+            entry = hit.entry
+            if entry.tag != "term":
+                continue
+            if any(a <= hit.start and hit.end <= b for a, b in shields.get(entry.rule, ())):
+                continue
+            if entry.ref >= 0 and at >= self.embargoes[entry.ref].until:
+                continue
+            start, end = folded.span(hit.start, hit.end)
+            out.append(_Raw(entry.rule, start, end, ref=entry.ref))
+        if not (self.patterns or self.identifiers or self.links):
+            return out
+        utf16 = Utf16Index(text)
+        for rule_id, regex, kind in self.patterns:
+            for m in regex.finditer(text):
+                group = 1 if regex.groups and m.start(1) >= 0 else 0
+                if m.end(group) > m.start(group):
+                    out.append(_Raw(rule_id, utf16(m.start(group)), utf16(m.end(group)), kind))
+        if self.identifiers is not None:
+            out += [
+                _Raw("personal-data", utf16(s.start), utf16(s.end), s.kind)
+                for s in self.identifiers.find(text)
+            ]
+        if self.links is not None:
+            out += [
+                _Raw("unsafe-link", utf16(s.start), utf16(s.end), s.kind)
+                for s in self.links.find(text)
+            ]
+        return out
+
+    def _context_findings(self, request: CheckRequest) -> list[_Raw]:
+        out: list[_Raw] = []
+        kinds = {a.kind for a in request.attachments}
+        if kinds & {"image", "video"}:
+            out.append(_Raw("minors-consent", 0, 0, "video" if "video" in kinds else "image"))
+        if kinds:
+            out.append(_Raw("copyright", 0, 0, "attachment"))
+        if request.account == "personal" and self.in_working_hours(request.at):
+            out.append(_Raw("working-hours", 0, 0))
+        if request.account == "official" and request.official_allowed is False:
+            out.append(_Raw("official-account", 0, 0))
+        return [r for r in out if r.rule in self.rules]
+
+    def in_working_hours(self, at: datetime) -> bool:
+        local = at.astimezone(self.tz)
+        clock = local.time().replace(tzinfo=None)
+        return any(
+            w.contains(local.weekday(), clock) for w in self.policy.institution.working_hours
+        )
+
+    # --- presentation -----------------------------------------------------------------
+
+    def _finding(self, raw: _Raw, request: CheckRequest) -> Finding:
+        lang = request.lang or "en"
+        rule = self.rules[raw.rule]
+        text = (rule.messages.get(raw.kind) if raw.kind else None) or rule.message
+        message = text.get(lang)
+        if raw.ref >= 0 and "{until}" in message:
+            until = self.embargoes[raw.ref].until.astimezone(self.tz)
+            message = message.replace("{until}", until.strftime("%Y-%m-%d %H:%M"))
+        guideline = self.policy.guidelines.get(rule.guideline or "")
+        return Finding(
+            rule=raw.rule,  # keys of ``rules`` are rule ids
+            severity=rule.severity.of(request.account),
+            start=raw.start,
+            end=raw.end,
+            message=message,
+            guideline=guideline.text.get(lang) if guideline else "",
+        )
+
+
+def _without_overlaps(raw: list[_Raw]) -> list[_Raw]:
+    """Per rule, drop findings that overlap a longer (or earlier) one of the same rule."""
+    kept: list[_Raw] = []
+    by_rule: dict[str, list[_Raw]] = {}
+    for r in sorted(raw, key=lambda r: (r.start, -(r.end - r.start))):
+        same = by_rule.setdefault(r.rule, [])
+        if r.end > r.start and any(r.start < k.end and k.start < r.end for k in same):
+            continue
+        if r.end == r.start and any(k.end == k.start for k in same):
+            continue
+        same.append(r)
+        kept.append(r)
+    return kept
+
+
+__all__ = ["Engine", "Severity"]
