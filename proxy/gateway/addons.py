@@ -17,6 +17,7 @@ from typing import Any
 
 from proxy.gateway.access import Access, GrantSource, _utcnow
 from proxy.gateway.identity import UserDirectory
+from proxy.gateway.metrics import GatewayMetrics
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
 
@@ -30,12 +31,12 @@ def make_addons(
     now: Callable[[], datetime] = _utcnow,
 ) -> list[object]:
     """The gateway's addons for one policy state, first to last."""
-    del settings  # reserved for the addons below that need it
     access = Access(state, directory=directory, grants=grants, now=now)
     chain: list[object] = [access]
     # --- later addons go here, after access (they see only allowed requests and read
     # flow.metadata["sargs.identity" | "sargs.platform" | "sargs.decision" | "sargs.lang"]):
     #   content-script injection (issue 3), outgoing-post checks (issue 3), ...
+    chain.append(GatewayMetrics.from_settings(settings))  # /metrics on its own port
     return chain
 
 
