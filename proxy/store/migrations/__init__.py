@@ -1,0 +1,1 @@
+"""Alembic migrations of the store, run in code by ``proxy.store.db.upgrade``."""
