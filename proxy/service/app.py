@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.runtime import PolicyState
-from proxy.service import deploy, keys
+from proxy.service import deploy, keys, metrics
 from proxy.service.errors import error_middleware
 from proxy.settings import ROOT, Settings
 
@@ -27,4 +27,5 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     app.add_routes(routes)
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
     deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
+    metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
     return app

@@ -32,8 +32,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(aiohttp_client, settings: Settings) -> TestClient:  # type: ignore[no-untyped-def]
-    return await aiohttp_client(create_app(settings))  # type: ignore[no-any-return]
+async def client(aiohttp_client, settings: Settings) -> TestClient:
+    return await aiohttp_client(create_app(settings))
 
 
 async def test_pac_sends_catalog_domains_through_the_gateways_in_order(client: TestClient) -> None:
@@ -122,7 +122,7 @@ async def test_ca_downloads_match_the_gateway_ca(client: TestClient, settings: S
     assert "PRIVATE KEY" not in (await pem.text())
 
 
-async def test_institution_ca_is_served_instead(tmp_path: Path, aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+async def test_institution_ca_is_served_instead(tmp_path: Path, aiohttp_client) -> None:
     own = make_ca(tmp_path / "institution")
     client = await aiohttp_client(create_app(Settings(var_dir=tmp_path / "var", ca_cert=own)))
     body = await (await client.get("/ca.pem")).read()
