@@ -1,0 +1,433 @@
+"""Local fake social-media sites whose compose boxes copy the real platforms' markup.
+
+``make_site_app(inject_script_url)`` returns an aiohttp app that serves every fake platform
+**by path, under any Host header** (so a gateway can map x.com, facebook.com, ... to this one
+server and tests open ``http://x.com/x`` through it):
+
+=============  =========================================  ===============================
+path           copies                                     posts to (catalog endpoint)
+=============  =========================================  ===============================
+``/x``         X compose box: Draft.js                    /i/api/graphql/abc/CreateTweet
+``/facebook``  Facebook composer: Lexical                 /api/graphql/ (form variables)
+``/linkedin``  LinkedIn share box: Quill                  /voyager/api/contentcreation/
+                                                          normShares
+``/mastodon``  Mastodon compose form: textarea            /api/v1/statuses
+``/reddit``    Reddit composer in an open shadow root     /api/submit (form text)
+``/youtube``   YouTube comment box                        /youtubei/v1/comment/
+                                                          create_comment
+``/spa``       single-page app: "Compose" mounts a        /xrpc/com.atproto.repo.
+               ProseMirror-like editor after a delay      createRecord
+               and pushState()s to ``/spa/compose``
+``/iframe``    editor in a same-origin iframe             /api/comment (form text)
+               (``/iframe/editor``)
+``/csp``       Lexical composer under a strict CSP:       /api/graphql/
+               script-src 'nonce-…' 'strict-dynamic'
+=============  =========================================  ===============================
+
+Every page has a ``#post`` button that sends the editor's text (``innerText`` or ``value``)
+in the platform's own body format and writes the answer into ``#result`` (the answer's
+``message`` when the request was refused, else "Posted"). Posting endpoints answer
+``{"ok": true, "id": N}`` and record what they received in ``app[RECEIVED]`` (also readable
+as JSON at ``GET /__sites/received``; ``DELETE`` clears it).
+
+With ``inject_script_url`` set, each page includes ``<script src=URL data-platform=ID>``
+itself (the service path). Query parameters ``backend``, ``lang``, ``account`` and
+``platform`` on a page become ``data-*`` attributes of that tag, and ``twice=1`` includes it
+twice. With ``None`` the pages carry no script: the gateway injects it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request that reached a fake posting endpoint."""
+
+    method: str
+    path: str
+    host: str
+    content_type: str
+    body: bytes = field(repr=False)
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "host": self.host,
+            "content_type": self.content_type,
+            "body": self.text(),
+        }
+
+
+RECEIVED = web.AppKey("sargs_sites_received", list[Received])
+SCRIPT_URL = web.AppKey("sargs_sites_script_url", str)
+
+# ---------------------------------------------------------------------------------------
+# Compose markup, one per platform. Each copies the real page's editor element.
+# ---------------------------------------------------------------------------------------
+
+# x.com/compose/post: Draft.js (class names and data-testid as on x.com). No whitespace
+# inside the editor: Draft.js renders none, and under white-space: pre-wrap it would be text.
+X_EDITOR = (
+    '<div class="DraftEditor-root"><div class="DraftEditor-editorContainer">'
+    '<div aria-label="Post text" aria-multiline="true" '
+    'class="notranslate public-DraftEditor-content" contenteditable="true" role="textbox" '
+    'spellcheck="true" tabindex="0" data-testid="tweetTextarea_0" style="outline: none; '
+    'user-select: text; white-space: pre-wrap; overflow-wrap: break-word;">'
+    '<div data-contents="true">'
+    '<div class="" data-block="true" data-editor="c1" data-offset-key="k-0-0">'
+    '<div data-offset-key="k-0-0" '
+    'class="public-DraftStyleDefault-block public-DraftStyleDefault-ltr">'
+    '<span data-offset-key="k-0-0"><br data-text="true"></span>'
+    "</div></div></div></div></div></div>"
+)
+
+# facebook.com "Create post": Lexical.
+FB_EDITOR = (
+    '<div class="composer">'
+    '<div aria-label="What\'s on your mind?" contenteditable="true" role="textbox" '
+    'spellcheck="true" tabindex="0" data-lexical-editor="true" '
+    'style="user-select: text; white-space: pre-wrap; word-break: break-word;">'
+    '<p class="xdj266r" dir="auto"><br></p></div></div>'
+)
+
+# linkedin.com "Start a post": Quill.
+LI_EDITOR = """
+<div class="ql-container ql-snow">
+  <div class="ql-editor ql-blank" data-gramm="false" contenteditable="true" role="textbox"
+       aria-multiline="true" aria-label="Text editor for creating content"
+       data-placeholder="What do you want to talk about?"><p><br></p></div>
+  <div class="ql-clipboard" contenteditable="true" tabindex="-1"></div>
+</div>"""
+
+# Mastodon web UI compose form.
+MASTODON_EDITOR = """
+<form class="compose-form">
+  <div class="autosuggest-textarea">
+    <label><span style="display: none">What's on your mind?</span>
+    <textarea class="autosuggest-textarea__textarea" placeholder="What's on your mind?"
+              dir="auto" aria-autocomplete="list" rows="5" cols="50"
+              style="font: 16px/1.4 sans-serif"></textarea></label>
+  </div>
+  <input type="search" id="search" placeholder="Search">
+  <input type="password" id="password" autocomplete="current-password">
+  <textarea id="readonly-note" readonly>Read-only note</textarea>
+  <textarea id="disabled-note" disabled></textarea>
+  <textarea id="hidden-note" style="display: none"></textarea>
+</form>"""
+
+# youtube.com comment box (ytd-commentbox > yt-formatted-string > #contenteditable-root).
+YT_EDITOR = """
+<ytd-commentbox id="commentbox">
+  <yt-formatted-string id="contenteditable-textarea" class="style-scope ytd-commentbox">
+    <div id="contenteditable-root" contenteditable="true" dir="auto"
+         class="style-scope yt-formatted-string" aria-label="Add a comment..."></div>
+  </yt-formatted-string>
+</ytd-commentbox>"""
+
+# reddit.com: the composer lives in the open shadow root of a custom element.
+REDDIT_EDITOR = """
+<shreddit-composer id="composer"></shreddit-composer>"""
+
+REDDIT_SCRIPT = """
+customElements.define('shreddit-composer', class extends HTMLElement {
+  constructor() {
+    super();
+    const root = this.attachShadow({mode: 'open'});
+    root.innerHTML = '<div class="rte"><div contenteditable="true" role="textbox" ' +
+      'aria-label="Post body" aria-multiline="true" name="body" ' +
+      'style="min-height: 80px; white-space: pre-wrap"><p><br></p></div></div>';
+  }
+  get editor() { return this.shadowRoot.querySelector('[role=textbox]'); }
+});
+"""
+
+SPA_SCRIPT = """
+document.getElementById('compose').addEventListener('click', () => {
+  history.pushState({}, '', '/spa/compose');
+  setTimeout(() => {
+    const div = document.createElement('div');
+    div.id = 'composer';
+    div.innerHTML = '<div class="ProseMirror" contenteditable="true" role="textbox" ' +
+      'translate="no" style="white-space: pre-wrap; min-height: 80px"><p><br></p></div>';
+    document.getElementById('app').appendChild(div);
+  }, 400);
+});
+"""
+
+IFRAME_EDITOR = """<iframe id="frame" src="/iframe/editor" title="Comment"
+  style="width: 640px; height: 220px; border: 1px solid #999"></iframe>"""
+
+IFRAME_INNER = """
+<div id="editor" contenteditable="true" role="textbox" aria-label="Comment"
+     style="min-height: 80px; border: 1px solid #ccc; white-space: pre-wrap"><p><br></p></div>"""
+
+POST_SCRIPT = """
+(() => {
+  const cfg = %(cfg)s;
+  const doc = () => cfg.frame ? document.getElementById('frame').contentDocument : document;
+  const editor = () => {
+    if (cfg.shadowHost) {
+      return document.querySelector(cfg.shadowHost).shadowRoot.querySelector(cfg.editor);
+    }
+    return doc().querySelector(cfg.editor);
+  };
+  const text = () => { const e = editor(); return e.value !== undefined ? e.value : e.innerText; };
+  const body = (t) => {
+    const v = JSON.parse(JSON.stringify(cfg.body).split('"__TEXT__"').join(JSON.stringify(t)));
+    if (cfg.form) {
+      const f = new URLSearchParams();
+      for (const [k, val] of Object.entries(v)) {
+        f.set(k, typeof val === 'string' ? val : JSON.stringify(val));
+      }
+      return {body: f.toString(), type: 'application/x-www-form-urlencoded'};
+    }
+    return {body: JSON.stringify(v), type: 'application/json'};
+  };
+  document.getElementById('post').addEventListener('click', async () => {
+    const out = document.getElementById('result');
+    const b = body(text());
+    try {
+      const r = await fetch(cfg.endpoint,
+        {method: 'POST', headers: {'Content-Type': b.type}, body: b.body});
+      let data = {};
+      try { data = await r.json(); } catch (e) { data = {}; }
+      out.textContent = r.ok ? 'Posted' : (data.message || ('Refused: ' + r.status));
+      out.dataset.status = String(r.status);
+    } catch (e) {
+      out.textContent = 'Network error';
+      out.dataset.status = '0';
+    }
+  });
+})();
+"""
+
+
+@dataclass(frozen=True)
+class Page:
+    platform: str
+    title: str
+    markup: str
+    editor: str  # selector of the element whose text is posted
+    endpoint: str
+    body: dict[str, Any]
+    form: bool = False
+    script: str = ""
+    shadow_host: str = ""
+    frame: bool = False
+    csp: bool = False
+
+
+PAGES: dict[str, Page] = {
+    "x": Page(
+        "x",
+        "X",
+        X_EDITOR,
+        "[data-testid=tweetTextarea_0]",
+        "/i/api/graphql/abc/CreateTweet",
+        {"variables": {"tweet_text": "__TEXT__"}, "queryId": "abc"},
+    ),
+    "facebook": Page(
+        "facebook",
+        "Facebook",
+        FB_EDITOR,
+        "[data-lexical-editor]",
+        "/api/graphql/",
+        {"variables": {"input": {"message": {"text": "__TEXT__"}}}, "doc_id": "1"},
+        form=True,
+    ),
+    "linkedin": Page(
+        "linkedin",
+        "LinkedIn",
+        LI_EDITOR,
+        ".ql-editor",
+        "/voyager/api/contentcreation/normShares",
+        {"commentaryV2": {"text": "__TEXT__"}, "visibility": "ANYONE"},
+    ),
+    "mastodon": Page(
+        "mastodon",
+        "Mastodon",
+        MASTODON_EDITOR,
+        "textarea.autosuggest-textarea__textarea",
+        "/api/v1/statuses",
+        {"status": "__TEXT__", "visibility": "public"},
+    ),
+    "reddit": Page(
+        "reddit",
+        "Reddit",
+        REDDIT_EDITOR,
+        "[role=textbox]",
+        "/api/submit",
+        {"text": "__TEXT__", "kind": "self"},
+        form=True,
+        script=REDDIT_SCRIPT,
+        shadow_host="shreddit-composer",
+    ),
+    "youtube": Page(
+        "youtube",
+        "YouTube",
+        YT_EDITOR,
+        "#contenteditable-root",
+        "/youtubei/v1/comment/create_comment",
+        {"commentText": "__TEXT__"},
+    ),
+    "spa": Page(
+        "bluesky",
+        "SPA",
+        '<div id="app"><button id="compose" type="button">Compose</button></div>',
+        ".ProseMirror",
+        "/xrpc/com.atproto.repo.createRecord",
+        {"record": {"text": "__TEXT__"}},
+        script=SPA_SCRIPT,
+    ),
+    "iframe": Page(
+        "reddit",
+        "Iframe",
+        IFRAME_EDITOR,
+        "#editor",
+        "/api/comment",
+        {"text": "__TEXT__"},
+        form=True,
+        frame=True,
+    ),
+    "csp": Page(
+        "facebook",
+        "Strict CSP",
+        FB_EDITOR,
+        "[data-lexical-editor]",
+        "/api/graphql/",
+        {"variables": {"input": {"message": {"text": "__TEXT__"}}}, "doc_id": "1"},
+        form=True,
+        csp=True,
+    ),
+}
+"""Page name (its path) -> what it copies."""
+
+TAG_PARAMS = ("backend", "lang", "account", "platform")
+
+
+def _script_tag(request: web.Request, page: Page, nonce: str) -> str:
+    url = request.app[SCRIPT_URL]
+    if not url:
+        return ""
+    attrs = {"src": url, "nonce": nonce, "data-platform": page.platform}
+    for name in TAG_PARAMS:
+        if name in request.query:
+            attrs[f"data-{name}"] = request.query[name]
+    tag = "<script " + " ".join(f'{k}="{html.escape(v)}"' for k, v in attrs.items()) + "></script>"
+    return tag * (2 if request.query.get("twice") == "1" else 1)
+
+
+def _document(title: str, head: str, body: str, nonce: str, scripts: str = "") -> str:
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} (Sargs test site)</title>
+<style nonce="{nonce}">body {{ font: 16px/1.5 sans-serif; margin: 24px; }}
+[contenteditable] {{ border: 1px solid #999; min-height: 60px; padding: 8px; width: 560px; }}
+textarea {{ width: 560px; }}</style>
+{head}</head><body>
+<main>
+<h1>{html.escape(title)}</h1>
+{body}
+<p><button id="post" type="button">Post</button> <output id="result"></output></p>
+</main>
+{scripts}
+</body></html>"""
+
+
+async def page_handler(request: web.Request) -> web.Response:
+    return _render(request, request.match_info["name"])
+
+
+def _render(request: web.Request, name: str) -> web.Response:
+    page = PAGES.get(name)
+    if page is None:
+        raise web.HTTPNotFound()
+    nonce = secrets.token_urlsafe(16)
+    cfg = {
+        "editor": page.editor,
+        "endpoint": page.endpoint,
+        "body": page.body,
+        "form": page.form,
+        "frame": page.frame,
+        "shadowHost": page.shadow_host,
+    }
+    scripts = ""
+    if page.script:
+        scripts += f'<script nonce="{nonce}">{page.script}</script>\n'
+    scripts += f'<script nonce="{nonce}">{POST_SCRIPT % {"cfg": json.dumps(cfg)}}</script>'
+    doc = _document(page.title, _script_tag(request, page, nonce), page.markup, nonce, scripts)
+    headers = {"Cache-Control": "no-store"}
+    if page.csp:
+        headers["Content-Security-Policy"] = (
+            f"script-src 'nonce-{nonce}' 'strict-dynamic'; object-src 'none'; base-uri 'none'; "
+            f"style-src 'self' 'nonce-{nonce}'"
+        )
+    return web.Response(text=doc, content_type="text/html", headers=headers)
+
+
+async def iframe_inner(request: web.Request) -> web.Response:
+    nonce = secrets.token_urlsafe(16)
+    doc = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Editor</title>
+<style nonce="{nonce}">body {{ font: 16px/1.5 sans-serif; margin: 8px; }}</style></head>
+<body>{IFRAME_INNER}</body></html>"""
+    return web.Response(text=doc, content_type="text/html")
+
+
+async def index(request: web.Request) -> web.Response:
+    links = "".join(f'<li><a href="/{n}">{html.escape(p.title)}</a></li>' for n, p in PAGES.items())
+    nonce = secrets.token_urlsafe(16)
+    return web.Response(
+        text=_document("Sargs test sites", "", f"<ul>{links}</ul>", nonce), content_type="text/html"
+    )
+
+
+async def record(request: web.Request) -> web.Response:
+    body = await request.read()
+    received = request.app[RECEIVED]
+    received.append(
+        Received(request.method, request.path, request.host, request.content_type, body)
+    )
+    return web.json_response({"ok": True, "id": len(received)})
+
+
+async def received_list(request: web.Request) -> web.Response:
+    return web.json_response([r.as_json() for r in request.app[RECEIVED]])
+
+
+async def received_clear(request: web.Request) -> web.Response:
+    request.app[RECEIVED].clear()
+    return web.json_response({"ok": True})
+
+
+POSTING_PATHS = sorted({p.endpoint for p in PAGES.values()} | {"/api/v1/statuses"})
+
+
+def make_site_app(inject_script_url: str | None) -> web.Application:
+    """The fake platforms; ``inject_script_url`` is the compose guard's URL, or None."""
+    app = web.Application()
+    app[RECEIVED] = []
+    app[SCRIPT_URL] = inject_script_url or ""
+    app.router.add_get("/", index)
+    app.router.add_get("/__sites/received", received_list)
+    app.router.add_delete("/__sites/received", received_clear)
+    app.router.add_get("/iframe/editor", iframe_inner)
+    for path in POSTING_PATHS:
+        app.router.add_post(path, record)
+    app.router.add_get("/{name}", page_handler)
+    app.router.add_get("/spa/compose", _spa_compose)
+    return app
+
+
+async def _spa_compose(request: web.Request) -> web.Response:
+    return _render(request, "spa")  # a reload after pushState lands on the same app
