@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         default=SecretStr(""),
         description="Signs session cookies; empty: generated once into VAR_DIR/secret.key.",
     )
+    request_lapse_hours: float = Field(
+        default=72, gt=0,
+        description="Pending access requests nobody decided lapse after this many hours.",
+    )
+    session_hours: float = Field(
+        default=8, gt=0, description="Service login sessions end after this many hours."
+    )
     max_body_bytes: int = Field(default=64 * 1024, description="Largest API request body.")
     # Notifications
     smtp_host: str = Field(default="", description="SMTP server for e-mail; empty: no e-mail.")

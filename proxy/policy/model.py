@@ -282,6 +282,25 @@ class Deny(Strict):
     reason: LocalizedText
 
 
+class ApprovalRule(Strict):
+    """Who may approve which temporary-access requests (the service's approver pages).
+
+    A rule applies to a request when the requester holds one of ``roles``, the request is
+    for one of ``platforms`` and the requester is in one of ``departments`` (an empty list
+    matches anything). Nobody approves their own request, whatever the rules say.
+    """
+
+    approvers: list[str] = Field(
+        min_length=1,
+        description="User names, or role ids prefixed 'role:' (role:approver, role:head).",
+    )
+    roles: list[str] = Field(default_factory=list, description="Requesters' roles; empty: any.")
+    platforms: list[str] = Field(default_factory=list, description="Platforms; empty: any.")
+    departments: list[str] = Field(
+        default_factory=list, description="Requesters' departments; empty: any."
+    )
+
+
 class Guideline(Strict):
     title: LocalizedText
     text: LocalizedText
@@ -299,6 +318,10 @@ class Policy(Strict):
     roles: dict[str, Role] = Field(default_factory=dict)
     deny: list[Deny] = Field(default_factory=list)
     compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
+    approvals: list[ApprovalRule] = Field(
+        default_factory=list,
+        description="Who approves temporary access; empty: any user with the approver role.",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -322,6 +345,11 @@ class Policy(Strict):
                             ("platforms", platform_id, kind, j),
                             f"{domain!r} already belongs to platform {owner[domain]!r}",
                         )
+        for i, rule in enumerate(self.approvals):
+            for j, platform_id in enumerate(rule.platforms):
+                if platform_id not in known:
+                    raise _RefError(("approvals", i, "platforms", j),
+                                    f"unknown platform {platform_id!r}")
         for i, ip_range in enumerate(self.identity.ip_ranges):
             for j, role_id in enumerate(ip_range.roles):
                 if role_id not in self.roles:
