@@ -332,11 +332,9 @@ def _options_error(message: str) -> Exception:
 
 
 def _store_directory(url: str) -> UserDirectory:
+    from proxy.store import StoreError, open_store
+
     try:
-        from proxy import store
-    except ImportError as exc:  # pragma: no cover - the store is part of the package
-        raise _options_error(f"sargs_database: no store available ({exc})") from None
-    open_store = getattr(store, "open_store", None)
-    if open_store is None:
-        raise _options_error("sargs_database: this build has no user store yet")
-    return StoreDirectory(open_store(url))
+        return StoreDirectory(open_store(url))
+    except (StoreError, ValueError, OSError) as exc:
+        raise _options_error(f"sargs_database: cannot open {url!r}: {exc}") from None

@@ -68,17 +68,22 @@ class MemoryDirectory:
 
 
 class StoreDirectory:
-    """The store's users (argon2 hashes) as a ``UserDirectory``.
+    """The store's users (argon2 hashes, ``sargs user …``) as a ``UserDirectory``.
 
-    ``store`` is anything with ``verify_password(name, password) -> User | None`` where
-    ``User`` has ``.roles`` (``proxy.store``'s store object).
+    ``verify`` defaults to ``proxy.store.users.verify_password(store, name, password)``,
+    which returns a ``User`` (with ``.roles``) or None.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, verify: Callable[[Any, str, str], Any] | None = None) -> None:
+        if verify is None:
+            from proxy.store.users import verify_password
+
+            verify = verify_password
         self.store = store
+        self._verify = verify
 
     def verify(self, name: str, password: str) -> frozenset[str] | None:
-        user = self.store.verify_password(name, password)
+        user = self._verify(self.store, name, password)
         if user is None:
             return None
         return frozenset(user.roles)

@@ -1,0 +1,175 @@
+"""The access addon's hooks without sockets (mitmproxy's taddons/tflow), and its parsers."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.test import taddons, tflow, tutils
+
+from proxy.gateway.access import Access, classify, wants_html
+from proxy.gateway.identity import MemoryDirectory
+from proxy.policy.catalog import HostKind
+from proxy.policy.decide import Decision, RequestKind, Subject
+from proxy.runtime import PolicyState
+from tests.support.gateway import EXAMPLE_POLICY, copy_policy
+
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday 10:00 in Riga
+
+
+@pytest.mark.parametrize(
+    ("method", "accept", "dest", "xrw", "html"),
+    [
+        ("GET", "text/html,application/xhtml+xml", "", "", True),
+        ("GET", "text/html", "document", "", True),
+        ("GET", "text/html", "iframe", "", True),
+        ("GET", "*/*", "empty", "", False),
+        ("GET", "text/html", "empty", "", False),  # fetch() asking for HTML is still XHR
+        ("GET", "application/json", "", "", False),
+        ("GET", "text/html", "", "XMLHttpRequest", False),
+        ("POST", "text/html", "", "", True),  # a form post navigation
+        ("PUT", "text/html", "", "", False),
+        ("GET", "image/avif,image/*", "image", "", False),
+    ],
+)
+def test_wants_html(method: str, accept: str, dest: str, xrw: str, html: bool) -> None:
+    assert wants_html(method, accept, dest, xrw) is html
+
+
+@pytest.mark.parametrize(
+    ("host_kind", "posting", "html", "kind"),
+    [
+        (HostKind.media, False, True, RequestKind.media),
+        (HostKind.media, True, False, RequestKind.media),
+        (HostKind.site, True, False, RequestKind.post),
+        (HostKind.site, True, True, RequestKind.post),
+        (HostKind.site, False, True, RequestKind.page),
+        (HostKind.site, False, False, RequestKind.api),
+    ],
+)
+def test_classify(host_kind: HostKind, posting: bool, html: bool, kind: RequestKind) -> None:
+    assert classify(host_kind, posting, html) is kind
+
+
+def login(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.fixture
+def access() -> Access:
+    directory = MemoryDirectory({"eve": ("pw", ["intern"]), "carl": ("pw", ["communicator"])})
+    return Access(PolicyState(EXAMPLE_POLICY), directory=directory, now=lambda: NOW)
+
+
+def flow_for(host: str, path: str = "/", method: str = "GET", user: str | None = "eve",
+             accept: str = "text/html") -> tflow.HTTPFlow:
+    f = tflow.tflow(req=tutils.treq(host=host, port=443, scheme=b"https", path=path.encode(),
+                                    method=method.encode(), headers=[]))
+    f.request.headers["Host"] = host
+    f.request.headers["Accept"] = accept
+    if user:
+        f.request.headers["Proxy-Authorization"] = login(user, "pw")
+    return f
+
+
+async def test_allowed_request_leaves_metadata_for_later_addons(access: Access) -> None:
+    with taddons.context(access):
+        f = flow_for("www.linkedin.com", user="eve")
+        await access.requestheaders(f)
+        assert f.response is None
+        assert f.metadata["sargs.platform"] == "linkedin"
+        assert isinstance(f.metadata["sargs.decision"], Decision)
+        assert f.metadata["sargs.decision"].allowed
+        assert f.metadata["sargs.identity"] == Subject("eve", frozenset({"intern"}), "basic")
+        assert f.metadata["sargs.lang"] == "en"
+        assert "Proxy-Authorization" not in f.request.headers
+
+
+async def test_blocked_page_gets_403_html(access: Access) -> None:
+    with taddons.context(access):
+        f = flow_for("x.com")
+        await access.requestheaders(f)
+        assert f.response is not None
+        assert f.response.status_code == 403
+        assert f.response.headers["Content-Type"].startswith("text/html")
+
+
+async def test_flows_already_answered_are_skipped(access: Access) -> None:
+    with taddons.context(access):
+        f = flow_for("x.com")
+        f.response = tutils.tresp()
+        await access.requestheaders(f)
+        assert f.response.status_code == 200
+        assert "sargs.decision" not in f.metadata
+
+
+async def test_non_catalog_hosts_pass_without_identity(access: Access) -> None:
+    with taddons.context(access):
+        f = flow_for("example.org", user=None)
+        await access.requestheaders(f)
+        assert f.response is None
+        assert "sargs.decision" not in f.metadata
+
+
+async def test_connect_to_catalog_host_asks_for_login(access: Access) -> None:
+    with taddons.context(access):
+        f = flow_for("x.com", user=None)
+        f.request.method = "CONNECT"
+        await access.http_connect(f)
+        assert f.response is not None
+        assert f.response.status_code == 407
+        assert f.response.headers["Proxy-Authenticate"].startswith(
+            'Basic realm="Sargs (Example Ministry)"'
+        )
+        other = flow_for("example.org", user=None)
+        other.request.method = "CONNECT"
+        await access.http_connect(other)
+        assert other.response is None
+
+
+@pytest.mark.parametrize(
+    ("sni", "address", "ignored"),
+    [
+        ("x.com", ("x.com", 443), False),
+        ("www.facebook.com", ("157.240.0.35", 443), False),
+        (None, ("pbs.twimg.com", 443), False),
+        ("example.org", ("example.org", 443), True),
+        (None, ("127.0.0.1", 8443), True),
+    ],
+)
+def test_tls_is_intercepted_only_for_catalog_hosts(
+    access: Access, sni: str | None, address: tuple[str, int], ignored: bool
+) -> None:
+    data = SimpleNamespace(
+        ignore_connection=False,
+        client_hello=SimpleNamespace(sni=sni),
+        context=SimpleNamespace(server=SimpleNamespace(address=address)),
+    )
+    with taddons.context(access):
+        access.tls_clienthello(data)  # type: ignore[arg-type]
+    assert data.ignore_connection is ignored
+
+
+def test_configure_rejects_a_bad_policy_naming_file_and_line(tmp_path: Path) -> None:
+    directory = copy_policy(tmp_path)
+    roles = directory / "roles.yaml"
+    roles.write_text(roles.read_text().replace("tiktok: block", "tiktok: alow", 1))
+    access = Access()
+    with taddons.context(access) as tctx, pytest.raises(exceptions.OptionsError) as info:
+        tctx.configure(access, sargs_policy=str(directory))
+    assert "roles.yaml:" in str(info.value)
+    assert "'alow' is not one of" in str(info.value)
+
+
+def test_configure_options(access: Access) -> None:
+    with taddons.context(access) as tctx:
+        tctx.configure(access, sargs_service_url="https://sargs.example.gov.lv/")
+        assert access.service_url == "https://sargs.example.gov.lv"
+        with pytest.raises(exceptions.OptionsError):
+            tctx.configure(access, sargs_service_url="ftp://x")
+        with pytest.raises(exceptions.OptionsError):
+            tctx.configure(access, sargs_reload_interval=0)
