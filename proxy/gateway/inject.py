@@ -1,0 +1,442 @@
+"""Content-script injection into allowed platform pages, and the reserved ``/__sargs/`` path.
+
+What it does (docs/injection.md explains why):
+
+- On an allowed platform page load (``sargs.kind`` is ``page``: a navigation, not a fetch of
+  an HTML fragment) answered 2xx with ``text/html``, it inserts one tag right after
+  ``<head>`` (after ``<html>`` or the doctype when there is no head)::
+
+      <script src="/__sargs/static/compose-guard.js" data-backend="/__sargs/"
+              data-platform="x" data-lang="lv" data-account="personal" defer></script>
+
+  and adjusts the page's Content-Security-Policy (headers and ``<meta http-equiv>``) with
+  :mod:`proxy.gateway.csp` so the script runs and nothing else is loosened; the tag
+  carries the page's own nonce when the policy uses one. Bodies are decoded and encoded
+  again through mitmproxy (gzip, br, deflate, zstd), charsets are kept byte for byte, and
+  Content-Length follows.
+- Everything else of an allowed platform (video, images, scripts, JSON, and pages larger
+  than ``sargs_inject_max_bytes``) is streamed through, never buffered.
+- The reserved path on the platform's own host is answered by the gateway and never
+  reaches the platform: ``GET /__sargs/static/compose-guard.js`` serves
+  ``extension/compose-guard.js`` (reloaded when it changes, with an ETag), and
+  ``POST /__sargs/api/v1/check`` is checked in-process with the policy's engine (the
+  same engine the service runs; the gateway knows the user's roles, so it sets
+  ``official_allowed`` itself, and checks keep working when the service is away).
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import html
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from mitmproxy import ctx, http
+from mitmproxy.net.http.headers import infer_content_encoding
+from pydantic import ValidationError
+
+from proxy.compliance.model import CheckRequest
+from proxy.gateway import csp
+from proxy.gateway.posts import official_allowed
+from proxy.policy.decide import Decision, RequestKind, Subject
+from proxy.runtime import Compiled
+from proxy.settings import ROOT
+
+log = logging.getLogger("sargs.inject")
+
+RESERVED = "/__sargs/"
+SCRIPT_PATH = csp.SCRIPT_PATH
+CHECK_PATH = "/__sargs/api/v1/check"
+DEFAULT_SCRIPT = ROOT / "extension" / "compose-guard.js"
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+GENERATED = "sargs.generated"
+"""``flow.metadata`` key set on responses a Sargs addon made (never injected, never streamed)."""
+
+# --- pure HTML rewriting ----------------------------------------------------------------------
+
+_HEAD = re.compile(r"<head(?:\s[^>]*)?>", re.IGNORECASE)
+_HTML = re.compile(r"<html(?:\s[^>]*)?>", re.IGNORECASE)
+_BODY = re.compile(r"<body[\s>]", re.IGNORECASE)
+_PROLOGUE = re.compile(
+    r"(?:\ufeff|\xef\xbb\xbf|\s+|<!--.*?-->|<!doctype[^>]*>|<\?xml[^>]*\?>)*",
+    re.IGNORECASE | re.DOTALL,
+)
+_META = re.compile(r"<meta\s[^>]*>", re.IGNORECASE)
+_ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>"']+))?""")
+
+
+class Rewritten(NamedTuple):
+    html: str
+    headers: list[str]
+    """The Content-Security-Policy header values, adjusted (same count and order)."""
+    nonce: str | None
+
+
+def insertion_point(document: str) -> int:
+    """Where our tag goes: after ``<head>``, else after ``<html>``, else after the prologue.
+
+    Never before the doctype (that would switch the page to quirks mode).
+    """
+    start = _PROLOGUE.match(document)
+    offset = start.end() if start else 0
+    body = _BODY.search(document, offset)
+    limit = body.start() if body else len(document)
+    for pattern in (_HEAD, _HTML):
+        found = pattern.search(document, offset, limit)
+        if found:
+            return found.end()
+    return offset
+
+
+def _attributes(tag: str) -> list[tuple[str, str, tuple[int, int] | None]]:
+    """(name, value, span of the value incl. quotes) of an HTML start tag's attributes."""
+    out: list[tuple[str, str, tuple[int, int] | None]] = []
+    inner_start = tag.find(" ")
+    for m in _ATTR.finditer(tag, inner_start if inner_start > 0 else 0):
+        name = m.group(1).lower()
+        raw = m.group(2)
+        if raw is None:
+            out.append((name, "", None))
+            continue
+        value = raw[1:-1] if raw[:1] in "\"'" else raw
+        out.append((name, html.unescape(value), m.span(2)))
+    return out
+
+
+class MetaPolicy(NamedTuple):
+    start: int
+    end: int
+    tag: str
+    content: str
+    span: tuple[int, int]
+    """Span of the content attribute's value inside ``tag``."""
+
+
+def meta_policies(document: str) -> list[MetaPolicy]:
+    """Enforced ``<meta http-equiv="Content-Security-Policy">`` tags before ``<body>``."""
+    body = _BODY.search(document)
+    limit = body.start() if body else len(document)
+    out = []
+    for m in _META.finditer(document, 0, limit):
+        attrs = _attributes(m.group(0))
+        names = {name: (value, span) for name, value, span in reversed(attrs)}
+        equiv = names.get("http-equiv", ("", None))[0].strip().lower()
+        content, span = names.get("content", ("", None))
+        if equiv == "content-security-policy" and span is not None:
+            out.append(MetaPolicy(m.start(), m.end(), m.group(0), content, span))
+    return out
+
+
+def script_tag(attrs: dict[str, str], nonce: str | None) -> str:
+    parts = [f'src="{SCRIPT_PATH}"']
+    parts += [f'{name}="{html.escape(value, quote=True)}"' for name, value in attrs.items()]
+    if nonce is not None:
+        parts.append(f'nonce="{html.escape(nonce, quote=True)}"')
+    return f"<script {' '.join(parts)} defer></script>"
+
+
+def rewrite(
+    document: str, header_values: list[str], origin: csp.Origin, attrs: dict[str, str]
+) -> Rewritten:
+    """Insert our tag and adjust every enforced CSP of the page (headers and meta tags)."""
+    header_policies = [csp.split_header(value) for value in header_values]
+    metas = meta_policies(document)
+    texts = [text for policies in header_policies for text in policies]
+    texts += [meta.content for meta in metas]
+    result = csp.adjust(texts, origin)
+    adjusted = iter(result.policies)
+    headers = []
+    for policies, original in zip(header_policies, header_values, strict=True):
+        new = [next(adjusted) for _ in policies]
+        headers.append(original if new == policies else ", ".join(new))
+    pieces: list[str] = []
+    cursor = 0
+    for meta in metas:
+        text = next(adjusted)
+        if text == meta.content:
+            continue
+        a, b = meta.span
+        tag = f'{meta.tag[:a]}"{html.escape(text, quote=True)}"{meta.tag[b:]}'
+        pieces += [document[cursor:meta.start], tag]
+        cursor = meta.end
+    pieces.append(document[cursor:])
+    document = "".join(pieces)
+    at = insertion_point(document)
+    tag = script_tag(attrs, result.nonce)
+    return Rewritten(document[:at] + tag + document[at:], headers, result.nonce)
+
+
+def _ascii_compatible(charset: str) -> bool:
+    try:
+        codec = codecs.lookup(charset)
+        return codec.encode("<head>")[0] == b"<head>" and codec.decode(b"<head>")[0] == "<head>"
+    except (LookupError, UnicodeError, ValueError):
+        return True  # unknown: treat as bytes (latin-1 view keeps them exactly)
+
+
+def decode_html(content: bytes, content_type: str) -> tuple[str, str | None]:
+    """The document as text and the codec to encode it back (``None``: latin-1 view).
+
+    ASCII-compatible charsets (UTF-8, ISO-8859-*, windows-125x …) are viewed as latin-1,
+    which maps every byte to one character and back: the page's bytes are kept exactly,
+    even invalid ones, and our ASCII-only tag lands in the right place.
+    """
+    charset = infer_content_encoding(content_type, content)
+    if _ascii_compatible(charset):
+        return content.decode("latin-1"), None
+    return content.decode(charset, "replace"), charset
+
+
+def encode_html(document: str, codec: str | None) -> bytes:
+    return document.encode(codec or "latin-1")
+
+
+# --- the script file --------------------------------------------------------------------------
+
+
+@dataclass
+class ScriptFile:
+    """The content script, read once and read again when the file changes."""
+
+    path: Path
+    _stamp: tuple[float, int] | None = None
+    body: bytes = b""
+    etag: str = ""
+
+    def get(self) -> tuple[bytes, str] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        stamp = (st.st_mtime, st.st_size)
+        if stamp != self._stamp:
+            try:
+                self.body = self.path.read_bytes()
+            except OSError:
+                return None
+            self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+            self._stamp = stamp
+        return self.body, self.etag
+
+
+# --- the addon --------------------------------------------------------------------------------
+
+
+def _json(status: int, payload: dict[str, Any], **headers: str) -> http.Response:
+    return http.Response.make(
+        status,
+        json.dumps(payload, ensure_ascii=False).encode(),
+        {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
+         **headers},
+    )
+
+
+def page_origin(flow: http.HTTPFlow) -> csp.Origin:
+    """The page's origin as the browser sees it (not where the gateway sends the request)."""
+    request = flow.request
+    scheme = "https" if flow.client_conn.tls_established else request.scheme
+    authority = request.host_header or request.authority or request.host
+    host, _, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+    if not host:
+        host, port = authority, ""
+    return csp.Origin.of(scheme, host, int(port) if port.isdigit() else None)
+
+
+class Inject:
+    """Injects the content script and answers ``/__sargs/`` on platform hosts."""
+
+    def __init__(
+        self,
+        compiled: Callable[[], Compiled],
+        *,
+        script: Path = DEFAULT_SCRIPT,
+        max_body_bytes: int = 64 * 1024,
+    ) -> None:
+        self.compiled = compiled
+        self.script = ScriptFile(script)
+        self.max_body_bytes = max_body_bytes
+        self.enabled = True
+        self.max_bytes = DEFAULT_MAX_BYTES
+
+    def load(self, loader: Any) -> None:
+        loader.add_option(
+            "sargs_inject", bool, True,
+            "Inject the Sargs content script into allowed platform pages.",
+        )
+        loader.add_option(
+            "sargs_inject_max_bytes", int, DEFAULT_MAX_BYTES,
+            "Pages larger than this (bytes, as sent) are streamed without injection.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "sargs_inject" in updated:
+            self.enabled = bool(ctx.options.sargs_inject)
+        if "sargs_inject_max_bytes" in updated:
+            value = int(ctx.options.sargs_inject_max_bytes)
+            if value <= 0:
+                from mitmproxy import exceptions
+
+                raise exceptions.OptionsError(  # type: ignore[no-untyped-call]
+                    "sargs_inject_max_bytes must be positive"
+                )
+            self.max_bytes = value
+
+    # -- the reserved path -------------------------------------------------------------------
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        if not flow.request.path.startswith(RESERVED):
+            return
+        if "sargs.platform" not in flow.metadata:
+            return  # not a platform host (the access addon marks every one it lets through)
+        flow.metadata[GENERATED] = "inject"
+        path = flow.request.path.split("?", 1)[0]
+        method = flow.request.method
+        if path == SCRIPT_PATH and method in ("GET", "HEAD"):
+            flow.response = self._serve_script(flow)
+        elif path == CHECK_PATH and method == "OPTIONS":
+            flow.response = http.Response.make(
+                204, b"", {"Allow": "POST, OPTIONS", **self._cors(flow)}
+            )
+        elif path == CHECK_PATH and method == "POST":
+            flow.response = self._check(flow)
+        elif path in (SCRIPT_PATH, CHECK_PATH):
+            flow.response = _json(405, {"error": f"method {method} not allowed"})
+        else:
+            flow.response = _json(404, {"error": f"no such Sargs path: {path}"})
+
+    def _serve_script(self, flow: http.HTTPFlow) -> http.Response:
+        found = self.script.get()
+        if found is None:
+            return _json(404, {"error": "content script not installed"})
+        body, etag = found
+        headers = {
+            "Content-Type": "text/javascript; charset=utf-8",
+            "ETag": etag,
+            "Cache-Control": "max-age=300",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if etag in flow.request.headers.get("If-None-Match", ""):
+            return http.Response.make(304, b"", headers)
+        response = http.Response.make(200, body, headers)
+        if flow.request.method == "HEAD":
+            response.content = b""
+            response.headers["Content-Length"] = str(len(body))
+        return response
+
+    def _cors(self, flow: http.HTTPFlow) -> dict[str, str]:
+        origin = flow.request.headers.get("Origin", "")
+        host = page_origin(flow).host
+        if not origin or origin.split("://", 1)[-1].split(":", 1)[0].lower() != host:
+            return {}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        }
+
+    def _check(self, flow: http.HTTPFlow) -> http.Response:
+        raw = flow.request.get_content(strict=False) or b""
+        if len(raw) > self.max_body_bytes:
+            limit = self.max_body_bytes
+            return _json(413, {"error": f"request body too large: at most {limit} bytes"})
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            return _json(400, {"error": f"body is not valid JSON: {exc}"})
+        if not isinstance(data, dict):
+            return _json(422, {"error": "invalid request: (body)", "details": [
+                {"field": "(body)", "message": "must be a JSON object"}]})
+        compiled = self.compiled()
+        subject = flow.metadata.get("sargs.identity")
+        data.setdefault("platform", flow.metadata.get("sargs.platform"))
+        data.setdefault("lang", flow.metadata.get("sargs.lang"))
+        # Never trusted from the page: the gateway knows the user's roles.
+        data["official_allowed"] = (
+            official_allowed(compiled, subject) if isinstance(subject, Subject) else None
+        )
+        try:
+            check = CheckRequest.model_validate(data)
+        except ValidationError as exc:
+            details = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "(body)",
+                 "message": str(e["msg"]).removeprefix("Value error, ")}
+                for e in exc.errors()
+            ]
+            fields = ", ".join(d["field"] for d in details)
+            return _json(422, {"error": f"invalid request: {fields}", "details": details})
+        result = compiled.engine.check(check, compiled.version)
+        return http.Response.make(
+            200,
+            result.model_dump_json().encode(),
+            {"Content-Type": "application/json", "Cache-Control": "no-store", **self._cors(flow)},
+        )
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def _candidate(self, flow: http.HTTPFlow) -> bool:
+        """An allowed platform page load that we may buffer and inject into."""
+        response = flow.response
+        assert response is not None
+        decision = flow.metadata.get("sargs.decision")
+        if not isinstance(decision, Decision) or not decision.allowed:
+            return False
+        if flow.metadata.get(GENERATED) or flow.metadata.get("sargs.kind") != RequestKind.page:
+            return False
+        if flow.request.method != "GET" or not 200 <= response.status_code < 300:
+            return False
+        if response.status_code in (204, 205, 206):
+            return False
+        ctype = response.headers.get("Content-Type", "").lower()
+        if not ctype.startswith(("text/html", "application/xhtml+xml")):
+            return False
+        if "attachment" in response.headers.get("Content-Disposition", "").lower():
+            return False
+        length = response.headers.get("Content-Length", "")
+        return not (length.isdigit() and int(length) > self.max_bytes)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.error or flow.response is None or flow.metadata.get(GENERATED):
+            return
+        decision = flow.metadata.get("sargs.decision")
+        if not isinstance(decision, Decision) or not decision.allowed:
+            return  # not a platform flow, or answered by the access addon
+        if not (self.enabled and self._candidate(flow)):
+            flow.response.stream = True
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if response is None or flow.error or response.stream or not self.enabled:
+            return
+        if not self._candidate(flow):
+            return
+        try:
+            content = response.get_content(strict=True)
+        except ValueError:
+            log.warning("not injecting: undecodable Content-Encoding %r",
+                        response.headers.get("Content-Encoding"))
+            return
+        if not content or len(content) > 4 * self.max_bytes:
+            return
+        document, codec = decode_html(content, response.headers.get("Content-Type", ""))
+        attrs = {
+            "data-backend": RESERVED,
+            "data-platform": str(flow.metadata.get("sargs.platform", "")),
+            "data-lang": str(flow.metadata.get("sargs.lang", "en")),
+            "data-account": "personal",
+        }
+        headers = response.headers.get_all("Content-Security-Policy")
+        rewritten = rewrite(document, headers, page_origin(flow), attrs)
+        if rewritten.headers != headers:
+            response.headers.set_all("Content-Security-Policy", rewritten.headers)
+        response.content = encode_html(rewritten.html, codec)
+        flow.metadata["sargs.injected"] = True
