@@ -59,6 +59,16 @@ class Settings(BaseSettings):
         default=9180, ge=0, le=65535,
         description="Port of the gateway's /metrics (never the proxy port); 0: off.",
     )
+    gateway_id: str = Field(
+        default="",
+        description="This gateway's name in the events it reports; empty: HOSTNAME:GATEWAY_PORT.",
+    )
+    gateway_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Shared secret between gateways and service nodes (Authorization: Bearer) "
+        "for the grant bundle and event delivery; empty: the service accepts loopback "
+        "clients only.",
+    )
     # Service
     service_host: str = Field(default="127.0.0.1", description="Service listen address.")
     service_port: int = Field(default=8081, description="Service listen port.")
@@ -70,6 +80,12 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         default=SecretStr(""),
         description="Signs session cookies; empty: generated once into VAR_DIR/secret.key.",
+    )
+    extension_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser-extension origins that may read /api/v1/me with the user's login "
+        "(chrome-extension://ID, moz-extension://*); empty: any extension origin, never a "
+        "web page. Env: a JSON list.",
     )
     request_lapse_hours: float = Field(
         default=72, gt=0,
@@ -108,6 +124,13 @@ class Settings(BaseSettings):
     def gateway_list(self) -> list[str]:
         """The gateways browsers should use (the PAC file), in failover order."""
         return self.gateways or [f"{self.gateway_host}:{self.gateway_port}"]
+
+    @property
+    def gateway_name(self) -> str:
+        """``gateway_id``, or HOSTNAME:GATEWAY_PORT."""
+        import socket
+
+        return self.gateway_id or f"{socket.gethostname()}:{self.gateway_port}"
 
     @property
     def public_service_url(self) -> str:

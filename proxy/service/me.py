@@ -1,0 +1,223 @@
+"""What the extension's popup shows: who I am and what each platform allows me now.
+
+- ``GET /api/v1/me``: the signed-in user, their roles, and per platform the effective
+  access now (``AccessPolicy.decide`` with the user's active grants) with the grant and its
+  expiry. Login: the service's own (``proxy.service.auth.current_user``: session cookie
+  or Basic) when present, else HTTP Basic checked against the store.
+- ``GET /api/v1/guidelines?lang=``: the policy's guidelines in one language.
+
+CORS: browser extensions call these from ``chrome-extension://ID`` or
+``moz-extension://UUID``. Only extension origins are ever echoed (never ``*``, never a
+web page's origin: a page on the internet must not read who is signed in), and with
+``Settings.extension_origins`` set only the listed ones (Chrome IDs are fixed per
+extension; Firefox UUIDs are random per profile, so ``moz-extension://*`` allows them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import fnmatch
+import importlib
+import inspect
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from proxy.i18n import LANGUAGES, negotiate
+from proxy.policy.decide import Grant, RequestKind, Subject
+from proxy.service import keys
+
+routes = web.RouteTableDef()
+
+EXTENSION_SCHEMES = ("chrome-extension://", "moz-extension://", "safari-web-extension://")
+CORS_PATHS = ("/api/v1/me", "/api/v1/guidelines")
+
+
+def allowed_origin(origin: str, allowed: list[str]) -> bool:
+    """Whether ``origin`` (an Origin header) may read the user's data with credentials."""
+    if not origin.startswith(EXTENSION_SCHEMES) or "/" in origin.split("://", 1)[1]:
+        return False
+    if not allowed:
+        return True
+    return any(fnmatch.fnmatchcase(origin, pattern.rstrip("/")) for pattern in allowed)
+
+
+def _cors_headers(request: web.Request) -> dict[str, str]:
+    origin = request.headers.get("Origin", "")
+    if not origin or not allowed_origin(origin, request.app[keys.SETTINGS].extension_origins):
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.path not in CORS_PATHS:
+        response: web.StreamResponse = await handler(request)
+        return response
+    headers = _cors_headers(request)
+    if request.method == "OPTIONS":
+        if not headers:
+            raise web.HTTPForbidden(text="origin not allowed")
+        return web.Response(status=204, headers={
+            **headers,
+            "Access-Control-Allow-Methods": "GET, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, Accept-Language",
+            "Access-Control-Max-Age": "600",
+        })
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(headers)
+        raise
+    response.headers.update(headers)
+    return response
+
+
+# --- who is asking --------------------------------------------------------------------
+
+
+class Unauthorized(web.HTTPUnauthorized):
+    def __init__(self, realm: str) -> None:
+        super().__init__(
+            text='{"error": "sign in to the Sargs service"}',
+            content_type="application/json",
+            headers={"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'},
+        )
+
+
+def _store(app: web.Application) -> Any:
+    key = getattr(keys, "STORE", None)
+    return app.get(key) if key is not None else None
+
+
+def _basic(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        name, sep, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (name, password) if sep else None
+
+
+async def signed_in(request: web.Request) -> tuple[str, tuple[str, ...]] | None:
+    """(user name, roles) of whoever is asking, or None."""
+    try:  # the service's own login (session cookie or Basic), once it exists
+        auth: Any = importlib.import_module("proxy.service.auth")
+    except ModuleNotFoundError:
+        auth = None
+    current = getattr(auth, "current_user", None)
+    store = _store(request.app)
+    if current is not None:
+        user = current(request)
+        if inspect.isawaitable(user):
+            user = await user
+        if user is None:
+            return None
+        name = user if isinstance(user, str) else str(user.name)
+        roles = getattr(user, "roles", None)
+        if roles is None and store is not None:
+            from proxy.store import users
+
+            found = await asyncio.to_thread(users.get_user, store, name)
+            roles = found.roles if found is not None else ()
+        return name, tuple(roles or ())
+    credentials = _basic(request)
+    if credentials is None or store is None:
+        return None
+    from proxy.store import users
+
+    found = await asyncio.to_thread(users.verify_password, store, *credentials)
+    return (found.name, tuple(found.roles)) if found is not None else None
+
+
+def _active_grants(store: Any, user: str, now: datetime) -> list[Grant]:
+    if store is None:
+        return []
+    from proxy.store import grants
+
+    return [g.to_policy_grant() for g in grants.list_active(store, now, user=user)]
+
+
+def _lang(request: web.Request) -> str:
+    asked = request.query.get("lang", "")
+    return asked if asked in LANGUAGES else negotiate(request.headers.get("Accept-Language"))
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    settings = request.app[keys.SETTINGS]
+    compiled = request.app[keys.POLICY].current
+    policy = compiled.loaded.policy
+    who = await signed_in(request)
+    if who is None:
+        raise Unauthorized(policy.identity.realm)
+    name, roles = who
+    lang = _lang(request)
+    now = datetime.now(UTC)
+    active = await asyncio.to_thread(_active_grants, _store(request.app), name, now)
+    subject = Subject(name, frozenset(roles), "service")
+    platforms = []
+    for platform_id, platform in policy.platforms.items():
+        page = compiled.access.decide(subject, platform_id, RequestKind.page, now, active)
+        post = compiled.access.decide(subject, platform_id, RequestKind.post, now, active)
+        grant = next((g for g in active if g.id == page.grant), None)
+        platforms.append({
+            "id": platform_id,
+            "name": platform.name,
+            "action": str(page.action),
+            "can_view": page.allowed,
+            "can_post": post.allowed,
+            "rule": str(page.rule),
+            "role": page.role,
+            "grant": None if grant is None else {
+                "id": grant.id, "action": str(grant.action),
+                "expires_at": grant.expires_at.isoformat(),
+            },
+        })
+    base = settings.public_service_url
+    return web.json_response({
+        "user": name,
+        "roles": [
+            {"id": r, "name": policy.roles[r].name.get(lang) if r in policy.roles else r}
+            for r in roles
+        ],
+        "lang": lang,
+        "policy": compiled.version,
+        "now": now.isoformat(),
+        "platforms": platforms,
+        "grants": [
+            {"id": g.id, "platform": g.platform, "action": str(g.action),
+             "expires_at": g.expires_at.isoformat()}
+            for g in active
+        ],
+        "request_access_url": f"{base}/access/request",
+    }, headers={"Cache-Control": "no-store"})
+
+
+@routes.get("/api/v1/guidelines")
+async def guidelines(request: web.Request) -> web.Response:
+    compiled = request.app[keys.POLICY].current
+    lang = _lang(request)
+    return web.json_response({
+        "lang": lang,
+        "policy": compiled.version,
+        "guidelines": [
+            {"id": gid, "title": g.title.get(lang), "text": g.text.get(lang)}
+            for gid, g in compiled.loaded.policy.guidelines.items()
+        ],
+    })
+
+
+def setup(app: web.Application) -> None:
+    app.middlewares.append(cors_middleware)
+    app.add_routes(routes)
