@@ -69,16 +69,6 @@ class Settings(BaseSettings):
         "for the grant bundle and event delivery; empty: the service accepts loopback "
         "clients only.",
     )
-    gateway_id: str = Field(
-        default="",
-        description="This gateway's name in the events it reports; empty: HOSTNAME:GATEWAY_PORT.",
-    )
-    gateway_token: SecretStr = Field(
-        default=SecretStr(""),
-        description="Shared secret between gateways and service nodes (Authorization: Bearer) "
-        "for the grant bundle and event delivery; empty: the service accepts loopback "
-        "clients only.",
-    )
     # Service
     service_host: str = Field(default="127.0.0.1", description="Service listen address.")
     service_port: int = Field(default=8081, description="Service listen port.")
@@ -134,13 +124,6 @@ class Settings(BaseSettings):
     def gateway_list(self) -> list[str]:
         """The gateways browsers should use (the PAC file), in failover order."""
         return self.gateways or [f"{self.gateway_host}:{self.gateway_port}"]
-
-    @property
-    def gateway_name(self) -> str:
-        """``gateway_id``, or HOSTNAME:GATEWAY_PORT."""
-        import socket
-
-        return self.gateway_id or f"{socket.gethostname()}:{self.gateway_port}"
 
     @property
     def gateway_name(self) -> str:
