@@ -123,7 +123,8 @@ Terms = dict[TermLang, list[Term]]
 
 
 class Pattern(_Strict):
-    """A regular expression run on the draft as typed (case-sensitive unless told).
+    """A regular expression run on the draft as typed (case-sensitive unless told), or on
+    the folded draft (``fold: true``).
 
     When the expression has a group, the finding covers group 1 only (the context
     around it, such as "personal number:", is not underlined).
@@ -131,6 +132,11 @@ class Pattern(_Strict):
 
     regex: str
     ignore_case: bool = False
+    fold: bool = Field(
+        default=False,
+        description="Match the folded draft (case and diacritics ignored, white space "
+        "collapsed); letters with diacritics in the expression are folded too.",
+    )
     kind: str | None = Field(default=None, description="Selects a message from 'messages'.")
 
     @model_validator(mode="before")

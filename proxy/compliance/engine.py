@@ -26,7 +26,7 @@ from proxy.compliance.identifiers import Identifiers
 from proxy.compliance.lexicon import Entry, Lexicon
 from proxy.compliance.links import LinkChecker
 from proxy.compliance.model import CheckRequest, CheckResult, Finding
-from proxy.compliance.normalize import Utf16Index, fold_text
+from proxy.compliance.normalize import Utf16Index, fold_pattern, fold_text
 from proxy.policy.model import Policy
 
 
@@ -61,6 +61,13 @@ class Engine:
             (rule_id, re.compile(p.regex, re.IGNORECASE if p.ignore_case else 0), p.kind)
             for rule_id, rule in self.rules.items()
             for p in rule.patterns
+            if not p.fold
+        ]
+        self.folded_patterns = [
+            (rule_id, re.compile(fold_pattern(p.regex), re.IGNORECASE), p.kind)
+            for rule_id, rule in self.rules.items()
+            for p in rule.patterns
+            if p.fold
         ]
         self.identifiers = (
             Identifiers(config.personal_data) if "personal-data" in self.rules else None
@@ -104,6 +111,12 @@ class Engine:
                 continue
             start, end = folded.span(hit.start, hit.end)
             out.append(_Raw(entry.rule, start, end, ref=entry.ref))
+        for rule_id, regex, kind in self.folded_patterns:
+            for m in regex.finditer(folded.text):
+                group = 1 if regex.groups and m.start(1) >= 0 else 0
+                if m.end(group) > m.start(group):
+                    start, end = folded.span(m.start(group), m.end(group))
+                    out.append(_Raw(rule_id, start, end, kind))
         if not (self.patterns or self.identifiers or self.links):
             return out
         utf16 = Utf16Index(text)

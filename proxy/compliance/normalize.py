@@ -29,6 +29,13 @@ def fold(text: str) -> str:
     return " ".join("".join(fold_char(c) for c in text).split())
 
 
+def fold_pattern(regex: str) -> str:
+    """A regular expression for the folded text: its non-ASCII letters folded.
+
+    Escapes and syntax are ASCII and stay as written."""
+    return "".join(c if c.isascii() else fold_char(c) for c in regex)
+
+
 def utf16_len(text: str) -> int:
     return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
 
