@@ -160,7 +160,7 @@ async def running_gateway(
     confdir.mkdir(exist_ok=True)
     clock = clock or Clock()
     directory = MemoryDirectory(users or {})
-    settings = Settings(policy=state.directory, var_dir=tmp_path)
+    settings = Settings(policy=state.directory, var_dir=tmp_path, gateway_metrics_port=0)
     opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(confdir))
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
     addons = make(settings, state, directory=directory, grants=grants, now=clock)

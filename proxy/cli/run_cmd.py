@@ -1,0 +1,223 @@
+"""``sargs run``: the gateway (mitmproxy, in-process) and the service (aiohttp) in one loop.
+
+Both share one ``PolicyState``: a policy change picked up by the gateway's watcher is
+what the service serves too. SIGINT/SIGTERM stop both cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from proxy.settings import Settings
+
+log = logging.getLogger("sargs.run")
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="start the gateway (proxy) and the service",
+        description="Start the Sargs gateway (mitmproxy with the Sargs addons) and the "
+        "service in one process. Settings come from SARGS_* variables; flags override them.",
+    )
+    parser.add_argument("--policy", type=Path, help="policy directory (SARGS_POLICY)")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help="gateway address (default 127.0.0.1:8080)")
+    parser.add_argument("--service", metavar="HOST:PORT",
+                        help="service address (default 127.0.0.1:8081)")
+    parser.add_argument(
+        "--set", dest="options", action="append", default=[], metavar="NAME=VALUE",
+        help="set a mitmproxy option (repeatable), e.g. --set mode=upstream:http://proxy:3128"
+        " or --set map_remote=…; 'mitmdump --options' lists them",
+    )
+    parser.add_argument(
+        "--demo-users", action="store_true",
+        help="when the store has no users, create one per role with a random password "
+        "and print the logins",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _address(value: str, flag: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise SystemExit(f"sargs run: {flag} wants HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if args.policy:
+        overrides["policy"] = args.policy
+    if args.listen:
+        overrides["gateway_host"], overrides["gateway_port"] = _address(args.listen, "--listen")
+    if args.service:
+        overrides["service_host"], overrides["service_port"] = _address(args.service, "--service")
+    return Settings(**overrides)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from proxy.gateway import decisionlog
+    from proxy.policy.loader import PolicyError
+    from proxy.runtime import PolicyState
+
+    settings = _settings(args)
+    # mitmproxy's terminal log shows every logger's records; ours at the chosen level.
+    logging.getLogger("sargs").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
+    decisionlog.configure(settings.log_file)
+    try:
+        state = PolicyState(settings.policy)
+    except PolicyError as exc:
+        print(f"sargs run: the policy cannot be used:\n{exc}", file=sys.stderr)
+        return 1
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(_serve(settings, state, args.options, args.demo_users))
+    except KeyboardInterrupt:  # pragma: no cover - the signal handler normally wins
+        return 0
+
+
+def _open_directory(settings: Settings) -> tuple[Any, Any]:
+    from proxy.gateway.identity import StoreDirectory
+    from proxy.store import open_store
+
+    store = open_store(settings.database)
+    return store, StoreDirectory(store)
+
+
+def _demo_users(store: Any, roles: list[str]) -> list[tuple[str, str, str]]:
+    from proxy.store.users import add_user, list_users
+
+    if list_users(store):
+        return []
+    created = []
+    for role in roles:
+        name, password = f"{role}-demo", secrets.token_urlsafe(9)
+        add_user(store, name, password, [role], actor="sargs run --demo-users")
+        created.append((name, password, role))
+    return created
+
+
+async def _serve(settings: Settings, state: Any, set_options: list[str], demo: bool) -> int:
+    from aiohttp import web
+    from mitmproxy import exceptions
+    from mitmproxy.options import Options
+    from mitmproxy.tools.dump import DumpMaster
+
+    from proxy.gateway.addons import install_ca, make_addons, mitmproxy_options
+    from proxy.service.app import create_app
+
+    confdir = (settings.var_dir / "mitmproxy").resolve()
+    try:
+        ca_cert = install_ca(settings, confdir)
+    except (OSError, ValueError) as exc:
+        print(f"sargs run: CA: {exc}", file=sys.stderr)
+        return 1
+    store, directory = await asyncio.to_thread(_open_directory, settings)
+    logins = (await asyncio.to_thread(_demo_users, store, list(state.current.loaded.policy.roles))
+              if demo else [])
+
+    options = mitmproxy_options(settings, confdir)
+    opts: Any = Options(listen_host=options.pop("listen_host"), listen_port=options.pop("listen_port"),
+                   confdir=options.pop("confdir"))
+    master: Any = DumpMaster(opts, with_termlog=True, with_dumper=False)
+    master.addons.add(*make_addons(settings, state, directory=directory))
+    try:
+        opts.update(**options, sargs_policy=str(state.directory),
+                    sargs_service_url=_service_url(settings))
+        if set_options:
+            opts.set(*set_options)
+    except exceptions.OptionsError as exc:
+        print(f"sargs run: {exc}", file=sys.stderr)
+        store.close()
+        return 2
+
+    runner = web.AppRunner(create_app(settings, state), access_log=None)
+    await runner.setup()
+    service = web.TCPSite(runner, settings.service_host, settings.service_port)
+    try:
+        await service.start()
+    except OSError as exc:
+        print(f"sargs run: service: cannot listen on {settings.service_host}:"
+              f"{settings.service_port}: {exc}", file=sys.stderr)
+        await runner.cleanup()
+        store.close()
+        return 1
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    task = asyncio.create_task(master.run())
+    proxyserver: Any = master.addons.get("proxyserver")
+    for _ in range(500):
+        if proxyserver.listen_addrs() or task.done():
+            break
+        await asyncio.sleep(0.01)
+    listening = bool(proxyserver.listen_addrs())
+    if listening:
+        _banner(settings, state, proxyserver.listen_addrs()[0], ca_cert, logins)
+    else:
+        print(f"sargs run: the gateway could not listen on {settings.gateway_host}:"
+              f"{settings.gateway_port} (see the log above)", file=sys.stderr)
+        master.shutdown()
+    try:
+        await task
+    finally:
+        if listening:
+            await proxyserver.servers.update([])
+        await runner.cleanup()
+        await asyncio.to_thread(store.close)
+    return 0 if listening else 1
+
+
+def _service_url(settings: Settings) -> str:
+    """For block-page links: SARGS_SERVICE_URL; else where this service listens when that
+    is not the default; else empty (the policy's institution.service_url)."""
+    if settings.service_url:
+        return settings.service_url
+    defaults = Settings.model_fields
+    if (settings.service_host, settings.service_port) != (
+        defaults["service_host"].default, defaults["service_port"].default
+    ):
+        return settings.public_service_url
+    return ""
+
+
+def _banner(settings: Settings, state: Any, address: tuple[Any, ...], ca_cert: Path,
+            logins: list[tuple[str, str, str]]) -> None:
+    host, port = address[0], address[1]
+    proxy = f"http://{host}:{port}"
+    service = settings.public_service_url
+    policy = state.current.loaded.policy
+    lines = [
+        "",
+        f"Sargs is running: {policy.name} ({state.current.version})",
+        f"  Proxy (gateway): {proxy}   set it as the browser's HTTP and HTTPS proxy",
+        f"                   (or use the PAC file {service}/proxy.pac)",
+        f"  CA certificate:  {ca_cert}",
+        f"                   trust it in the browser (Settings > Certificates > Authorities >"
+        f" Import), or download it from {service}/ca",
+        f"  Service:         {service}",
+    ]
+    if logins:
+        lines.append("  Demo logins (created now; the proxy asks for them):")
+        lines += [f"    {name} / {password}   (role {role})" for name, password, role in logins]
+        name, password, _ = next(
+            (entry for entry in logins if entry[2] == "staff"), logins[0]
+        )
+        lines.append(
+            f"  Try: curl -x {proxy} -U {name}:{password} --cacert {ca_cert} "
+            "https://www.linkedin.com/"
+        )
+    else:
+        lines.append("  Logins: the users in the store (`sargs user list`; add with "
+                     "`sargs user add NAME --role staff`)")
+    lines += ["  Stop with Ctrl-C.", ""]
+    print("\n".join(lines), flush=True)
