@@ -125,8 +125,11 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
               if demo else [])
 
     options = mitmproxy_options(settings, confdir)
-    opts: Any = Options(listen_host=options.pop("listen_host"), listen_port=options.pop("listen_port"),
-                   confdir=options.pop("confdir"))
+    opts: Any = Options(
+        listen_host=options.pop("listen_host"),
+        listen_port=options.pop("listen_port"),
+        confdir=options.pop("confdir"),
+    )
     master: Any = DumpMaster(opts, with_termlog=True, with_dumper=False)
     master.addons.add(*make_addons(settings, state, directory=directory))
     try:
