@@ -55,6 +55,7 @@ class Kind(StrEnum):
     lapse = "lapse"
     block = "block"
     warn = "warn"
+    grant_use = "grant-use"  # a gateway allowed a request by a grant (proxy/gateway/sync.py)
     policy_reload = "policy-reload"
     login = "login"
     login_failed = "login-failed"
