@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.runtime import PolicyState
-from proxy.service import deploy, keys, me, metrics
+from proxy.service import check, deploy, keys, me, metrics
 from proxy.service.errors import error_middleware
 from proxy.settings import ROOT, Settings
 
@@ -28,5 +28,6 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
     deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
     metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
+    check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)
     me.setup(app)  # /api/v1/me and /api/v1/guidelines for the extension (proxy/service/me.py)
     return app

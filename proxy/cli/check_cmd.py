@@ -1,0 +1,86 @@
+"""``sargs check``: check a draft read from standard input; JSON on standard output.
+
+The contract (DESIGN.md): exits 0 and prints ``{"verdict", "policy", "findings"}`` with
+UTF-16 offsets, whatever the verdict. A broken policy prints its problems (file:line) on
+standard error and exits 1; bad options exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from proxy.compliance.engine import Engine
+from proxy.compliance.model import CheckRequest
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "check",
+        help="check a draft (standard input) against the compliance rules; prints JSON",
+        description="Read a draft from standard input and print the findings as JSON "
+        "(start/end are UTF-16 code units, as in JavaScript). Exits 0 whatever the verdict.",
+    )
+    parser.add_argument("--policy", metavar="DIR", help="policy directory "
+                        "(default: the configured one, as ./scripts/run uses)")
+    parser.add_argument("--account", choices=("official", "personal"), default="personal",
+                        help="account the draft is posted from (default: personal)")
+    parser.add_argument("--platform", metavar="ID", help="platform id from the policy catalog")
+    parser.add_argument("--at", metavar="ISO-8601", help="evaluate as of this time "
+                        "(without an offset: the institution's time zone; default: now)")
+    parser.add_argument("--attach", action="append", choices=("image", "video", "file"),
+                        default=[], help="an attachment of this kind (repeatable)")
+    parser.add_argument("--lang", choices=("en", "lv", "sv", "sq"), default="en",
+                        help="language of the messages (default: en)")
+    parser.add_argument("--official-allowed", choices=("yes", "no"),
+                        help="whether the author may post as the official account "
+                        "(default: unknown, no official-account finding)")
+    parser.set_defaults(handler=_check)
+
+
+def _fail(message: str) -> int:
+    print(f"sargs check: {message}", file=sys.stderr)
+    return 2
+
+
+def _check(args: argparse.Namespace) -> int:
+    from proxy.cli.policy_cmd import load_or_exit
+
+    loaded = load_or_exit(args.policy)
+    policy = loaded.policy
+    if args.platform and args.platform not in policy.platforms:
+        return _fail(f"--platform: unknown platform {args.platform!r} "
+                     f"(known: {', '.join(sorted(policy.platforms))})")
+    fields: dict[str, Any] = {
+        "account": args.account,
+        "platform": args.platform,
+        "attachments": [{"kind": kind} for kind in args.attach],
+        "lang": args.lang,
+    }
+    if args.official_allowed:
+        fields["official_allowed"] = args.official_allowed == "yes"
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            return _fail(f"--at: {args.at!r} is not an ISO-8601 time (2026-11-23T10:00+02:00)")
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=ZoneInfo(policy.institution.timezone))
+        fields["at"] = at
+    text = sys.stdin.read()
+    try:
+        request = CheckRequest(text=text, **fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "input"
+        return _fail(f"{field}: {error['msg']}")
+    result = Engine(policy).check(request, loaded.version)
+    json.dump(result.model_dump(mode="json"), sys.stdout, ensure_ascii=False, indent=2)
+    print()
+    return 0
