@@ -116,6 +116,8 @@ async def signed_in(request: web.Request) -> tuple[str, tuple[str, ...]] | None:
     except ModuleNotFoundError:
         auth = None
     current = getattr(auth, "current_user", None)
+    if getattr(auth, "AUTH", None) not in request.app:  # the login is not set up in this app
+        current = None
     store = _store(request.app)
     if current is not None:
         user = current(request)
