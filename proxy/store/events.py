@@ -51,9 +51,11 @@ def record_events(store: Store, batch: Iterable[Event]) -> int:
     new = 0
     with store.write() as conn:
         for e in items:
-            result = conn.execute(insert.values(event_id=e.id, received_at=received, audit_seq=0)
-                                  .on_conflict_do_nothing(index_elements=["event_id"]))
-            if result.rowcount != 1:
+            inserted = conn.execute(
+                insert.values(event_id=e.id, received_at=received, audit_seq=0)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(events.c.event_id)).first()
+            if inserted is None:  # recorded before
                 continue
             entry = audit.append_in(conn, e.kind, at=e.at, actor=e.actor, user=e.user,
                                     platform=e.platform,
