@@ -18,6 +18,7 @@ from typing import Any
 from proxy.gateway.access import Access, GrantSource, _utcnow
 from proxy.gateway.identity import UserDirectory
 from proxy.gateway.metrics import GatewayMetrics
+from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
 
@@ -29,10 +30,24 @@ def make_addons(
     directory: UserDirectory | None = None,
     grants: GrantSource | None = None,
     now: Callable[[], datetime] = _utcnow,
+    sync: bool | None = None,
 ) -> list[object]:
-    """The gateway's addons for one policy state, first to last."""
+    """The gateway's addons for one policy state, first to last.
+
+    ``sync``: follow the service's grant bundle and spool decision events for it
+    (``proxy/gateway/sync.py``); default: when no ``grants`` are given and
+    ``settings.service_url`` is set. ``sargs run`` passes ``sync=True`` (loopback).
+    """
+    syncer = None
+    if sync or (sync is None and grants is None and settings.service_url):
+        syncer = GatewaySync.from_settings(
+            settings, now=now, policy_version=lambda: state.current.version
+        )
+        grants = syncer.grants
     access = Access(state, directory=directory, grants=grants, now=now)
     chain: list[object] = [access]
+    if syncer is not None:
+        chain.append(syncer)  # grants for access; events from what later addons decided
     # --- later addons go here, after access (they see only allowed requests and read
     # flow.metadata["sargs.identity" | "sargs.platform" | "sargs.decision" | "sargs.lang"]):
     #   content-script injection (issue 3), outgoing-post checks (issue 3), ...
