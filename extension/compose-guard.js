@@ -586,6 +586,7 @@
       map: null, stale: false, ui: null,
     };
     if (!state.ctx) return null;
+    ensureSurface(state.ctx); // the live region must exist before it speaks
     states.set(target, state);
     if (state.kind === 'rich') {
       const mo = new MutationObserver(() => schedule(state));
@@ -803,7 +804,9 @@
     const attach = () => {
       let doc = null;
       try { doc = frame.contentDocument; } catch (e) { doc = null; } // cross-origin
-      if (doc && doc.documentElement) contextFor(doc);
+      // Skip the initial about:blank of a frame that is still loading its src.
+      const blank = doc && doc.URL === 'about:blank' && frame.getAttribute('src');
+      if (doc && doc.documentElement && !blank) contextFor(doc);
     };
     frame.addEventListener('load', attach, { signal });
     attach();
@@ -817,7 +820,8 @@
       // A same-origin frame: whoever claims it first manages it (its own injection
       // sees the claim as "already running").
       try {
-        if (win.__sargsComposeGuard) return null;
+        const claim = win.__sargsComposeGuard;
+        if (claim && claim.managedBy !== api) return null; // its own instance runs there
         win.__sargsComposeGuard = { version: VERSION, managedBy: api };
       } catch (e) {
         return null;

@@ -102,6 +102,12 @@ FB_EDITOR = (
     '<p class="xdj266r" dir="auto"><br></p></div></div>'
 )
 
+# The same Lexical editor without inline style attributes, for the page whose CSP has no
+# 'unsafe-inline' styles (the page styles it from its nonce'd <style> instead).
+FB_EDITOR_NO_INLINE_STYLE = FB_EDITOR.replace(
+    ' style="user-select: text; white-space: pre-wrap; word-break: break-word;"', ""
+)
+
 # linkedin.com "Start a post": Quill.
 LI_EDITOR = """
 <div class="ql-container ql-snow">
@@ -304,7 +310,7 @@ PAGES: dict[str, Page] = {
     "csp": Page(
         "facebook",
         "Strict CSP",
-        FB_EDITOR,
+        FB_EDITOR_NO_INLINE_STYLE,
         "[data-lexical-editor]",
         "/api/graphql/",
         {"variables": {"input": {"message": {"text": "__TEXT__"}}}, "doc_id": "1"},
@@ -334,7 +340,9 @@ def _document(title: str, head: str, body: str, nonce: str, scripts: str = "") -
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} (Sargs test site)</title>
 <style nonce="{nonce}">body {{ font: 16px/1.5 sans-serif; margin: 24px; }}
 [contenteditable] {{ border: 1px solid #999; min-height: 60px; padding: 8px; width: 560px; }}
-textarea {{ width: 560px; }}</style>
+textarea {{ width: 560px; }}
+[data-lexical-editor] {{ user-select: text; white-space: pre-wrap; word-break: break-word; }}
+</style>
 {head}</head><body>
 <main>
 <h1>{html.escape(title)}</h1>

@@ -264,7 +264,8 @@ LISTEN_JS = """(frameSelector) => {
   win.__sargsEvents = [];
   doc.addEventListener('sargs:findings', (e) => win.__sargsEvents.push(
     {type: 'findings', findings: e.detail.findings, verdict: e.detail.verdict,
-     target: e.composedPath()[0].tagName}), true);
+     target: e.composedPath()[0].tagName,
+     targetId: e.composedPath()[0].id || e.composedPath()[0].dataset.testid || ''}), true);
   doc.addEventListener('sargs:unavailable', (e) => win.__sargsEvents.push(
     {type: 'unavailable', reason: e.detail.reason}), true);
 }"""
