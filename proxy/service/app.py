@@ -29,5 +29,6 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
     metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
     check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)
+    bundle.setup(app)  # grant bundle, change stream, gateway events (proxy/service/bundle.py)
     me.setup(app)  # /api/v1/me and /api/v1/guidelines for the extension (proxy/service/me.py)
     return app
