@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from proxy.runtime import PolicyState
-from proxy.service import check, deploy, keys, me, metrics
+from proxy.service import bundle, check, deploy, keys, me, metrics
 from proxy.service.errors import error_middleware
 from proxy.settings import ROOT, Settings
 
