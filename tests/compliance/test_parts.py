@@ -1,0 +1,94 @@
+"""The detectors alone: identifiers, links and the lexicon automaton."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.compliance.config import Links, PersonalData
+from proxy.compliance.identifiers import Identifiers
+from proxy.compliance.lexicon import Entry, Lexicon
+from proxy.compliance.links import LinkChecker, edit_distance, skeleton
+from proxy.compliance.normalize import fold_text
+
+
+@pytest.fixture(scope="module")
+def ids() -> Identifiers:
+    return Identifiers(PersonalData(role_mailboxes=["info"], reference_markers=["Nr."]))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("161175-19997", "id-number"),
+        ("32867300679", "id-number"),
+        ("880320-0016", "id-number"),
+        ("J91402501L", "id-number"),
+        ("+46 70 123 45 67", "phone"),
+        ("+355 69 123 4567", "phone"),
+        ("jane.doe@example.com", "email"),
+        ("SE45 5000 0000 0583 9825 7466", "iban"),
+        ("AL47 2121 1009 0000 0002 3569 8741", "iban"),
+        ("5555 5555 5555 4444", "card"),
+    ],
+)
+def test_identifier_found(ids: Identifiers, text: str, kind: str) -> None:
+    spans = ids.find(f"x {text} y")
+    assert [(s.kind, s.start, s.end) for s in spans] == [(kind, 2, 2 + len(text))]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "161175-19998",  # bad checksum
+        "40003521600",  # company, not a person
+        "LV80 BANK 0000 4351 9500 2",  # bad mod-97
+        "4111 1111 1111 1112",  # bad Luhn
+        "2026-11-23",
+        "23.11.2026",
+        "Nr. 29123456",
+        "info@example.gov.lv",
+        "version 1.2.3",
+        "12345",
+    ],
+)
+def test_identifier_not_found(ids: Identifiers, text: str) -> None:
+    assert ids.find(text) == []
+
+
+def test_lexicon_stems_exact_forms_and_boundaries() -> None:
+    lex = Lexicon([("muļķ*", Entry("offensive")), ("top secret", Entry("classified"))])
+    folded = fold_text("Mulkim; topsecret; TOP  secret; muļķībām ne-mulkis xmulkis")
+    hits = [(h.entry.rule, folded.text[h.start:h.end]) for h in lex.scan(folded.text)]
+    assert hits == [
+        ("offensive", "mulkim"), ("classified", "top secret"), ("offensive", "mulkibam"),
+        ("offensive", "mulkis"),
+    ]
+
+
+def test_lexicon_of_nothing() -> None:
+    assert Lexicon([]).scan("anything") == []
+
+
+def test_look_alikes() -> None:
+    links = LinkChecker(Links(shorteners=["bit.ly"]), ["example.gov.lv"])
+    flagged = {
+        "https://examp1e.gov.lv": "look-alike",
+        "https://exarnple.gov.lv": "look-alike",
+        "https://example.lv": "look-alike",
+        "https://exmaple.gov.lv": "look-alike",
+        "http://example.gov.lv": "http",
+        "http://10.0.0.1/x": "raw-ip",
+        "https://[::1]/x": "raw-ip",
+        "bit.ly/abc": "shortener",
+    }
+    for url, kind in flagged.items():
+        assert [s.kind for s in links.find(f"see {url}.")] == [kind], url
+    for fine in ("https://www.example.gov.lv/a", "https://europa.eu", "x.com is fine", "e.g. this"):
+        assert links.find(fine) == [], fine
+
+
+def test_skeleton_and_distance() -> None:
+    assert skeleton("ехаmрle") == "example"  # Cyrillic е, х, а, р
+    assert skeleton("rnk") == "mk"
+    assert edit_distance("example", "exmaple") == 1
+    assert edit_distance("example", "samples", 1) == 2
