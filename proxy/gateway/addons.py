@@ -17,7 +17,9 @@ from typing import Any
 
 from proxy.gateway.access import Access, GrantSource, _utcnow
 from proxy.gateway.identity import UserDirectory
+from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
+from proxy.gateway.posts import Posts
 from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
@@ -51,6 +53,8 @@ def make_addons(
     # --- later addons go here, after access (they see only allowed requests and read
     # flow.metadata["sargs.identity" | "sargs.platform" | "sargs.decision" | "sargs.lang"]):
     #   content-script injection (issue 3), outgoing-post checks (issue 3), ...
+    chain.append(Inject(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now))
+    chain.append(Posts(lambda: state.current, now=now))
     chain.append(GatewayMetrics.from_settings(settings))  # /metrics on its own port
     return chain
 

@@ -34,6 +34,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -197,6 +198,10 @@ def encode_html(document: str, codec: str | None) -> bytes:
     return document.encode(codec or "latin-1")
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 # --- the script file --------------------------------------------------------------------------
 
 
@@ -257,8 +262,10 @@ class Inject:
         *,
         script: Path = DEFAULT_SCRIPT,
         max_body_bytes: int = 64 * 1024,
+        now: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.compiled = compiled
+        self.now = now
         self.script = ScriptFile(script)
         self.max_body_bytes = max_body_bytes
         self.enabled = True
@@ -360,6 +367,7 @@ class Inject:
         subject = flow.metadata.get("sargs.identity")
         data.setdefault("platform", flow.metadata.get("sargs.platform"))
         data.setdefault("lang", flow.metadata.get("sargs.lang"))
+        data.setdefault("at", self.now().isoformat())
         # Never trusted from the page: the gateway knows the user's roles.
         data["official_allowed"] = (
             official_allowed(compiled, subject) if isinstance(subject, Subject) else None

@@ -22,6 +22,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from mitmproxy import http
@@ -36,6 +37,10 @@ log = logging.getLogger("sargs.posts")
 
 _RANK = {"ok": 0, "info": 1, "warn": 2, "block": 3}
 _METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def official_allowed(compiled: Compiled, subject: Subject) -> bool:
@@ -57,6 +62,7 @@ def check_post(
     platform: str,
     lang: str,
     allowed_official: bool | None,
+    at: datetime | None = None,
 ) -> CheckResult:
     """Check every text of one post; attachments count once. Verdict: the highest."""
     findings: list[Finding] = []
@@ -71,6 +77,7 @@ def check_post(
             attachments=media if i == 0 else [],
             lang=lang if lang in ("en", "lv", "sv", "sq") else None,
             official_allowed=allowed_official,
+            at=at or datetime.now(UTC),
         )
         result = compiled.engine.check(request, compiled.version)
         findings.extend(result.findings)
@@ -120,8 +127,11 @@ def summary(result: CheckResult) -> dict[str, int]:
 class Posts:
     """Checks posts to catalog posting endpoints; runs after the access addon."""
 
-    def __init__(self, compiled: Callable[[], Compiled]) -> None:
+    def __init__(
+        self, compiled: Callable[[], Compiled], *, now: Callable[[], datetime] = _utcnow
+    ) -> None:
         self.compiled = compiled
+        self.now = now
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -160,6 +170,7 @@ class Posts:
                 attachments(body),
                 platform=platform,
                 lang=lang,
+                at=self.now(),
                 allowed_official=(
                     official_allowed(compiled, subject) if isinstance(subject, Subject) else None
                 ),
