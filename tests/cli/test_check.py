@@ -1,0 +1,89 @@
+"""``sargs check``: draft on standard input, JSON out, exit 0 (the contract)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.cli.main import main
+from proxy.settings import ROOT
+
+EXAMPLE = str(ROOT / "policies" / "institutions" / "example")
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], text: str,
+        *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+    code = main(["check", "--policy", EXAMPLE, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_contract_shape_and_utf16_offsets(monkeypatch, capsys) -> None:
+    text = "😀 Zvani 29123456, muļķi"
+    code, out, _ = run(monkeypatch, capsys, text, "--at", "2026-11-22T12:00", "--lang", "lv")
+    assert code == 0
+    result = json.loads(out)
+    assert set(result) == {"verdict", "policy", "findings"}
+    assert result["verdict"] == "block"
+    assert result["policy"].startswith("2026.11-example+")
+    spans = [(f["rule"], f["severity"], f["start"], f["end"]) for f in result["findings"]]
+    assert spans == [("personal-data", "block", 9, 17), ("offensive", "warn", 19, 24)]
+    assert result["findings"][0]["message"].startswith("Tas izskatās pēc tālruņa")
+    assert set(result["findings"][0]) == {"rule", "severity", "start", "end", "message",
+                                          "guideline"}
+
+
+def test_clean_draft_is_ok(monkeypatch, capsys) -> None:
+    code, out, _ = run(monkeypatch, capsys, "Sveiki!", "--at", "2026-11-22T12:00+02:00")
+    assert code == 0
+    assert json.loads(out)["verdict"] == "ok"
+
+
+def test_at_switches_embargo_and_working_hours(monkeypatch, capsys) -> None:
+    text = "The 2027 budget is ready"
+    _, before, _ = run(monkeypatch, capsys, text, "--at", "2026-12-01T09:59")
+    _, after, _ = run(monkeypatch, capsys, text, "--at", "2026-12-01T10:00")
+    assert [f["rule"] for f in json.loads(before)["findings"]] == ["working-hours", "embargo"]
+    assert [f["rule"] for f in json.loads(after)["findings"]] == ["working-hours"]
+    _, official, _ = run(monkeypatch, capsys, text, "--at", "2026-12-01T10:00",
+                         "--account", "official")
+    assert json.loads(official)["findings"] == []
+
+
+def test_attachments_and_official_allowed(monkeypatch, capsys) -> None:
+    _, out, _ = run(monkeypatch, capsys, "", "--attach", "image", "--attach", "file",
+                    "--account", "official", "--official-allowed", "no",
+                    "--at", "2026-11-22T12:00", "--platform", "x")
+    assert sorted(f["rule"] for f in json.loads(out)["findings"]) == [
+        "copyright", "minors-consent", "official-account"
+    ]
+
+
+def test_bad_options(monkeypatch, capsys) -> None:
+    code, _, err = run(monkeypatch, capsys, "x", "--platform", "myspace")
+    assert code == 2
+    assert "unknown platform 'myspace'" in err
+    code, _, err = run(monkeypatch, capsys, "x", "--at", "next tuesday")
+    assert code == 2
+    assert "--at" in err
+
+
+def test_broken_policy_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(
+        "extends: " + str(ROOT / "policies" / "base") + "\nname: T\nversion: '1'\n"
+        "institution: {name: T}\ncompliance:\n  rules:\n    offensive:\n      severity: loud\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "proxy.cli.main", "check", "--policy", str(tmp_path)],
+        input="hello", capture_output=True, text=True, check=False, cwd=ROOT,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "policy.yaml:8" in proc.stderr
+    assert "severity" in proc.stderr

@@ -1,0 +1,132 @@
+"""``POST /api/v1/check`` over a real aiohttp server: the contract, CORS, 413, 422."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.service.app import create_app
+from proxy.settings import ROOT, Settings
+
+EXAMPLE = ROOT / "policies" / "institutions" / "example"
+SUNDAY = "2026-11-22T12:00:00+02:00"
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path: Path):
+    settings = Settings(policy=EXAMPLE, var_dir=tmp_path, max_body_bytes=4096)
+    return await aiohttp_client(create_app(settings))
+
+
+async def test_contract(client) -> None:
+    text = "👩‍💻 Rakstiet uz anna.berzina@gmail.com"
+    resp = await client.post("/api/v1/check", json={
+        "text": text, "account": "personal", "platform": "x", "attachments": [],
+        "at": SUNDAY, "lang": "lv",
+    })
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["verdict"] == "block"
+    assert body["policy"].startswith("2026.11-example+")
+    (finding,) = body["findings"]
+    assert finding["rule"] == "personal-data"
+    start = len("👩‍💻 Rakstiet uz ".encode("utf-16-le")) // 2
+    assert (finding["start"], finding["end"]) == (start, start + len("anna.berzina@gmail.com"))
+    assert "e-pasta" in finding["message"]
+    assert finding["guideline"]
+
+
+async def test_language_from_accept_language(client) -> None:
+    resp = await client.post("/api/v1/check", json={"text": "idiot", "at": SUNDAY},
+                             headers={"Accept-Language": "sq-AL,sq;q=0.9,en;q=0.5"})
+    (finding,) = (await resp.json())["findings"]
+    assert finding["message"].startswith("Kjo mund të kuptohet si fyese")
+
+
+async def test_official_allowed_and_attachments(client) -> None:
+    resp = await client.post("/api/v1/check", json={
+        "text": "", "account": "official", "official_allowed": False, "at": SUNDAY,
+        "attachments": [{"kind": "image"}],
+    })
+    body = await resp.json()
+    assert body["verdict"] == "block"
+    assert sorted(f["rule"] for f in body["findings"]) == [
+        "copyright", "minors-consent", "official-account"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"text": "x", "account": "boss"}, "account"),
+        ({"text": "x", "at": "2026-11-23T10:00:00"}, "at"),
+        ({"text": "x", "attachments": [{"kind": "pdf"}]}, "attachments.0.kind"),
+        ({"account": "official"}, "text"),
+        ({"text": "x", "platform": "myspace"}, "platform"),
+        ({"text": "x", "lang": "de"}, "lang"),
+        ({"text": "x", "draft": "y"}, "draft"),
+    ],
+)
+async def test_invalid_fields_are_named(client, payload: dict[str, object], field: str) -> None:
+    resp = await client.post("/api/v1/check", json=payload)
+    assert resp.status == 422
+    body = await resp.json()
+    assert field in [d["field"] for d in body["details"]]
+
+
+async def test_not_json(client) -> None:
+    resp = await client.post("/api/v1/check", data=b"{nope",
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert "JSON" in (await resp.json())["error"]
+
+
+async def test_oversized_body(client) -> None:
+    resp = await client.post("/api/v1/check", json={"text": "a" * 5000})
+    assert resp.status == 413
+    assert "at most 4096 bytes" in (await resp.json())["error"]
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_cors_preflight_and_header(client) -> None:
+    resp = await client.options("/api/v1/check", headers={
+        "Origin": "https://x.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+        "Access-Control-Request-Private-Network": "true",
+    })
+    assert resp.status == 204
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+    assert "Content-Type" in resp.headers["Access-Control-Allow-Headers"]
+    assert resp.headers["Access-Control-Allow-Private-Network"] == "true"
+    resp = await client.post("/api/v1/check", json={"text": "ok", "at": SUNDAY},
+                             headers={"Origin": "https://www.facebook.com"})
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.post("/api/v1/check", json={"text": 1})
+    assert resp.status == 422
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_policy_summary(client) -> None:
+    resp = await client.get("/api/v1/policy/summary?lang=sv")
+    assert resp.status == 200
+    body = await resp.json()
+    assert [r["rule"] for r in body["rules"]][:2] == ["classified", "personal-data"]
+    assert len(body["rules"]) == 12
+    unsafe = next(r for r in body["rules"] if r["rule"] == "unsafe-link")
+    assert unsafe["severity"] == {"official": "block", "personal": "warn"}
+    assert unsafe["guideline"]["title"] == "Säkra länkar"
+
+
+async def test_draft_text_is_never_logged(client, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    secret = "Zilais Gārnis tikšanās pie 161175-19997"
+    resp = await client.post("/api/v1/check", json={"text": secret, "at": SUNDAY})
+    assert resp.status == 200
+    resp = await client.post("/api/v1/check", json={"text": secret, "account": "bad"})
+    assert resp.status == 422
+    assert "Gārnis" not in caplog.text
+    assert "161175" not in caplog.text
+    assert "Gārnis" not in await resp.text()
