@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy.runtime import PolicyState
 from proxy.service.app import create_app
 from proxy.settings import ROOT, Settings
 
@@ -13,10 +14,15 @@ EXAMPLE = ROOT / "policies" / "institutions" / "example"
 SUNDAY = "2026-11-22T12:00:00+02:00"
 
 
+@pytest.fixture(scope="module")
+def state() -> PolicyState:
+    return PolicyState(EXAMPLE)
+
+
 @pytest.fixture
-async def client(aiohttp_client, tmp_path: Path):
+async def client(aiohttp_client, tmp_path: Path, state: PolicyState):
     settings = Settings(policy=EXAMPLE, var_dir=tmp_path, max_body_bytes=4096)
-    return await aiohttp_client(create_app(settings))
+    return await aiohttp_client(create_app(settings, state))
 
 
 async def test_contract(client) -> None:
