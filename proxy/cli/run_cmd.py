@@ -160,7 +160,7 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
     task = asyncio.create_task(master.run())
     proxyserver: Any = master.addons.get("proxyserver")
     for _ in range(500):
-        if proxyserver.listen_addrs() or task.done():
+        if (proxyserver.listen_addrs() and ca_cert.exists()) or task.done():
             break
         await asyncio.sleep(0.01)
     listening = bool(proxyserver.listen_addrs())

@@ -141,7 +141,7 @@ async def test_connect_to_catalog_host_asks_for_login(access: Access) -> None:
         (None, ("127.0.0.1", 8443), True),
     ],
 )
-def test_tls_is_intercepted_only_for_catalog_hosts(
+async def test_tls_is_intercepted_only_for_catalog_hosts(
     access: Access, sni: str | None, address: tuple[str, int], ignored: bool
 ) -> None:
     data = SimpleNamespace(
@@ -154,7 +154,7 @@ def test_tls_is_intercepted_only_for_catalog_hosts(
     assert data.ignore_connection is ignored
 
 
-def test_configure_rejects_a_bad_policy_naming_file_and_line(tmp_path: Path) -> None:
+async def test_configure_rejects_a_bad_policy_naming_file_and_line(tmp_path: Path) -> None:
     directory = copy_policy(tmp_path)
     roles = directory / "roles.yaml"
     roles.write_text(roles.read_text().replace("tiktok: block", "tiktok: alow", 1))
@@ -165,7 +165,7 @@ def test_configure_rejects_a_bad_policy_naming_file_and_line(tmp_path: Path) -> 
     assert "'alow' is not one of" in str(info.value)
 
 
-def test_configure_options(access: Access) -> None:
+async def test_configure_options(access: Access) -> None:
     with taddons.context(access) as tctx:
         tctx.configure(access, sargs_service_url="https://sargs.example.gov.lv/")
         assert access.service_url == "https://sargs.example.gov.lv"

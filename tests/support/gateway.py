@@ -131,11 +131,12 @@ class Gateway:
         return ssl.create_default_context(cafile=str(self.ca_cert))
 
 
-async def _wait_listening(master: DumpMaster) -> int:
+async def _wait_listening(master: DumpMaster, ca_cert: Path) -> int:
     proxyserver: Any = master.addons.get("proxyserver")
     for _ in range(500):  # bounded: at most ~5 s
         addrs = proxyserver.listen_addrs()
-        if addrs:
+        # mitmproxy writes its CA in tlsconfig's `running` hook, which may come later.
+        if addrs and await asyncio.to_thread(ca_cert.exists):
             return int(addrs[0][1])
         await asyncio.sleep(0.01)
     raise RuntimeError("mitmproxy did not start listening")
@@ -171,7 +172,7 @@ async def running_gateway(
     task = asyncio.create_task(master.run())
     proxyserver: Any = master.addons.get("proxyserver")
     try:
-        port = await _wait_listening(master)
+        port = await _wait_listening(master, confdir / "mitmproxy-ca-cert.pem")
         yield Gateway(
             port=port,
             ca_cert=confdir / "mitmproxy-ca-cert.pem",
