@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from proxy.runtime import PolicyState
-from proxy.service import bundle, check, deploy, keys, me, metrics
+from proxy.service import access, approve, auth, bundle, check, deploy, keys, me, metrics
 from proxy.service.errors import error_middleware
 from proxy.settings import ROOT, Settings
+from proxy.store.db import open_store
 
 routes = web.RouteTableDef()
 
@@ -18,12 +22,24 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "policy": state.current.version})
 
 
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the store (``Settings.database``) unless a test put one in the app already."""
+    opened = None
+    if keys.STORE not in app:
+        opened = await asyncio.to_thread(open_store, app[keys.SETTINGS].database)
+        app[keys.STORE] = opened
+    yield
+    if opened is not None:
+        opened.close()
+
+
 def create_app(settings: Settings, policy: PolicyState | None = None) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware], client_max_size=settings.max_body_bytes
     )
     app[keys.SETTINGS] = settings
     app[keys.POLICY] = policy or PolicyState(settings.policy)
+    app.cleanup_ctx.append(_store_ctx)  # first: the other parts use the store
     app.add_routes(routes)
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
     deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
@@ -31,4 +47,7 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)
     bundle.setup(app)  # grant bundle, change stream, gateway events (proxy/service/bundle.py)
     me.setup(app)  # /api/v1/me and /api/v1/guidelines for the extension (proxy/service/me.py)
+    auth.setup(app)  # login, sessions, CSRF/Origin checks (proxy/service/auth.py)
+    access.setup(app)  # staff: request form, /api/v1/exceptions, My requests
+    approve.setup(app)  # approvers: queue, grants, audit, dashboard
     return app
