@@ -632,7 +632,8 @@
     } else if (text.length > MAX_TEXT) {
       return unavailable(state, 'too-long');
     } else {
-      const payload = { text, account: config.account, platform: config.platform, lang: config.lang };
+      const payload = { text, account: config.account, lang: config.lang };
+      if (config.platform) payload.platform = config.platform; // unknown: let the service decide
       try {
         if (config.check) {
           result = await config.check(payload);
@@ -659,8 +660,9 @@
     state.inflight = null;
     if (currentText(state) !== text) return; // typed on meanwhile; the pending check follows
     state.checkedText = text;
+    // start === end: about the whole draft (working hours, attachments): listed, not underlined
     state.findings = result.findings.filter((f) => Number.isInteger(f.start) && Number.isInteger(f.end)
-      && f.start >= 0 && f.end <= text.length && f.start < f.end);
+      && f.start >= 0 && f.end <= text.length && f.start <= f.end);
     state.verdict = result.verdict || (state.findings.length ? 'warn' : 'ok');
     state.stale = false;
     if (state.ctx.unavailableSaid) state.ctx.unavailableSaid = false;
@@ -729,6 +731,7 @@
       const frag = state.ctx.doc.createDocumentFragment();
       if (shown && !state.stale) {
         for (const f of state.findings) {
+          if (f.start === f.end) continue;
           const rects = state.kind === 'field' ? fieldRects(state, f) : richRects(state, f);
           for (const r of rects) {
             const m = state.ctx.doc.createElement('div');

@@ -153,7 +153,9 @@ async def test_a_violation_is_underlined_where_it_was_typed(
 
 
 async def test_a_clean_draft_shows_nothing(page: Page, site_url: str) -> None:
-    editor = await open_editor(page, f"{site_url}/x", EDITORS["x"][0])
+    # An official account: a personal one gets a whole-draft 'working-hours' finding when
+    # the suite runs during the institution's working hours.
+    editor = await open_editor(page, f"{site_url}/x?account=official", EDITORS["x"][0])
     await page.keyboard.type(CLEAN)
     event = await next_event(page)
     assert event["findings"] == []
@@ -166,7 +168,9 @@ async def test_a_clean_draft_shows_nothing(page: Page, site_url: str) -> None:
 
 
 async def test_fixing_the_draft_clears_the_warning(page: Page, site_url: str) -> None:
-    editor = await open_editor(page, f"{site_url}/facebook", EDITORS["facebook"][0])
+    editor = await open_editor(
+        page, f"{site_url}/facebook?account=official", EDITORS["facebook"][0]
+    )
     await page.keyboard.type(DRAFT)
     await next_event(page, rule="personal-data")
     await page.locator("sargs-guard .mark").first.wait_for()
@@ -440,3 +444,31 @@ async def test_stop_removes_everything(page: Page, site_url: str) -> None:
     await page.keyboard.type(" again")
     await page.evaluate("() => new Promise((r) => setTimeout(r, 600))")
     assert await event_count(page) == after
+
+
+async def test_a_finding_about_the_whole_draft_is_listed_not_underlined(
+    page: Page, site_url: str, standin_url: str
+) -> None:
+    await open_editor(page, f"{site_url}/linkedin?backend={standin_url}", EDITORS["linkedin"][0])
+    await page.keyboard.type("Lunch plans [hours]")
+    event = await next_event(page, rule="working-hours")
+    hours = finding(event, "working-hours")
+    badge = page.locator("sargs-guard button.badge")
+    await badge.wait_for()
+    assert await badge.inner_text() == "1"
+    assert await marks(page) == []
+    await badge.click()
+    panel = page.locator("sargs-guard .panel")
+    await panel.wait_for()
+    assert hours["message"] in await panel.inner_text()
+
+
+async def test_an_unknown_platform_is_left_to_the_service(
+    page: Page, site_url: str, standin: tuple[str, StandinLog]
+) -> None:
+    url, log = standin
+    before = len(log.requests)
+    await open_editor(page, f"{site_url}/mastodon?platform=&backend={url}", EDITORS["mastodon"][0])
+    await page.keyboard.type("Hello")
+    await next_event(page)
+    assert "platform" not in log.requests[before:][-1]

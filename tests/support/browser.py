@@ -131,6 +131,17 @@ def standin_check(text: str) -> dict[str, Any]:
                     "guideline": guideline,
                 }
             )
+    if "[hours]" in text:  # a finding about the whole draft, like 'working-hours'
+        findings.append(
+            {
+                "rule": "working-hours",
+                "severity": "warn",
+                "start": 0,
+                "end": 0,
+                "message": "Personal account during working hours",
+                "guideline": "Code of conduct 6.1: private use outside working hours",
+            }
+        )
     findings.sort(key=lambda f: f["start"])
     order = {"block": 3, "warn": 2, "info": 1}
     verdict = max((f["severity"] for f in findings), key=order.__getitem__, default="ok")

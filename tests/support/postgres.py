@@ -64,7 +64,9 @@ class PostgresServer:
 
     def create_database(self, template: str | None = None) -> str:
         name = f"t{next(self._names)}"
-        sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+        sql = f'CREATE DATABASE "{name}"' + (
+            f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        )
         with self._admin() as conn:
             conn.execute(sql.encode())
         return name
