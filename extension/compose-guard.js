@@ -9,8 +9,9 @@
  *
  * Configuration, first match wins:
  *   - attributes on its own <script> tag:
- *       data-backend="URL"    base URL of the service (ends with "/"); default: the
- *                             script's own URL less "static/compose-guard.js"
+ *       data-backend="URL"    base URL of the service, absolute or relative to the page
+ *                             (the gateway uses "/__sargs/"); default: the script's own
+ *                             URL less "static/compose-guard.js"
  *       data-platform="ID"    platform id from the policy catalog (x, facebook, ...);
  *                             default: guessed from location.hostname (PLATFORM_HOSTS)
  *       data-account="KIND"   "personal" (default) or "official"
@@ -196,6 +197,11 @@
     let backend = attr('data-backend') || given.backend || '';
     if (!backend && tag) backend = tag.src.replace(/static\/compose-guard\.js(?:[?#].*)?$/, '');
     if (backend && !backend.endsWith('/')) backend += '/';
+    try {
+      if (backend) backend = new URL(backend, location.href).href; // "/__sargs/" from the gateway
+    } catch (e) {
+      backend = '';
+    }
     return {
       backend,
       platform: attr('data-platform') || given.platform || guessPlatform(location.hostname),

@@ -472,3 +472,10 @@ async def test_an_unknown_platform_is_left_to_the_service(
     await page.keyboard.type("Hello")
     await next_event(page)
     assert "platform" not in log.requests[before:][-1]
+
+
+async def test_a_relative_backend_is_on_the_pages_own_host(page: Page, site_url: str) -> None:
+    await page.goto(f"{site_url}/x?backend=/__sargs/")
+    await page.wait_for_function("() => !!globalThis.__sargsComposeGuard")
+    config = await page.evaluate("() => globalThis.__sargsComposeGuard.config")
+    assert config["backend"] == f"{site_url}/__sargs/"
