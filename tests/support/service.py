@@ -104,8 +104,10 @@ class Service:
         async with aiohttp.ClientSession(cookie_jar=jar) as session:
             yield Client(self.url, session, self.url, headers=dict(headers))
 
-    def basic(self, name: str) -> aiohttp.BasicAuth:
-        return aiohttp.BasicAuth(name, DEFAULT_USERS[name][0])
+    def basic(self, name: str, password: str | None = None) -> dict[str, str]:
+        """``headers=`` for HTTP Basic as ``name`` (their password unless given)."""
+        secret = DEFAULT_USERS[name][0] if password is None else password
+        return {"Authorization": aiohttp.encode_basic_auth(name, secret)}
 
 
 def add_users(store: Store, people: Mapping[str, tuple[str, Iterable[str], str | None,
