@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
+from argon2 import PasswordHasher
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from proxy.service import keys
@@ -31,6 +32,8 @@ PASSWORD = "correct horse battery"
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
+FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
+
 
 @dataclass
 class Env:
@@ -46,7 +49,7 @@ class Env:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     tmp = tmp_path_factory.mktemp("extension")
-    store = open_store(f"sqlite:///{tmp / 'sargs.db'}")
+    store = open_store(hasher=FAST, url=f"sqlite:///{tmp / 'sargs.db'}")
     users.add_user(store, "anna", PASSWORD, ["staff"])
     req = store_requests.create_request(store, "anna", "tiktok", "read", 120, "campaign")
     store_requests.approve(store, req.id, "boss")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from argon2 import PasswordHasher
 
 from proxy.service import keys
 from proxy.service.app import create_app
@@ -19,6 +20,8 @@ from proxy.store.db import Store, open_store
 
 EXT = "chrome-extension://abcdefghijklmnopabcdefghijklmnop"
 
+FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
+
 
 def basic(name: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{name}:{password}".encode()).decode()
@@ -27,7 +30,7 @@ def basic(name: str, password: str) -> dict[str, str]:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(f"sqlite:///{tmp_path / 'sargs.db'}")
+    s = open_store(hasher=FAST, url=f"sqlite:///{tmp_path / 'sargs.db'}")
     users.add_user(s, "anna", "correct horse battery", ["staff"])
     users.add_user(s, "boss", "another long secret", ["head"])
     yield s
