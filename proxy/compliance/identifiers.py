@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 import phonenumbers
 from stdnum import iban, luhn
@@ -44,6 +45,10 @@ _PHONE = re.compile(r"(?<![\w/.+-])\+?\(?\d[\d \t().-]{5,20}\d(?![\w/]|-\d)")
 _DATE = re.compile(
     r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}\.\d{1,2}\.\d{1,2}\.?)$"
 )
+_DIGIT = re.compile(r"\d")
+_FOUR_DIGITS = re.compile(r"\d{4}")
+_SIX_DIGITS = re.compile(r"\d{6}")
+_IBAN_START = re.compile(r"[A-Z]{2}\d\d")
 _COMPACT = re.compile(r"[\s().-]")
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9]))")
 
@@ -97,11 +102,15 @@ class Identifiers:
 
     def find(self, text: str) -> list[Span]:
         spans: list[Span] = []
-        has_digits = any(c.isdigit() for c in text)
+        has_digits = _DIGIT.search(text) is not None
         if has_digits:
-            spans += self._ids(text)
-            spans += self._ibans(text)
-            spans += self._cards(text)
+            # Cheap gates: each scheme needs a run its candidates cannot lack.
+            if _SIX_DIGITS.search(text):
+                spans += self._ids(text)
+            if _IBAN_START.search(text):
+                spans += self._ibans(text)
+            if _FOUR_DIGITS.search(text):
+                spans += self._cards(text)
         if "@" in text:
             spans += self._emails(text)
         if has_digits:
@@ -157,20 +166,25 @@ class Identifiers:
             marker = self._marker
             if marker is not None and marker.search(text, max(0, m.start() - 24), m.start()):
                 continue
-            for region in self.regions:
-                found = [
-                    match
-                    for match in phonenumbers.PhoneNumberMatcher(
-                        candidate, region, leniency=phonenumbers.Leniency.VALID
-                    )
-                    if not self._public_phone(match.number)
-                ]
-                if found:
-                    out += [
-                        Span(m.start() + f.start, m.start() + f.end, "phone") for f in found
-                    ]
-                    break
+            out += [
+                Span(m.start() + start, m.start() + end, "phone")
+                for start, end in self._phone_spans(candidate)
+            ]
         return out
+
+    @lru_cache(maxsize=1024)  # noqa: B019  # one per policy load; drafts are re-checked as typed
+    def _phone_spans(self, candidate: str) -> tuple[tuple[int, int], ...]:
+        for region in self.regions:
+            found = tuple(
+                (match.start, match.end)
+                for match in phonenumbers.PhoneNumberMatcher(
+                    candidate, region, leniency=phonenumbers.Leniency.VALID
+                )
+                if not self._public_phone(match.number)
+            )
+            if found:
+                return found
+        return ()
 
     def _public_phone(self, number: phonenumbers.PhoneNumber) -> bool:
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

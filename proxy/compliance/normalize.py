@@ -9,7 +9,9 @@ reported at the right place in the original — the indices of a JavaScript stri
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -40,43 +42,64 @@ def utf16_len(text: str) -> int:
     return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
 
 
+_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
+
+
+class _FoldTable(dict[int, str]):
+    """``str.translate`` table that folds any character, filled on first sight."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        value = " " if char.isspace() else fold_char(char)
+        if len(self) < 65536:
+            self[code] = value
+        return value
+
+
+_TABLE = _FoldTable()
+
+
 @dataclass(frozen=True, slots=True)
 class Folded:
-    """The folded text and, per folded character, the UTF-16 span it came from."""
+    """The folded text and the way back to UTF-16 offsets of the draft.
+
+    Three shapes, cheapest first: folding kept every position (``astral`` empty, no
+    arrays); it kept every position but the draft has characters outside the BMP, which
+    count twice in UTF-16 (``astral``: their code point indices); or it changed lengths
+    (``ß`` → ``ss``, collapsed spaces, lone combining marks): one span per character.
+    """
 
     text: str
-    starts: tuple[int, ...] | None
-    ends: tuple[int, ...] | None
-    """``None`` when folding changed nothing but case (indices are the same)."""
+    starts: tuple[int, ...] | None = None
+    ends: tuple[int, ...] | None = None
+    astral: tuple[int, ...] = ()
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """UTF-16 ``[start, end)`` in the draft of folded ``[start, end)`` (end > start)."""
-        if self.starts is None or self.ends is None:
+        if self.starts is not None and self.ends is not None:
+            return self.starts[start], self.ends[end - 1]
+        if not self.astral:
             return start, end
-        return self.starts[start], self.ends[end - 1]
+        return start + bisect_left(self.astral, start), end + bisect_left(self.astral, end)
 
 
 def fold_text(text: str) -> Folded:
     """Fold a draft, keeping the map back to UTF-16 offsets."""
-    if text.isascii() and "  " not in text and all(c == " " or not c.isspace() for c in text):
-        return Folded(text.lower(), None, None)
+    folded = text.translate(_TABLE)
+    if len(folded) == len(text) and "  " not in folded:
+        return Folded(folded, astral=tuple(m.start() for m in _ASTRAL.finditer(text)))
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     pos = 0
     for char in text:
         width = 2 if ord(char) > 0xFFFF else 1
-        if char.isspace():
-            if out and out[-1] == " ":
-                ends[-1] = pos + width
-            else:
-                out.append(" ")
-                starts.append(pos)
-                ends.append(pos + width)
+        piece = _TABLE[ord(char)]
+        if piece == " " and out and out[-1] == " ":
+            ends[-1] = pos + width
+        elif not piece and ends:
+            ends[-1] = pos + width  # a lone combining mark belongs to the letter before
         else:
-            piece = char.lower() if char.isascii() else fold_char(char)
-            if not piece and ends:
-                ends[-1] = pos + width  # a lone combining mark belongs to the letter before
             for c in piece:
                 out.append(c)
                 starts.append(pos)
@@ -88,16 +111,10 @@ def fold_text(text: str) -> Folded:
 class Utf16Index:
     """Code point index → UTF-16 offset for one text (patterns run on the original)."""
 
-    __slots__ = ("_offsets",)
+    __slots__ = ("_astral",)
 
     def __init__(self, text: str) -> None:
-        if all(ord(c) <= 0xFFFF for c in text):
-            self._offsets: list[int] | None = None
-        else:
-            offsets = [0]
-            for c in text:
-                offsets.append(offsets[-1] + (2 if ord(c) > 0xFFFF else 1))
-            self._offsets = offsets
+        self._astral = [m.start() for m in _ASTRAL.finditer(text)]
 
     def __call__(self, index: int) -> int:
-        return index if self._offsets is None else self._offsets[index]
+        return index + bisect_left(self._astral, index) if self._astral else index

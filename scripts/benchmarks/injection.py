@@ -1,0 +1,251 @@
+"""Gateway throughput for an allowed platform HTML page, content-script injection on vs off.
+
+    ./scripts/bench injection            (BENCH_SECONDS=10 for longer runs)
+
+Same run, loopback only: an origin (aiohttp, one process) serves a 60 kB platform-like
+page with a nonce-based CSP; the gateway (mitmproxy with every Sargs addon, the example
+policy, a communicator logged in with Basic auth, one process) is started twice, with
+``sargs_inject`` off and on; load comes from ``wrk`` (absolute-form requests to the proxy,
+as browsers send plain-HTTP proxy requests) when installed, else from an aiohttp client.
+Prints requests/s and p50/p99 latency for both and the cost of injection in percent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+CONNECTIONS = 8
+USER, PASSWORD = "bench", "bench-pw"
+URL = "http://x.com/home"
+HEADERS = {
+    "Host": "x.com",
+    "Accept": "text/html,application/xhtml+xml",
+    "Sec-Fetch-Dest": "document",
+    "Accept-Language": "lv",
+    "Proxy-Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
+}
+NONCE = "YmVuY2htYXJrLW5vbmNl"
+PAGE = (
+    "<!DOCTYPE html><html lang=lv><head><meta charset=utf-8><title>Home / X</title>"
+    f"<script nonce={NONCE}>window.__app = 1;</script></head><body>"
+    + "<article><p>Ziņa no Rīgas: jaunā bibliotēka atvērta 😀</p></article>" * 900
+    + "</body></html>"
+).encode()
+CSP = f"script-src 'nonce-{NONCE}' 'strict-dynamic'; object-src 'none'; base-uri 'none'"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# --- the servers (subprocesses) ---------------------------------------------------------------
+
+
+async def _origin(port: int) -> None:
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=PAGE, headers={
+            "Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CSP})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+class _ToOrigin:
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def request(self, flow: Any) -> None:
+        if flow.response or flow.request.host == "127.0.0.1":
+            return
+        host_header = flow.request.host_header
+        flow.request.scheme, flow.request.host, flow.request.port = "http", "127.0.0.1", self.port
+        flow.request.host_header = host_header
+
+
+async def _gateway(port: int, origin_port: int, confdir: str, inject: bool) -> None:
+    import logging
+
+    from mitmproxy.options import Options
+    from mitmproxy.tools.dump import DumpMaster
+
+    from proxy.gateway.addons import make_addons
+    from proxy.gateway.identity import MemoryDirectory
+    from proxy.runtime import PolicyState
+    from proxy.settings import ROOT, Settings
+
+    logging.getLogger("sargs").setLevel(logging.WARNING)  # decision lines: not measured here
+    logging.getLogger("sargs").propagate = False
+    opts = Options(listen_host="127.0.0.1", listen_port=port, confdir=confdir)
+    master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+    settings = Settings(var_dir=Path(confdir), gateway_metrics_port=0)
+    state = PolicyState(ROOT / "policies" / "institutions" / "example")
+    directory = MemoryDirectory({USER: (PASSWORD, ["communicator"])})
+    master.addons.add(*make_addons(settings, state, directory=directory), _ToOrigin(origin_port))
+    opts.update(connection_strategy="lazy", sargs_inject=inject)
+    task = asyncio.create_task(master.run())
+    proxyserver: Any = master.addons.get("proxyserver")
+    for _ in range(1000):
+        if proxyserver.listen_addrs():
+            break
+        await asyncio.sleep(0.01)
+    print("ready", flush=True)
+    await task
+
+
+@contextlib.contextmanager
+def _spawn(*args: str) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.benchmarks.injection", *args],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"server {args[0]} did not start")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+def _fetch_once(proxy_port: int) -> bytes:
+    import urllib.request
+
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy_port}"})
+    )
+    request = urllib.request.Request(URL, headers=HEADERS)  # noqa: S310 (loopback proxy)
+    with opener.open(request, timeout=10) as response:
+        body: bytes = response.read()
+        return body
+
+
+_WRK_LUA = """
+wrk.method = "GET"
+wrk.path = "{url}"
+{headers}
+"""
+_PCT = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+
+
+def _wrk(proxy_port: int, seconds: float, tmp: Path) -> dict[str, float]:
+    lua = tmp / "proxy.lua"
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in HEADERS.items())
+    lua.write_text(_WRK_LUA.format(url=URL, headers=lines))
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
+         "-s", str(lua), f"http://127.0.0.1:{proxy_port}"],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    pct = {p: float(v) * unit[u] for p, v, u in _PCT.findall(out)}
+    rps = _RPS.search(out)
+    if rps is None or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk run failed:\n{out}")
+    return {"rps": float(rps.group(1)), "p50": pct["50"], "p99": pct["99"]}
+
+
+async def _aiohttp_load(proxy_port: int, seconds: float) -> dict[str, float]:
+    import aiohttp
+
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            async with session.get(URL, proxy=f"http://127.0.0.1:{proxy_port}",
+                                   headers=HEADERS) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"status {response.status}")
+            latencies.append((time.perf_counter() - start) * 1000)
+
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(CONNECTIONS)))
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / elapsed, "p50": cuts[49], "p99": cuts[98]}
+
+
+def _measure(proxy_port: int, tmp: Path) -> dict[str, float]:
+    if shutil.which("wrk"):
+        return _wrk(proxy_port, SECONDS, tmp)
+    return asyncio.run(_aiohttp_load(proxy_port, SECONDS))
+
+
+def main() -> int:
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="sargs-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        origin_port = _free_port()
+        with _spawn("origin", str(origin_port)):
+            for mode in ("off", "on"):
+                port = _free_port()
+                confdir = tmp / f"mitmproxy-{mode}"
+                confdir.mkdir()
+                with _spawn("gateway", str(port), str(origin_port), str(confdir), mode):
+                    body = _fetch_once(port)
+                    injected = b"/__sargs/static/compose-guard.js" in body
+                    if injected != (mode == "on"):
+                        print(f"injection {mode} but page injected={injected}", file=sys.stderr)
+                        return 1
+                    for _ in range(50):  # warm-up: connections, caches, login cache
+                        _fetch_once(port)
+                    results[mode] = _measure(port, tmp)
+    tool = "wrk" if shutil.which("wrk") else "aiohttp"
+    print(f"page {len(PAGE) // 1024} kB with a nonce CSP, {CONNECTIONS} connections, "
+          f"{SECONDS:g} s each, load from {tool}")
+    for mode in ("off", "on"):
+        r = results[mode]
+        print(f"  injection {mode:3}  {r['rps']:8.0f} requests/s   p50 {r['p50']:6.2f} ms   "
+              f"p99 {r['p99']:6.2f} ms")
+    cost = 100 * (1 - results["on"]["rps"] / results["off"]["rps"])
+    print(f"  injection costs {cost:.1f}% of throughput")
+    return 0
+
+
+def _serve(argv: list[str]) -> None:
+    if argv[0] == "origin":
+        asyncio.run(_origin(int(argv[1])))
+    else:
+        asyncio.run(_gateway(int(argv[1]), int(argv[2]), argv[3], argv[4] == "on"))
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1:])
