@@ -147,7 +147,7 @@ def _fetch_once(proxy_port: int) -> bytes:
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy_port}"})
     )
-    request = urllib.request.Request(URL, headers=HEADERS)  # noqa: S310 (loopback proxy)
+    request = urllib.request.Request(URL, headers=HEADERS)
     with opener.open(request, timeout=10) as response:
         body: bytes = response.read()
         return body
