@@ -70,13 +70,13 @@ def test_password_and_roles_change(store: Store) -> None:
 def test_rehash_when_parameters_change(store_url: str, store: Store) -> None:
     users.add_user(store, "anna", "pw", ["staff"])
     with store.read() as conn:
-        old = conn.exec_driver_sql("SELECT password_hash FROM users").scalar()
+        old = conn.exec_driver_sql("SELECT password_hash FROM users").scalar_one()
     stronger = open_store(store_url, hasher=PasswordHasher(time_cost=2, memory_cost=2048,
                                                           parallelism=1))
     try:
         assert users.verify_password(stronger, "anna", "pw") is not None
         with stronger.read() as conn:
-            new = conn.exec_driver_sql("SELECT password_hash FROM users").scalar()
+            new = conn.exec_driver_sql("SELECT password_hash FROM users").scalar_one()
         assert new != old
         assert "t=2" in new
         # the new hash still verifies, with no further rehash
