@@ -26,7 +26,8 @@ from proxy.gateway.inject import (
     meta_policies,
     rewrite,
 )
-from proxy.policy.decide import Action, Decision, RequestKind, Rule, Subject
+from proxy.policy.decide import Decision, RequestKind, Rule, Subject
+from proxy.policy.model import Action
 from proxy.runtime import Compiled
 
 X = csp.Origin.of("https", "x.com")

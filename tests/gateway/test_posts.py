@@ -23,7 +23,8 @@ from mitmproxy.test import taddons, tflow
 
 from proxy.gateway.posts import Posts
 from proxy.i18n import LANGUAGES, catalog
-from proxy.policy.decide import Action, Decision, RequestKind, Rule, Subject
+from proxy.policy.decide import Decision, RequestKind, Rule, Subject
+from proxy.policy.model import Action
 from proxy.runtime import PolicyState
 from tests.support.gateway import (
     Clock,
