@@ -7,7 +7,7 @@ generator does not share its core), against a local origin in a third process:
   plain-HTTP proxying with a Basic login (decision, decision log, injection checks);
 - blocked: the same user's page load on a blocked platform (www.tiktok.com): Sargs answers
   with the block page, bare mitmproxy forwards it;
-- tunnel (non-catalog host): HTTPS to a non-catalog host (127.0.0.1 with its own certificate) over CONNECT:
+- tunnel (non-catalog host): HTTPS to 127.0.0.1 (its own certificate) over CONNECT:
   Sargs tunnels it untouched, bare mitmproxy intercepts it (its default).
 
 Page loads use wrk (absolute-URL path via a Lua script); the tunnel uses an aiohttp
@@ -123,8 +123,8 @@ def wrk(proxy_port: int, url: str, host: str, seconds: float) -> Result:
     finally:
         os.unlink(script)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return Result(rps, p50, p99, int(errors.group(1)) if errors else 0)
 
