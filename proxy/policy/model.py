@@ -229,10 +229,17 @@ class IpRange(Strict):
             raise ValueError(f"{value!r} is not an address range (like 10.1.0.0/16)") from None
 
 
+IdentitySource = Literal["basic", "ip"]
+
+
+def _basic_only() -> list[IdentitySource]:
+    return ["basic"]
+
+
 class Identity(Strict):
     """How the gateway learns who is browsing. Sources are tried in order."""
 
-    sources: list[Literal["basic", "ip"]] = Field(default_factory=lambda: ["basic"])
+    sources: list[IdentitySource] = Field(default_factory=_basic_only)
     realm: str = "Sargs"
     ip_ranges: list[IpRange] = Field(default_factory=list)
     login_cache_seconds: int = Field(default=300, ge=0, le=86400)

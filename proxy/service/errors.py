@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from proxy.service.keys import SETTINGS
+
 log = logging.getLogger("sargs.service")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -40,7 +42,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(422, f"invalid request: {fields}", details=details)
     except json.JSONDecodeError as exc:
         return json_error(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}")
-    except web.HTTPRequestEntityTooLarge as exc:
-        return json_error(
-            413, f"request body too large: at most {exc.max_size} bytes",
-        )
+    except UnicodeDecodeError:
+        return json_error(400, "body is not valid UTF-8")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return json_error(413, f"request body too large: at most {limit} bytes")
