@@ -8,7 +8,18 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from proxy.runtime import PolicyState
-from proxy.service import access, approve, auth, bundle, check, deploy, keys, me, metrics
+from proxy.service import (
+    access,
+    approve,
+    auth,
+    bundle,
+    check,
+    deploy,
+    keys,
+    me,
+    metrics,
+    openapi,
+)
 from proxy.service.errors import error_middleware
 from proxy.settings import ROOT, Settings
 from proxy.store.db import open_store
@@ -50,4 +61,5 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     auth.setup(app)  # login, sessions, CSRF/Origin checks (proxy/service/auth.py)
     access.setup(app)  # staff: request form, /api/v1/exceptions, My requests
     approve.setup(app)  # approvers: queue, grants, audit, dashboard
+    openapi.setup(app)  # GET /api/v1/openapi.json (proxy/service/openapi.py)
     return app
