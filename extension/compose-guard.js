@@ -174,7 +174,6 @@
     for (const tag of list) {
       const base = String(tag).toLowerCase().split(/[-_]/)[0];
       if (base in TEXTS) return base;
-      if (base === 'sv' || base === 'fi') return 'sv';
     }
     return 'en';
   }
@@ -392,7 +391,16 @@
     } catch (e) {
       return [];
     }
-    return Array.from(range.getClientRects()).filter((r) => r.width > 0 && r.height > 0);
+    const box = state.el.getBoundingClientRect(); // text scrolled out of the editor: not drawn
+    const rects = [];
+    for (const r of range.getClientRects()) {
+      const left = Math.max(r.left, box.left);
+      const right = Math.min(r.right, box.right);
+      const top = Math.max(r.top, box.top);
+      const bottom = Math.min(r.bottom, box.bottom);
+      if (right > left && bottom > top) rects.push(new DOMRect(left, top, right - left, bottom - top));
+    }
+    return rects;
   }
 
   // Textarea/input: a mirror element in our shadow root, styled like the field.
@@ -793,23 +801,43 @@
     const mo = new MutationObserver((records) => {
       for (const rec of records) {
         for (const n of rec.addedNodes) {
-          if (n.nodeType !== 1 || n.localName === HOST_TAG) continue;
-          if (n.matches(EDITOR_SELECTOR)) track(n, ctx);
-          if (n.shadowRoot) watchRoot(n.shadowRoot, ctx);
-          if (n.localName === 'iframe') watchFrame(n);
-          scan(n, ctx);
+          if (n.nodeType === 1 && n.localName !== HOST_TAG) queueScan(n, ctx);
         }
       }
-      requestRender();
     });
     mo.observe(root, { childList: true, subtree: true });
     observers.push(mo);
     if (root !== ctx.doc) scan(root, ctx);
   }
 
+  // Added subtrees are looked at in idle time, in batches: checking whether a candidate
+  // is visible needs layout, which must not run inside the page's own DOM updates.
+  const queued = new Map(); // element -> DocContext
+  let scanTimer = 0;
+  function queueScan(node, ctx) {
+    queued.set(node, ctx);
+    if (scanTimer) return;
+    const run = () => {
+      scanTimer = 0;
+      const batch = Array.from(queued);
+      queued.clear();
+      for (const [n, c] of batch) {
+        if (!n.isConnected || signal.aborted) continue;
+        if (n.matches(EDITOR_SELECTOR)) track(n, c);
+        if (n.shadowRoot) watchRoot(n.shadowRoot, c);
+        if (n.localName === 'iframe') watchFrame(n);
+        scan(n, c);
+      }
+      requestRender();
+    };
+    scanTimer = typeof requestIdleCallback === 'function'
+      ? requestIdleCallback(run, { timeout: 150 }) : setTimeout(run, 30);
+  }
+
+  const watchedFrames = new WeakSet();
   function watchFrame(frame) {
-    if (frame.__sargsWatched) return;
-    frame.__sargsWatched = true;
+    if (watchedFrames.has(frame)) return;
+    watchedFrames.add(frame);
     const attach = () => {
       let doc = null;
       try { doc = frame.contentDocument; } catch (e) { doc = null; } // cross-origin
@@ -887,7 +915,13 @@
   const api = Object.freeze({ version: VERSION, config: Object.freeze({ ...config, check: undefined }), why, stop });
   G.__sargsComposeGuard = api;
 
-  const start = () => contextFor(document);
+  const start = () => {
+    // Another copy in another JavaScript world (the extension's content script beside the
+    // gateway's injected one) shares the DOM but not globals: its <sargs-guard> says so.
+    if (document.querySelector(HOST_TAG)) { stop(); return; }
+    const ctx = contextFor(document);
+    if (ctx) ensureSurface(ctx);
+  };
   if (document.documentElement) start();
   else document.addEventListener('DOMContentLoaded', start, { once: true, signal });
 })();

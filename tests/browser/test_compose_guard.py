@@ -479,3 +479,39 @@ async def test_a_relative_backend_is_on_the_pages_own_host(page: Page, site_url:
     await page.wait_for_function("() => !!globalThis.__sargsComposeGuard")
     config = await page.evaluate("() => globalThis.__sargsComposeGuard.config")
     assert config["backend"] == f"{site_url}/__sargs/"
+
+
+async def test_a_copy_in_another_world_leaves_the_page_to_the_first(
+    page: Page, site_url: str
+) -> None:
+    # What the extension's isolated world sees when the gateway's copy already runs: the
+    # DOM has a <sargs-guard>, the globals are its own.
+    await page.add_init_script(
+        """new MutationObserver((_, o) => { if (document.documentElement) {
+             o.disconnect();
+             document.documentElement.append(document.createElement('sargs-guard')); } })
+           .observe(document, {childList: true});"""
+    )
+    await page.goto(f"{site_url}/x")
+    await listen(page)
+    await page.click(EDITORS["x"][0])
+    await page.keyboard.type(DRAFT)
+    await page.evaluate("() => new Promise((r) => setTimeout(r, 600))")
+    assert await event_count(page) == 0
+    assert await page.evaluate("() => globalThis.__sargsComposeGuard === undefined")
+    assert await page.locator("sargs-guard").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("lang", "label"), [("lv", "1 konstatējums"), ("sv", "1 anmärkning"), ("sq", "1 gjetje")]
+)
+async def test_its_own_words_in_four_languages(
+    page: Page, site_url: str, standin_url: str, lang: str, label: str
+) -> None:
+    await open_editor(page, f"{site_url}/x?backend={standin_url}&lang={lang}", EDITORS["x"][0])
+    await page.keyboard.type(f"Tel. {PHONE}")
+    await next_event(page, rule="personal-data")
+    badge = page.locator("sargs-guard button.badge")
+    await badge.wait_for()
+    assert label in (await badge.get_attribute("aria-label") or "")
+    await page.locator(LIVE).filter(has_text=label).wait_for()
