@@ -248,6 +248,8 @@ class Access:
             )
             return
         if header and outcome.subject.source == "basic":
+            # Requests inside the tunnel carry no Proxy-Authorization: remember it for
+            # this connection (plain-HTTP proxy requests carry it on every request).
             self._logins[flow.client_conn] = header
         flow.metadata["sargs.identity"] = outcome.subject
 
@@ -278,8 +280,6 @@ class Access:
                 compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html
             )
             return
-        if header and subject.source == "basic":
-            self._logins[flow.client_conn] = header
         platform = target.match.platform
         posting = (
             request.method in _POST_METHODS

@@ -1,0 +1,78 @@
+"""``sargs run`` as a user starts it: a subprocess, its banner, a request, Ctrl-C."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxy.settings import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+async def test_sargs_run_serves_gateway_and_service_and_stops_on_sigint(tmp_path: Path) -> None:
+    import aiohttp
+
+    gateway, service = free_port(), free_port()
+    env = {**os.environ, "SARGS_VAR_DIR": str(tmp_path / "var"),
+           "SARGS_GATEWAY_METRICS_PORT": "0", "SARGS_LOG_FILE": str(tmp_path / "decisions.log")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proxy.cli.main", "run", "--demo-users",
+         "--listen", f"127.0.0.1:{gateway}", "--service", f"127.0.0.1:{service}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        banner = []
+        for _ in range(400):  # bounded: the banner is a few dozen lines
+            line = proc.stdout.readline()
+            if not line:
+                break
+            banner.append(line)
+            if "Stop with Ctrl-C" in line:
+                break
+        text = "".join(banner)
+        assert f"Proxy (gateway): http://127.0.0.1:{gateway}" in text
+        ca = tmp_path / "var" / "mitmproxy" / "mitmproxy-ca-cert.pem"
+        assert str(ca) in text
+        assert ca.exists()
+        assert f"Service:         http://127.0.0.1:{service}" in text
+        match = re.search(r"staff-demo / (\S+)", text)
+        assert match, text
+        token = base64.b64encode(f"staff-demo:{match.group(1)}".encode()).decode()
+
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{service}/healthz") as r:
+                assert r.status == 200
+            # vk is denied for everyone: answered by the gateway, no upstream needed
+            async with session.get(
+                "http://vk.com/", proxy=f"http://127.0.0.1:{gateway}",
+                headers={"Proxy-Authorization": f"Basic {token}", "Accept": "text/html"},
+            ) as r:
+                assert r.status == 403
+                assert "VK is blocked" in await r.text()
+            async with session.get("http://vk.com/", proxy=f"http://127.0.0.1:{gateway}") as r:
+                assert r.status == 407
+        assert '"platform": "vk"' in (tmp_path / "decisions.log").read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+    assert code == 0
