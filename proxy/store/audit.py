@@ -161,6 +161,64 @@ def _entry(row: Row[Any]) -> AuditEntry:
 # --- appending ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An entry to append (``append_many_in``); seq and hashes are filled in then."""
+
+    kind: Kind | str
+    at: datetime | None = None
+    actor: str | None = None
+    user: str | None = None
+    platform: str | None = None
+    request_id: str | None = None
+    grant_id: str | None = None
+    details: Mapping[str, Any] | None = None
+
+
+def lock_head(conn: Connection) -> tuple[int, str]:
+    """Lock the chain head for the rest of the caller's writing transaction; return it."""
+    head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)
+                        .where(audit_head.c.id == 1).with_for_update()).one()
+    return int(head.seq), str(head.hash)
+
+
+def append_many_in(conn: Connection, drafts: Iterable[Draft]) -> list[AuditEntry]:
+    """Append entries in order inside the caller's writing transaction (one head lock,
+    one multi-row insert). Validates every draft before writing any."""
+    prepared = []
+    for d in drafts:
+        kind = Kind(d.kind)
+        at = aware(d.at, "at").astimezone(UTC)
+        body = dict(d.details or {})
+        _check_details(body)
+        try:
+            details_text = _canonical(body)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput("details", f"not JSON: {exc}") from None
+        prepared.append((d, kind, at, body, details_text))
+    if not prepared:
+        return []
+    seq, prev = lock_head(conn)
+    rows: list[dict[str, Any]] = []
+    entries: list[AuditEntry] = []
+    for d, kind, at, body, details_text in prepared:
+        seq += 1
+        values: dict[str, Any] = {
+            "seq": seq, "at": at, "kind": kind.value, "actor": d.actor, "user": d.user,
+            "platform": d.platform, "request_id": d.request_id, "grant_id": d.grant_id,
+            "details": details_text, "prev_hash": prev}
+        digest = entry_hash(**values)
+        rows.append({**values, "hash": digest})
+        entries.append(AuditEntry(seq=seq, at=at, kind=kind.value, actor=d.actor,
+                                  user=d.user, platform=d.platform, request_id=d.request_id,
+                                  grant_id=d.grant_id, details=body, prev_hash=prev,
+                                  hash=digest))
+        prev = digest
+    conn.execute(sa.insert(audit_log), rows)
+    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+    return entries
+
+
 def append_in(conn: Connection, kind: Kind | str, *, at: datetime | None = None,
               actor: str | None = None, user: str | None = None, platform: str | None = None,
               request_id: str | None = None, grant_id: str | None = None,
@@ -170,27 +228,8 @@ def append_in(conn: Connection, kind: Kind | str, *, at: datetime | None = None,
     The store's own request/grant/user functions call this so that a change and its
     record commit together.
     """
-    kind = Kind(kind)
-    at = aware(at, "at")
-    body = dict(details or {})
-    _check_details(body)
-    try:
-        details_text = _canonical(body)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput("details", f"not JSON: {exc}") from None
-    head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)
-                        .where(audit_head.c.id == 1).with_for_update()).one()
-    seq = int(head.seq) + 1
-    values = {"seq": seq, "at": at, "kind": kind.value, "actor": actor, "user": user,
-              "platform": platform, "request_id": request_id, "grant_id": grant_id,
-              "details": details_text, "prev_hash": head.hash}
-    digest = entry_hash(**values)
-    conn.execute(sa.insert(audit_log).values(**values, hash=digest))
-    conn.execute(sa.update(audit_head).where(audit_head.c.id == 1)
-                 .values(seq=seq, hash=digest))
-    return AuditEntry(seq=seq, at=at.astimezone(UTC), kind=kind.value, actor=actor, user=user,
-                      platform=platform, request_id=request_id, grant_id=grant_id,
-                      details=body, prev_hash=head.hash, hash=digest)
+    draft = Draft(kind, at, actor, user, platform, request_id, grant_id, details)
+    return append_many_in(conn, [draft])[0]
 
 
 def append(store: Store, kind: Kind | str, *, at: datetime | None = None,

@@ -81,7 +81,7 @@ def _sqlite_events(engine: Engine) -> None:
         cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA synchronous = FULL")  # an acknowledged request survives power loss
         cur.close()
 
     @sa.event.listens_for(engine, "begin")

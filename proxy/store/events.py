@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from proxy.store import audit
 from proxy.store.common import aware, text_field, utcnow
@@ -39,31 +38,38 @@ class Event:
 
 def record_events(store: Store, batch: Iterable[Event]) -> int:
     """Record a batch in one transaction; return how many were new (the rest were
-    recorded before and are skipped). All or nothing: a bad event refuses the batch."""
+    recorded before, or repeat an id within the batch, and are skipped). All or nothing:
+    a bad event refuses the batch."""
     items = list(batch)
     for e in items:
         text_field(e.id, "id", max_len=64)
         audit.Kind(e.kind)
         aware(e.at, "at")
+    if not items:
+        return 0
     received = utcnow()
-    insert = (postgresql.insert(events) if store.dialect == "postgresql"
-              else sqlite.insert(events))
-    new = 0
     with store.write() as conn:
+        # Every recording holds the chain-head lock, so no other one can slip in between
+        # this check and the insert below.
+        audit.lock_head(conn)
+        ids = list(dict.fromkeys(e.id for e in items))
+        seen: set[str] = set()
+        for k in range(0, len(ids), 500):
+            seen.update(conn.execute(sa.select(events.c.event_id)
+                                     .where(events.c.event_id.in_(ids[k:k + 500]))).scalars())
+        new: list[Event] = []
         for e in items:
-            inserted = conn.execute(
-                insert.values(event_id=e.id, received_at=received, audit_seq=0)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(events.c.event_id)).first()
-            if inserted is None:  # recorded before
-                continue
-            entry = audit.append_in(conn, e.kind, at=e.at, actor=e.actor, user=e.user,
-                                    platform=e.platform,
-                                    details={**e.details, "event_id": e.id})
-            conn.execute(sa.update(events).where(events.c.event_id == e.id)
-                         .values(audit_seq=entry.seq))
-            new += 1
-    return new
+            if e.id not in seen:
+                seen.add(e.id)
+                new.append(e)
+        entries = audit.append_many_in(conn, [
+            audit.Draft(e.kind, e.at, e.actor, e.user, e.platform,
+                        details={**e.details, "event_id": e.id}) for e in new])
+        if new:
+            conn.execute(sa.insert(events), [
+                {"event_id": e.id, "received_at": received, "audit_seq": entry.seq}
+                for e, entry in zip(new, entries, strict=True)])
+    return len(new)
 
 
 def record_event(store: Store, event: Event) -> bool:

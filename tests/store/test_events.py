@@ -35,3 +35,37 @@ def test_bad_event_refuses_the_whole_batch(store: Store) -> None:
     assert audit.count(store) == 0
     # and the good one can still be delivered later
     assert events.record_events(store, [_event(1)]) == 1
+
+
+def test_ids_repeated_within_a_batch_count_once(store: Store) -> None:
+    assert events.record_events(store, [_event(1), _event(1), _event(2)]) == 2
+    assert events.record_events(store, []) == 0
+    assert audit.count(store, kind="block") == 2
+
+
+def test_two_gateways_delivering_the_same_batch_at_once(store_url: str, store: Store) -> None:
+    import threading
+
+    from proxy.store import open_store
+    from tests.store.conftest import FAST
+
+    other = open_store(store_url, hasher=FAST)
+    batch = [_event(i) for i in range(50)]
+    counts: list[int] = []
+    barrier = threading.Barrier(2, timeout=30)
+
+    def deliver(s: Store) -> None:
+        barrier.wait()
+        counts.append(events.record_events(s, batch))
+
+    threads = [threading.Thread(target=deliver, args=(s,)) for s in (store, other)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        other.close()
+    assert sorted(counts) == [0, 50]
+    assert audit.count(store) == 50
+    assert audit.verify(store).ok
