@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -22,10 +23,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.slow
-async def test_sargs_run_serves_gateway_and_service_and_stops_on_sigint(tmp_path: Path) -> None:
+async def requests_through(gateway: int, service: int, token: str) -> None:
     import aiohttp
 
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{service}/healthz") as r:
+            assert r.status == 200
+        # vk is denied for everyone: answered by the gateway, no upstream needed
+        async with session.get(
+            "http://vk.com/", proxy=f"http://127.0.0.1:{gateway}",
+            headers={"Proxy-Authorization": f"Basic {token}", "Accept": "text/html"},
+        ) as r:
+            assert r.status == 403
+            assert "VK is blocked" in await r.text()
+        async with session.get("http://vk.com/", proxy=f"http://127.0.0.1:{gateway}") as r:
+            assert r.status == 407
+
+
+@pytest.mark.slow
+def test_sargs_run_serves_gateway_and_service_and_stops_on_sigint(tmp_path: Path) -> None:
     gateway, service = free_port(), free_port()
     env = {**os.environ, "SARGS_VAR_DIR": str(tmp_path / "var"),
            "SARGS_GATEWAY_METRICS_PORT": "0", "SARGS_LOG_FILE": str(tmp_path / "decisions.log")}
@@ -54,18 +70,7 @@ async def test_sargs_run_serves_gateway_and_service_and_stops_on_sigint(tmp_path
         assert match, text
         token = base64.b64encode(f"staff-demo:{match.group(1)}".encode()).decode()
 
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{service}/healthz") as r:
-                assert r.status == 200
-            # vk is denied for everyone: answered by the gateway, no upstream needed
-            async with session.get(
-                "http://vk.com/", proxy=f"http://127.0.0.1:{gateway}",
-                headers={"Proxy-Authorization": f"Basic {token}", "Accept": "text/html"},
-            ) as r:
-                assert r.status == 403
-                assert "VK is blocked" in await r.text()
-            async with session.get("http://vk.com/", proxy=f"http://127.0.0.1:{gateway}") as r:
-                assert r.status == 407
+        asyncio.run(requests_through(gateway, service, token))
         assert '"platform": "vk"' in (tmp_path / "decisions.log").read_text()
     finally:
         proc.send_signal(signal.SIGINT)
