@@ -695,16 +695,26 @@
     }));
   }
 
+  const SEVERITIES = ['block', 'warn', 'info'];
+
+  /** The contract's guideline is a string; tolerate {title, text} too. */
+  function guidelineText(g) {
+    if (!g) return '';
+    if (typeof g === 'string') return g;
+    return [g.title, g.text].filter((x) => typeof x === 'string' && x).join(' — ');
+  }
+
   function report(state, result) {
     const findings = state.findings;
     const ui = findings.length || state.ui ? ensureUi(state) : null;
     if (ui) {
       ui.list.replaceChildren(...findings.map((f) => {
-        const sev = f.severity in T ? f.severity : 'warn';
+        const sev = SEVERITIES.includes(f.severity) ? f.severity : 'warn';
+        const guideline = guidelineText(f.guideline);
         return h(state.ctx.doc, 'li', { class: sev },
           h(state.ctx.doc, 'span', { class: 'sev', text: `${T[sev]}: ` }),
           h(state.ctx.doc, 'span', { class: 'msg', text: String(f.message || f.rule) }),
-          f.guideline ? h(state.ctx.doc, 'div', { class: 'guideline', text: `${T.guideline}: ${f.guideline}` }) : null);
+          guideline ? h(state.ctx.doc, 'div', { class: 'guideline', text: `${T.guideline}: ${guideline}` }) : null);
       }));
       if (!findings.length) togglePanel(state, false);
     }
@@ -749,7 +759,7 @@
           const rects = state.kind === 'field' ? fieldRects(state, f) : richRects(state, f);
           for (const r of rects) {
             const m = state.ctx.doc.createElement('div');
-            m.className = `mark ${f.severity || 'warn'}`;
+            m.className = `mark ${SEVERITIES.includes(f.severity) ? f.severity : 'warn'}`;
             m.dataset.rule = f.rule;
             m.dataset.start = String(f.start);
             m.dataset.end = String(f.end);
