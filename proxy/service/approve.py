@@ -499,19 +499,22 @@ async def lapse_now(app: web.Application) -> list[AccessRequest]:
 
 
 async def _lapse_ctx(app: web.Application) -> AsyncIterator[None]:
+    closing = asyncio.Event()
+
     async def loop() -> None:
-        while True:
+        while not closing.is_set():
             try:
                 await lapse_now(app)
             except (SQLAlchemyError, StoreError, OSError) as exc:
                 log.warning("lapsing pending requests failed: %s", exc)
-            await asyncio.sleep(LAPSE_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closing.wait(), LAPSE_INTERVAL)
 
     task = asyncio.get_running_loop().create_task(loop())
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # Not cancelled: a store call in its thread finishes before the store closes.
+    closing.set()
+    await task
 
 
 def setup(app: web.Application) -> None:
