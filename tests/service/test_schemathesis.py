@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -67,20 +68,26 @@ def test_no_server_errors_on_any_operation(live_service: str) -> None:
         headers = {"Authorization": f"Bearer {GATEWAY_TOKEN}" if gateway else basic}
         tried.append(op.label)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                      phases=[Phase.explicit, Phase.generate],
-                      suppress_health_check=list(HealthCheck))
-            @given(case=op.as_strategy(generation_mode=mode))
-            def run(case: schemathesis.Case, headers: dict[str, str] = headers) -> None:
-                response = case.call(base_url=live_service, headers=headers, timeout=15)
-                if response.status_code >= 500:
-                    failures.append(f"{case.method} {case.formatted_path} -> "
-                                    f"{response.status_code}: {response.text[:200]}")
-
             try:
-                run()
+                _examples(op, mode, live_service, headers, failures)()
             except Unsatisfiable:  # nothing to make invalid (no parameters, no body)
                 assert mode is GenerationMode.NEGATIVE, op.label
     assert len(tried) >= 10
     assert not failures, "\n".join(failures[:20])
+
+
+def _examples(op: Any, mode: GenerationMode, base_url: str, headers: dict[str, str],
+              failures: list[str]) -> Callable[[], None]:
+    """A hypothesis test calling ``op`` with ``EXAMPLES`` generated cases; 5xx are noted."""
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+              phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(case=op.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        response = case.call(base_url=base_url, headers=headers, timeout=15)
+        if response.status_code >= 500:
+            failures.append(f"{case.method} {case.formatted_path} -> "
+                            f"{response.status_code}: {response.text[:200]}")
+
+    return run
