@@ -110,15 +110,17 @@ class Bundler:
             changed, self._changed = self._changed, asyncio.Event()
             changed.set()
 
-    async def refresh(self) -> Version:
-        """Read the change sequence now; announce it when it moved."""
+    async def refresh(self) -> bool:
+        """Read the change sequence now; announce it when it moved. Returns whether the
+        sequence moved."""
         sequence = await asyncio.to_thread(store_grants.current_sequence, self.store)
         version = Version(sequence, self.policy.current.loaded.digest)
-        if self.current is None or version.sequence != self.current.sequence:
+        moved = self.current is None or version.sequence != self.current.sequence
+        if moved:
             snap = await asyncio.to_thread(store_grants.snapshot, self.store)
             self.next_expiry = min((g.expires_at for g in snap.grants), default=None)
         self._announce(version)
-        return version
+        return moved
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Mark grants past their expiry as expired (audited; bumps the version)."""
@@ -129,14 +131,20 @@ class Bundler:
         return len(expired)
 
     async def run(self) -> None:
-        """Poll for changes until cancelled; never gives up on database errors."""
+        """Poll for changes until ``closing`` is set; never gives up on database errors.
+
+        Store calls run in threads and are awaited to the end (a cancelled thread call
+        would keep its connection past the store's closing)."""
         loop = asyncio.get_running_loop()
         failing = False
-        while True:
+        while not self.closing.is_set():
             try:
-                await self.refresh()
+                moved = await self.refresh()
                 now = datetime.now(UTC)
-                due = self.next_expiry is not None and self.next_expiry <= now
+                # A change may bring a grant already past its time (approved late, or
+                # clocks apart): sweep after every change, when the earliest is due, and
+                # every EXPIRY_SWEEP seconds.
+                due = moved or (self.next_expiry is not None and self.next_expiry <= now)
                 if due or loop.time() - self._last_sweep >= EXPIRY_SWEEP:
                     self.next_expiry = None  # re-read after the sweep's version bump
                     if await self.sweep(now):
@@ -144,13 +152,12 @@ class Bundler:
                 if failing:
                     log.info("database reachable again")
                 failing = False
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 if not failing:
                     log.error("cannot read the change sequence: %s", exc)
                 failing = True
-            await asyncio.sleep(self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), self.poll_interval)
 
     async def wait(self, after: Version | int | None, seconds: float) -> Version | None:
         """The current version once it differs from ``after`` (or None after ``seconds``
@@ -362,9 +369,8 @@ async def _bundler_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(bundler.run())
     yield
     bundler.closing.set()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(task, 30)  # lets a running store call finish
 
 
 async def _closing(app: web.Application) -> None:
