@@ -146,9 +146,10 @@ class Bundler:
                 # every EXPIRY_SWEEP seconds.
                 due = moved or (self.next_expiry is not None and self.next_expiry <= now)
                 if due or loop.time() - self._last_sweep >= EXPIRY_SWEEP:
-                    self.next_expiry = None  # re-read after the sweep's version bump
                     if await self.sweep(now):
-                        await self.refresh()
+                        await self.refresh()  # re-reads next_expiry after the bump
+                    elif self.next_expiry is not None and self.next_expiry <= now:
+                        self.next_expiry = None  # someone else expired it: no hot loop
                 if failing:
                     log.info("database reachable again")
                 failing = False
