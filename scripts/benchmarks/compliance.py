@@ -36,7 +36,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from proxy.compliance.config import ComplianceConfig
 from proxy.compliance.engine import Engine
@@ -44,7 +44,6 @@ from proxy.compliance.model import CheckRequest
 from proxy.policy.loader import load
 from proxy.policy.model import Policy
 from proxy.settings import ROOT
-from scripts.benchmarks.gateway import Result, _free_port, _ms
 
 EXAMPLE = ROOT / "policies" / "institutions" / "example"
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -121,6 +120,30 @@ def _term_count(policy: Policy) -> int:
 
 
 # --- the servers (each in its own subprocess, started the same way) ---------------------
+
+
+class Result(NamedTuple):
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ms(text: str) -> float:
+    """A wrk duration ("812.00us", "1.20ms", "1.01s") in milliseconds."""
+    import re
+
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
 
 
 async def _serve(kind: str, port: int, var_dir: str) -> None:
