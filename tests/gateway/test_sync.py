@@ -1,0 +1,307 @@
+"""The gateway side of grant distribution: bundle parsing, the in-memory grant source, the
+disk cache, the event spool, which decisions become events, and delivery to a real
+service (exactly once, also when an acknowledgement is lost)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from proxy.gateway.sync import (
+    Bundle,
+    BundleCache,
+    BundleGrants,
+    EventMaker,
+    GatewaySync,
+    Spool,
+    parse_bundle,
+)
+from proxy.policy.decide import Decision, Grant, RequestKind, Rule, Subject
+from proxy.policy.model import Action
+from proxy.service import keys
+from proxy.service.app import create_app
+from proxy.settings import Settings
+from proxy.store import audit, open_store
+from proxy.store import requests as rq
+from proxy.store.db import Store
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+TOKEN = "sync-test-token"
+
+
+def _grant(user: str = "ivo", platform: str = "facebook", minutes: int = 60) -> Grant:
+    return Grant(f"g-{user}-{platform}", user, platform, Action.allow,
+                 T0 + timedelta(minutes=minutes))
+
+
+# --- bundle ---------------------------------------------------------------------------------
+
+
+def test_parse_bundle_round_trip() -> None:
+    data = {"version": 7, "policy": "p1", "digest": "abc", "grants": [
+        {"id": "g1", "user": "ivo", "platform": "x", "action": "read",
+         "expires_at": "2026-11-23T12:00:00+02:00"}]}
+    bundle = parse_bundle(data, '"7-abc"')
+    assert bundle.version == 7
+    assert bundle.grants[0].action is Action.read
+    assert bundle.grants[0].expires_at == datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    assert bundle.etag == '"7-abc"'
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ([], "bundle"),
+        ({"grants": []}, "version"),
+        ({"version": -1, "grants": []}, "version"),
+        ({"version": 1}, "grants"),
+        ({"version": 1, "grants": [{"id": "g"}]}, "grants[0].user"),
+        ({"version": 1, "grants": [{"id": "g", "user": "u", "platform": "x", "action": "allow",
+                                     "expires_at": "2026-11-23T12:00:00"}]},
+         "grants[0].expires_at"),
+    ],
+)
+def test_parse_bundle_names_the_bad_field(data: Any, field: str) -> None:
+    with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        parse_bundle(data)
+
+
+def test_grants_stop_at_their_expiry_without_any_service() -> None:
+    now = [T0]
+    grants = BundleGrants(lambda: now[0])
+    grants.apply(Bundle(1, "p", "d", (_grant(minutes=30), _grant(platform="x", minutes=90))))
+    assert [g.platform for g in grants.active("ivo")] == ["facebook", "x"]
+    assert grants.active("anna") == ()
+    now[0] = T0 + timedelta(minutes=30)  # expires_at is exclusive
+    assert [g.platform for g in grants.active("ivo")] == ["x"]
+    grants.apply(Bundle(2, "p", "d", ()))  # revoked
+    assert grants.active("ivo") == ()
+
+
+def test_cache_survives_a_restart_and_ignores_garbage(tmp_path: Path) -> None:
+    cache = BundleCache(tmp_path / "gateway" / "bundle.json")
+    assert cache.load() is None
+    bundle = Bundle(5, "p", "d", (_grant(),), '"5-d"')
+    cache.save(bundle)
+    assert BundleCache(cache.path).load() == bundle
+    assert [p.name for p in cache.path.parent.iterdir()] == ["bundle.json"]  # no temp files
+    cache.path.write_text("{not json")
+    assert cache.load() is None
+
+
+# --- spool ----------------------------------------------------------------------------------
+
+
+def _event(i: int) -> dict[str, Any]:
+    return {"id": f"e{i}", "kind": "block", "at": T0.isoformat(), "user": "ivo",
+            "platform": "tiktok", "details": {"rule": "role"}}
+
+
+def test_spool_keeps_events_on_disk_across_restarts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    for i in range(3):
+        spool.add(_event(i))
+    assert spool.depth == 3
+    assert spool.flush() == 3
+    spool.add(_event(3))
+    spool.flush()
+    assert spool.depth == 4
+    again = Spool(tmp_path / "spool")  # a restarted gateway
+    assert again.depth == 4
+    again.add(_event(4))
+    again.flush()
+    segments = again.sealed()
+    assert len(segments) == 1  # the old segment is sealed; the new one is active
+    assert [e["id"] for e in Spool.read(segments[0])] == ["e0", "e1", "e2", "e3"]
+
+
+def test_a_line_torn_by_a_crash_is_skipped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    spool.add(_event(1))
+    spool.flush()
+    segment = next((tmp_path / "spool").glob("*.jsonl"))
+    with open(segment, "a") as f:
+        f.write('{"id": "e2", "kind": "blo')  # the power went out here
+    again = Spool(tmp_path / "spool")
+    assert again.depth == 1
+    assert [e["id"] for e in Spool.read(segment)] == ["e1"]
+
+
+def test_a_full_spool_drops_and_counts(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_events=2)
+    assert [spool.add(_event(i)) for i in range(4)] == [True, True, False, False]
+    assert spool.dropped == 2
+    assert spool.depth == 2
+
+
+# --- which decisions become events ----------------------------------------------------------
+
+IVO = Subject("ivo", frozenset({"intern"}))
+
+
+def _decision(allowed: bool, rule: Rule = Rule.default, grant: str | None = None) -> Decision:
+    return Decision(allowed, Action.allow if allowed else Action.block, "tiktok", rule,
+                    "reason", "intern", grant)
+
+
+def _make(maker: EventMaker, decision: Decision, kind: RequestKind,
+          findings: list[Any] | None = None) -> dict[str, Any] | None:
+    return maker.make(decision=decision, subject=IVO, kind=kind, findings=findings or [],
+                      host="tiktok.com", path="/@someone?q=secret", policy="p1", at=T0)
+
+
+def test_refusals_become_block_events_without_query_strings() -> None:
+    maker = EventMaker("gw-1", clock=lambda: 0.0)
+    event = _make(maker, _decision(False), RequestKind.page)
+    assert event is not None
+    assert event["kind"] == "block"
+    assert event["user"] == "ivo"
+    assert event["details"]["path"] == "/@someone"
+    assert event["details"]["gateway"] == "gw-1"
+    assert "secret" not in json.dumps(event)
+    # Page loads are reported every time; their API calls once a minute.
+    assert _make(maker, _decision(False), RequestKind.page) is not None
+    assert _make(maker, _decision(False), RequestKind.api) is not None
+    assert _make(maker, _decision(False), RequestKind.api) is None
+
+
+def test_allowed_requests_are_events_only_for_grants_and_findings() -> None:
+    clock = [0.0]
+    maker = EventMaker("gw-1", clock=lambda: clock[0])
+    assert _make(maker, _decision(True), RequestKind.page) is None
+    used = _make(maker, _decision(True, Rule.grant, "g1"), RequestKind.page)
+    assert used is not None
+    assert used["kind"] == "grant-use"
+    assert used["details"]["grant"] == "g1"
+    assert _make(maker, _decision(True, Rule.grant, "g1"), RequestKind.page) is None
+    clock[0] = 61.0
+    assert _make(maker, _decision(True, Rule.grant, "g1"), RequestKind.page) is not None
+    warned = _make(maker, _decision(True), RequestKind.post,
+                   [{"rule": "partisan", "severity": "warn", "message": "x"}])
+    assert warned is not None
+    assert warned["kind"] == "warn"
+    assert warned["details"]["findings"] == [{"rule": "partisan", "severity": "warn"}]
+    refused = _make(maker, _decision(True), RequestKind.post,
+                    [{"rule": "personal-data", "severity": "block"}])
+    assert refused is not None
+    assert refused["kind"] == "block"
+
+
+# --- against a real service -----------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(f"sqlite:///{tmp_path / 'sargs.db'}")
+    yield s
+    s.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def running_service(store: Store, tmp_path: Path, port: int) -> AsyncIterator[None]:
+    settings = Settings(var_dir=tmp_path / "svc", database_url=str(store.url),
+                        gateway_token=SecretStr(TOKEN))
+    app = create_app(settings)
+    app[keys.STORE] = store
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, reuse_address=True).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
+async def _eventually(check: Any, within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def _blocks(store: Store) -> list[str]:
+    return sorted(e.details["event_id"] for e in audit.query(store, kind="block", limit=1000))
+
+
+def _segments(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "gw" / "gateway" / "spool").glob("*.jsonl"))
+
+
+async def test_follows_grants_and_delivers_spooled_events_exactly_once(
+    store: Store, tmp_path: Path
+) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    sync = GatewaySync(url, tmp_path / "gw", token=TOKEN, gateway="gw-t")
+    await sync.start()
+    try:
+        for i in range(3):  # the service is not there yet
+            sync.record(_event(i))
+        await _eventually(lambda: len(_segments(tmp_path)) == 1)
+        assert sync.spool_depth == 3
+        kept = {p.name: p.read_bytes() for p in _segments(tmp_path)}
+        async with running_service(store, tmp_path, port):
+            await _eventually(lambda: sync.version is not None)
+            made = await asyncio.to_thread(rq.create_request, store, "ivo", "facebook",
+                                           "allow", 30, "research")
+            await asyncio.to_thread(rq.approve, store, made.id, "olga")
+            await _eventually(lambda: bool(sync.grants.active("ivo")), within=2.0)
+            await _eventually(lambda: sync.spool_depth == 0)
+            assert _blocks(store) == ["e0", "e1", "e2"]
+            assert _segments(tmp_path) == []
+        assert BundleCache(tmp_path / "gw" / "gateway" / "bundle.json").load() is not None
+    finally:
+        await sync.stop()
+
+    # A crash after the service acknowledged but before the segment was deleted: the
+    # restarted gateway sends it again; the service records nothing twice.
+    spool_dir = tmp_path / "gw" / "gateway" / "spool"
+    for name, data in kept.items():
+        (spool_dir / name).write_bytes(data)
+    restarted = GatewaySync(url, tmp_path / "gw", token=TOKEN, gateway="gw-t")
+    assert restarted.spool_depth == 3
+    assert [g.user for g in restarted.grants.bundle.grants] == ["ivo"]  # type: ignore[union-attr]
+    await restarted.start()
+    try:
+        async with running_service(store, tmp_path, port):
+            await _eventually(lambda: restarted.spool_depth == 0)
+            assert restarted.delivered == 3
+            assert _blocks(store) == ["e0", "e1", "e2"]
+    finally:
+        await restarted.stop()
+
+
+async def test_a_wrong_token_delivers_nothing_and_keeps_the_events(
+    store: Store, tmp_path: Path
+) -> None:
+    port = _free_port()
+    sync = GatewaySync(f"http://127.0.0.1:{port}", tmp_path / "gw", token="wrong",
+                       gateway="gw-t")
+    async with running_service(store, tmp_path, port):
+        await sync.start()
+        try:
+            sync.record(_event(1))
+            await _eventually(lambda: len(_segments(tmp_path)) == 1)
+            await asyncio.sleep(0.3)
+            assert sync.version is None
+            assert sync.spool_depth == 1
+            assert _blocks(store) == []
+        finally:
+            await sync.stop()
