@@ -4,6 +4,11 @@ Page scripts of any origin call these (the content script runs on the platforms'
 both answer CORS preflights and carry ``Access-Control-Allow-Origin: *``; no credentials
 are involved. Bodies larger than ``max_body_bytes`` get 413, invalid fields 422 naming the
 field (``errors.error_middleware``). The draft text is never stored or logged.
+
+The check is on the hot path (every pause in typing): the body is validated straight from
+bytes (``model_validate_json``), the answer serialized by pydantic-core
+(``model_dump_json``), and the result handed to the metrics middleware in the request
+(``metrics.CHECK_RESULT``) so that it never parses the answer again.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from proxy.compliance.config import RULE_IDS
 from proxy.compliance.model import CheckRequest
 from proxy.i18n import negotiate
 from proxy.service import keys
 from proxy.service.errors import json_error
+from proxy.service.metrics import CHECK_RESULT
 
 CHECK = "/api/v1/check"
 SUMMARY = "/api/v1/policy/summary"
@@ -32,10 +39,10 @@ async def check(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[keys.SETTINGS].max_body_bytes
         return json_error(413, f"request body too large: a check takes at most {limit} bytes")
-    data = json.loads(body) if body else None
-    if isinstance(data, dict) and data.get("lang") is None:
-        data = {**data, "lang": negotiate(request.headers.get("Accept-Language"))}
-    draft = CheckRequest.model_validate(data)
+    draft = _draft(body)
+    if draft.lang is None:
+        lang = negotiate(request.headers.get("Accept-Language"))
+        draft = draft.model_copy(update={"lang": lang})  # a valid value: no re-validation
     compiled = request.app[keys.POLICY].current
     if draft.platform is not None and draft.platform not in compiled.loaded.policy.platforms:
         return json_error(
@@ -44,7 +51,22 @@ async def check(request: web.Request) -> web.Response:
             details=[{"field": "platform", "message": f"unknown platform {draft.platform!r}"}],
         )
     result = compiled.engine.check(draft, compiled.version)
-    return web.json_response(result.model_dump(mode="json"))
+    request[CHECK_RESULT] = result
+    return web.Response(body=result.model_dump_json(), content_type="application/json")
+
+
+def _draft(body: bytes) -> CheckRequest:
+    """The request validated from the body's bytes.
+
+    Where pydantic's parser refuses the bytes, ``json.loads`` gets the last word: a body
+    that is not JSON (or not UTF-8) raises what it raises (400 from the error middleware,
+    with the position), one it accepts (a UTF-8 BOM) is validated from its result."""
+    try:
+        return CheckRequest.model_validate_json(body or b"null")
+    except ValidationError as exc:
+        if not any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise
+    return CheckRequest.model_validate(json.loads(body))
 
 
 @routes.get(SUMMARY)

@@ -2,9 +2,10 @@
 
 - ``sargs_service_request_duration_seconds{method, route, status}``: every request, by
   route pattern (``/api/v1/requests/{id}``), never by raw path (bounded label values).
-- ``sargs_checks_total{verdict}`` and ``sargs_findings_total{rule, severity}``: read from
-  the answers of ``POST /api/v1/check`` (the contract fixes their shape; the draft text is
-  never looked at).
+- ``sargs_checks_total{verdict}`` and ``sargs_findings_total{rule, severity}``: counted
+  from the result the check handler leaves in the request (``CHECK_RESULT``), once its
+  answer went out with status 200 (the draft text is never looked at; the answer is not
+  parsed again).
 - ``sargs_grants_active`` and ``sargs_requests_pending``: counted in the store at scrape
   time (every service node reports the same shared numbers).
 - ``sargs_policy_info{version}``: the policy in force.
@@ -16,8 +17,6 @@ parts may add async ``refreshers`` that set their own gauges before each scrape.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -34,14 +33,18 @@ from prometheus_client import (
     generate_latest,
 )
 
+from proxy.compliance.model import CheckResult
 from proxy.service import keys
 
 log = logging.getLogger("sargs.service.metrics")
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-CHECK_PATH = "/api/v1/check"
 
 Refresher = Callable[[web.Application], Awaitable[None]]
+
+
+CHECK_RESULT = web.RequestKey("sargs.check_result", CheckResult)
+"""Set by the check handler to its ``CheckResult``; counted here once it was answered."""
 
 
 class ServiceMetrics:
@@ -75,17 +78,25 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.refreshers: list[Refresher] = [refresh_policy, refresh_store_counts]
+        # Label children by their values (``labels()`` checks and locks on every call);
+        # the values are bounded: verdicts, rule ids × severities, routes × statuses.
+        self._children: dict[tuple[object, ...], Any] = {}
 
-    def observe_check(self, answer: Any) -> None:
-        """Count one check answer (the ``POST /api/v1/check`` JSON)."""
-        if not isinstance(answer, dict):
-            return
-        self.checks.labels(str(answer.get("verdict", "unknown"))).inc()
-        for finding in answer.get("findings") or ():
-            if isinstance(finding, dict):
-                self.findings.labels(
-                    str(finding.get("rule", "unknown")), str(finding.get("severity", "unknown"))
-                ).inc()
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def observe_check(self, result: CheckResult) -> None:
+        """Count one answered check: its verdict and each finding's rule and severity."""
+        self._child(self.checks, result.verdict).inc()
+        for finding in result.findings:
+            self._child(self.findings, finding.rule, finding.severity.value).inc()
+
+    def observe_latency(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._child(self.latency, method, route, str(status)).observe(seconds)
 
 
 METRICS = web.AppKey("sargs.metrics", ServiceMetrics)
@@ -135,18 +146,17 @@ async def metrics_middleware(
     try:
         response = await handler(request)
         status = response.status
-        if request.path == CHECK_PATH and status == 200 and isinstance(response, web.Response):
-            body = response.body
-            if isinstance(body, bytes | bytearray):
-                with contextlib.suppress(ValueError):
-                    metrics.observe_check(json.loads(body))
+        if status == 200:
+            result = request.get(CHECK_RESULT)
+            if result is not None:
+                metrics.observe_check(result)
         return response
     except web.HTTPException as exc:
         status = exc.status
         raise
     finally:
-        metrics.latency.labels(request.method, _route(request), str(status)).observe(
-            time.perf_counter() - started
+        metrics.observe_latency(
+            request.method, _route(request), status, time.perf_counter() - started
         )
 
 

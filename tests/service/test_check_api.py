@@ -88,6 +88,35 @@ async def test_not_json(client) -> None:
     assert "JSON" in (await resp.json())["error"]
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"", 422, None),
+        (b"[1, 2]", 422, None),
+        (b'{"text": "ok"', 400, "JSON"),
+        (b'{"text": "\xff"}', 400, "UTF-8"),
+    ],
+)
+async def test_bad_bodies(client, body: bytes, status: int, error: str | None) -> None:
+    resp = await client.post("/api/v1/check", data=body,
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == status
+    answer = await resp.json()
+    if error:
+        assert error in answer["error"]
+    else:
+        assert answer["details"][0]["field"] == "(body)"
+
+
+async def test_utf8_bom_and_escapes_are_json(client) -> None:
+    body = f'{{"text": "Rakst\\u012bt anna.berzina@gmail.com", "at": "{SUNDAY}"}}'
+    resp = await client.post("/api/v1/check", data=b"\xef\xbb\xbf" + body.encode(),
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 200
+    (finding,) = (await resp.json())["findings"]
+    assert (finding["rule"], finding["start"]) == ("personal-data", len("Rakstīt "))
+
+
 async def test_oversized_body(client) -> None:
     resp = await client.post("/api/v1/check", json={"text": "a" * 5000})
     assert resp.status == 413

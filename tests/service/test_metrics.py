@@ -48,32 +48,41 @@ async def test_latency_by_route_pattern_and_status(aiohttp_client, tmp_path: Pat
     assert sample(text, "sargs_policy_info", version=version) == 1
 
 
-async def test_checks_and_findings_counted_from_check_answers(aiohttp_client) -> None:
-    answers = iter([
-        {"verdict": "block", "policy": "p", "findings": [
-            {"rule": "personal-data", "severity": "block", "start": 0, "end": 3},
-            {"rule": "offensive", "severity": "warn", "start": 4, "end": 9}]},
-        {"verdict": "ok", "policy": "p", "findings": []},
-        {"verdict": "block", "policy": "p", "findings": [
-            {"rule": "personal-data", "severity": "block", "start": 0, "end": 3}]},
-    ])
+async def test_checks_and_findings_counted_as_answered(aiohttp_client, tmp_path: Path) -> None:
+    client = await aiohttp_client(create_app(Settings(var_dir=tmp_path)))
+    sunday = "2026-11-22T12:00:00+02:00"  # outside working hours: no draft-wide finding
+    drafts = ["You idiot, write to jane.doe@gmail.com", "Open day on Friday.",
+              "idiot", "Call jane.doe@gmail.com, idiot"]
+    verdicts: dict[str, int] = {}
+    findings: dict[tuple[str, str], int] = {}
+    for draft in drafts:
+        resp = await client.post("/api/v1/check", json={"text": draft, "at": sunday})
+        assert resp.status == 200
+        answer = await resp.json()
+        verdicts[answer["verdict"]] = verdicts.get(answer["verdict"], 0) + 1
+        for f in answer["findings"]:
+            findings[f["rule"], f["severity"]] = findings.get((f["rule"], f["severity"]), 0) + 1
+    # Refused checks are not counted.
+    assert (await client.post("/api/v1/check", json={"text": "idiot", "lang": "de"})).status == 422
+    assert (await client.post("/api/v1/check", data=b"{nope")).status == 400
 
-    async def check(request: web.Request) -> web.Response:
-        return web.json_response(next(answers))
-
-    app = web.Application()
-    app[keys.POLICY] = PolicyState(Settings().policy)
-    metrics.setup(app)
-    app.router.add_post("/api/v1/check", check)
-    client = await aiohttp_client(app)
-    for _ in range(3):
-        assert (await client.post("/api/v1/check", json={"text": "secret draft"})).status == 200
+    assert verdicts["ok"] == 1
+    assert sum(verdicts.values()) == 4
+    assert findings[("offensive", "warn")] == 3
+    assert findings[("personal-data", "block")] == 2
     text = await scrape(client)
-    assert sample(text, "sargs_checks_total", verdict="block") == 2
-    assert sample(text, "sargs_checks_total", verdict="ok") == 1
-    assert sample(text, "sargs_findings_total", rule="personal-data", severity="block") == 2
-    assert sample(text, "sargs_findings_total", rule="offensive", severity="warn") == 1
-    assert "secret draft" not in text
+    for verdict, count in verdicts.items():
+        assert sample(text, "sargs_checks_total", verdict=verdict) == count
+    assert sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "sargs_checks_total") == 4
+    for (rule, severity), count in findings.items():
+        assert sample(text, "sargs_findings_total", rule=rule, severity=severity) == count
+    assert sample(text, "sargs_service_request_duration_seconds_count", method="POST",
+                  route="/api/v1/check", status="200") == 4
+    assert sample(text, "sargs_service_request_duration_seconds_count", method="POST",
+                  route="/api/v1/check", status="422") == 1
+    assert "jane.doe" not in text
+    assert "idiot" not in text
 
 
 async def test_grants_active_and_requests_pending_from_the_store(
