@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -89,16 +90,58 @@ def classify(host_kind: HostKind, posting: bool, html: bool) -> RequestKind:
     return RequestKind.page if html else RequestKind.api
 
 
+class RequestHeaders(NamedTuple):
+    """The few request headers the access decision reads, found in one pass."""
+
+    proxy_authorization: str | None
+    accept_language: str | None
+    accept: str
+    sec_fetch_dest: str
+    requested_with: str
+
+
+_WANTED = {
+    b"proxy-authorization": 0,
+    b"accept-language": 1,
+    b"accept": 2,
+    b"sec-fetch-dest": 3,
+    b"x-requested-with": 4,
+}
+
+
+def scan_headers(fields: Sequence[tuple[bytes, bytes]]) -> RequestHeaders:
+    """One pass over raw header fields (mitmproxy's ``Headers.get`` scans all of them per
+    call and decodes each name). The first occurrence of each header wins, like ``get``."""
+    found: list[str | None] = [None, None, None, None, None]
+    for name, value in fields:
+        i = _WANTED.get(name.lower())
+        if i is not None and found[i] is None:
+            found[i] = value.decode("utf-8", "surrogateescape")
+    return RequestHeaders(found[0], found[1], found[2] or "", found[3] or "", found[4] or "")
+
+
+def without_header(
+    fields: tuple[tuple[bytes, bytes], ...], name: bytes
+) -> tuple[tuple[bytes, bytes], ...]:
+    """``fields`` less every ``name`` header (``name`` in lower case)."""
+    return tuple(field for field in fields if field[0].lower() != name)
+
+
 class Target(NamedTuple):
     host: str
     match: HostMatch
 
 
-def match_host(compiled: Compiled, host: str, host_header: str) -> Target | None:
-    """The catalog platform of a request, by its destination or else its Host header."""
+def match_host(
+    compiled: Compiled, host: str, host_header: str | Callable[[], str]
+) -> Target | None:
+    """The catalog platform of a request, by its destination or else its Host header
+    (``host_header`` may be a callable: only computed when the destination does not match)."""
     hit = compiled.catalog.match(host) if host else None
     if hit is not None:
         return Target(host, hit)
+    if callable(host_header):
+        host_header = host_header()
     if host_header and host_header != host:
         hit = compiled.catalog.match(host_header)
         if hit is not None:
@@ -144,6 +187,10 @@ class Access:
         self._logins: weakref.WeakKeyDictionary[connection.Client, str] = (
             weakref.WeakKeyDictionary()
         )
+        self._known: weakref.WeakKeyDictionary[connection.Client, _Known] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._langs: dict[str | None, str] = {}
         self._ranges: tuple[Compiled | None, IpRanges | None] = (None, None)
         self._watcher: asyncio.Task[None] | None = None
 
@@ -258,19 +305,19 @@ class Access:
             return
         request = flow.request
         compiled = self._compiled()
-        target = match_host(compiled, request.host, request.pretty_host)
-        header = request.headers.get("Proxy-Authorization")
-        if header is not None:
-            del request.headers["Proxy-Authorization"]
+        target = match_host(compiled, request.host, lambda: request.pretty_host)
+        fields = request.headers.fields
+        seen = scan_headers(fields)
+        header = seen.proxy_authorization
+        if header is not None:  # ours: never forwarded upstream
+            request.headers.fields = without_header(fields, b"proxy-authorization")
         if target is None:
             return
-        headers = request.headers
-        lang = negotiate(headers.get("Accept-Language"))
-        html = wants_html(
-            request.method, headers.get("Accept", ""), headers.get("Sec-Fetch-Dest", ""),
-            headers.get("X-Requested-With", ""),
-        )
-        flow.metadata["sargs.lang"] = lang
+        lang = self._lang(seen.accept_language)
+        method = request.method
+        html = wants_html(method, seen.accept, seen.sec_fetch_dest, seen.requested_with)
+        metadata = flow.metadata
+        metadata["sargs.lang"] = lang
         outcome = await self._identify(
             compiled, flow, header or self._logins.get(flow.client_conn)
         )
@@ -280,26 +327,28 @@ class Access:
                 compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html
             )
             return
-        platform = target.match.platform
+        match = target.match
+        platform = match.platform
+        full_path = request.path
         posting = (
-            request.method in _POST_METHODS
-            and target.match.kind is HostKind.site
+            method in _POST_METHODS
+            and match.kind is HostKind.site
             and compiled.catalog.posting_endpoint(
-                platform, target.host, request.method, request.path
+                platform, target.host, method, full_path
             ) is not None
         )
-        kind = classify(target.match.kind, posting, html)
+        kind = classify(match.kind, posting, html)
         grants = self.grants.active(subject.user) if subject.user else ()
         decision = compiled.access.decide(subject, platform, kind, self.now(), grants)
-        path = request.path.split("?", 1)[0]
+        path = full_path.split("?", 1)[0]
         decisionlog.record(
-            decision, subject, host=target.host, method=request.method, path=path,
+            decision, subject, host=target.host, method=method, path=path,
             kind=kind, policy=compiled.version,
         )
-        flow.metadata["sargs.identity"] = subject
-        flow.metadata["sargs.platform"] = platform
-        flow.metadata["sargs.decision"] = decision
-        flow.metadata["sargs.kind"] = kind
+        metadata["sargs.identity"] = subject
+        metadata["sargs.platform"] = platform
+        metadata["sargs.decision"] = decision
+        metadata["sargs.kind"] = kind
         if decision.allowed:
             return
         policy = compiled.loaded.policy
@@ -313,17 +362,63 @@ class Access:
         else:
             flow.response = refusal.block_json(explanation, decision, lang)
 
+    def _lang(self, accept_language: str | None) -> str:
+        """``negotiate`` remembered per distinct Accept-Language value (browsers send few)."""
+        lang = self._langs.get(accept_language)
+        if lang is None:
+            lang = negotiate(accept_language)
+            if len(self._langs) >= 1024:
+                self._langs.clear()
+            self._langs[accept_language] = lang
+        return lang
+
     async def _identify(
         self, compiled: Compiled, flow: http.HTTPFlow, header: str | None
     ) -> Outcome:
+        """Who sent the flow; remembered per client connection while the login cache (or,
+        for address-based identities, the policy in force) says it still holds."""
+        client = flow.client_conn
+        known = self._known.get(client)
+        if (
+            known is not None
+            and known.compiled is compiled
+            and known.header == header
+            and known.generation == self.identifier.generation
+            and known.expires > self.identifier.clock()
+        ):
+            return known.outcome
         cached, ranges = self._ranges
         if cached is not compiled or ranges is None:
             ranges = IpRanges(compiled.loaded.policy.identity)
             self._ranges = (compiled, ranges)
-        address = flow.client_conn.peername[0] if flow.client_conn.peername else ""
-        return await self.identifier.identify(
+        address = client.peername[0] if client.peername else ""
+        outcome = await self.identifier.identify(
             header, address, compiled.loaded.policy.identity, ranges
         )
+        subject = outcome.subject
+        if subject is not None:
+            expires = (
+                self.identifier.cached_until(header)
+                if subject.source == "basic" and header is not None
+                else math.inf
+            )
+            self._known[client] = _Known(
+                compiled, header, outcome, expires, self.identifier.generation
+            )
+        else:
+            self._known.pop(client, None)
+        return outcome
+
+
+class _Known(NamedTuple):
+    """An identity remembered for one client connection."""
+
+    compiled: Compiled
+    header: str | None
+    outcome: Outcome
+    expires: float
+    """``Identifier.clock`` time until which it holds (the login cache's expiry)."""
+    generation: int
 
 
 def _options_error(message: str) -> Exception:

@@ -165,6 +165,11 @@ class _Entry:
     subject: Subject | None
 
 
+def _key(header: str) -> str:
+    """The login cache's key: the header's sha256 (the password itself is never kept)."""
+    return hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()
+
+
 class Identifier:
     """Resolves a request's identity from its proxy login and source address."""
 
@@ -179,9 +184,17 @@ class Identifier:
         self.failure_seconds = failure_seconds
         self._cache: dict[str, _Entry] = {}
         self._pending: dict[str, asyncio.Future[Subject | None]] = {}
+        self.generation = 0
+        """Bumped by ``clear()``: identities remembered elsewhere from this one are stale."""
 
     def clear(self) -> None:
         self._cache.clear()
+        self.generation += 1
+
+    def cached_until(self, header: str) -> float:
+        """Until when (``clock`` time) the cached outcome of this login holds; 0 if none."""
+        entry = self._cache.get(_key(header))
+        return entry.expires if entry is not None else 0.0
 
     async def identify(
         self,
@@ -208,7 +221,7 @@ class Identifier:
 
     async def login(self, header: str, ttl: float) -> Subject | None:
         """The subject of a Basic login header (cached), or None when it is wrong."""
-        key = hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()
+        key = _key(header)
         now = self.clock()
         entry = self._cache.get(key)
         if entry is not None and entry.expires > now:

@@ -198,6 +198,22 @@ def encode_html(document: str, codec: str | None) -> bytes:
     return document.encode(codec or "latin-1")
 
 
+def _response_headers(fields: tuple[tuple[bytes, bytes], ...]) -> tuple[str, str, str]:
+    """Content-Type, Content-Disposition and Content-Length in one pass (first wins)."""
+    ctype = disposition = length = None
+    for name, value in fields:
+        lower = name.lower()
+        if lower == b"content-type":
+            if ctype is None:
+                ctype = value.decode("latin-1")
+        elif lower == b"content-disposition":
+            if disposition is None:
+                disposition = value.decode("latin-1")
+        elif lower == b"content-length" and length is None:
+            length = value.decode("latin-1")
+    return ctype or "", disposition or "", length or ""
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -395,21 +411,22 @@ class Inject:
         """An allowed platform page load that we may buffer and inject into."""
         response = flow.response
         assert response is not None
-        decision = flow.metadata.get("sargs.decision")
+        metadata = flow.metadata
+        decision = metadata.get("sargs.decision")
         if not isinstance(decision, Decision) or not decision.allowed:
             return False
-        if flow.metadata.get(GENERATED) or flow.metadata.get("sargs.kind") != RequestKind.page:
+        if metadata.get(GENERATED) or metadata.get("sargs.kind") != RequestKind.page:
             return False
-        if flow.request.method != "GET" or not 200 <= response.status_code < 300:
+        status = response.status_code
+        if not 200 <= status < 300 or status in (204, 205, 206):
             return False
-        if response.status_code in (204, 205, 206):
+        if flow.request.method != "GET":
             return False
-        ctype = response.headers.get("Content-Type", "").lower()
-        if not ctype.startswith(("text/html", "application/xhtml+xml")):
+        ctype, disposition, length = _response_headers(response.headers.fields)
+        if not ctype.lower().startswith(("text/html", "application/xhtml+xml")):
             return False
-        if "attachment" in response.headers.get("Content-Disposition", "").lower():
+        if "attachment" in disposition.lower():
             return False
-        length = response.headers.get("Content-Length", "")
         return not (length.isdigit() and int(length) > self.max_bytes)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -427,6 +444,7 @@ class Inject:
             return
         if not self._candidate(flow):
             return
+        metadata = flow.metadata
         try:
             content = response.get_content(strict=True)
         except ValueError:
@@ -435,11 +453,11 @@ class Inject:
             return
         if not content or len(content) > 4 * self.max_bytes:
             return
-        document, codec = decode_html(content, response.headers.get("Content-Type", ""))
+        document, codec = decode_html(content, _response_headers(response.headers.fields)[0])
         attrs = {
             "data-backend": RESERVED,
-            "data-platform": str(flow.metadata.get("sargs.platform", "")),
-            "data-lang": str(flow.metadata.get("sargs.lang", "en")),
+            "data-platform": str(metadata.get("sargs.platform", "")),
+            "data-lang": str(metadata.get("sargs.lang", "en")),
             "data-account": "personal",
         }
         headers = response.headers.get_all("Content-Security-Policy")
@@ -447,4 +465,4 @@ class Inject:
         if rewritten.headers != headers:
             response.headers.set_all("Content-Security-Policy", rewritten.headers)
         response.content = encode_html(rewritten.html, codec)
-        flow.metadata["sargs.injected"] = True
+        metadata["sargs.injected"] = True

@@ -66,6 +66,7 @@ class GatewayMetrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._bundle_loaded_at: float | None = None
+        self._bound: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
         self.decisions = Counter(
             "sargs_gateway_decisions",
             "Requests to catalog platforms by decided access level and outcome.",
@@ -147,21 +148,36 @@ class GatewayMetrics:
         self._count(flow)
 
     def _count(self, flow: http.HTTPFlow) -> None:
-        decision = flow.metadata.get("sargs.decision")
-        if decision is None or flow.metadata.get(_COUNTED):
+        metadata = flow.metadata
+        decision = metadata.get("sargs.decision")
+        if decision is None or _COUNTED in metadata:
             return
-        flow.metadata[_COUNTED] = True
-        platform = _field(decision, "platform")
-        allowed = bool(getattr(decision, "allowed", False))
-        self.decisions.labels(
-            platform, _field(decision, "action"), "allowed" if allowed else "refused"
-        ).inc()
-        findings = flow.metadata.get("sargs.findings")
+        metadata[_COUNTED] = True
+        counter, latency = self._children(decision)
+        counter.inc()
+        findings = metadata.get("sargs.findings")
         if findings:
             self.observe_findings(findings)
-        started = flow.request.timestamp_start
+        started = flow.request.data.timestamp_start
         if started:
-            self.latency.labels(platform).observe(max(0.0, time.time() - started))
+            latency.observe(max(0.0, time.time() - started))
+
+    def _children(self, decision: Any) -> tuple[Any, Any]:
+        """The decision counter's and latency histogram's children for this decision,
+        bound once per (platform, action, outcome): ``labels()`` per request costs more
+        than the count itself."""
+        allowed = bool(getattr(decision, "allowed", False))
+        key = (_field(decision, "platform"), _field(decision, "action"), allowed)
+        children = self._bound.get(key)
+        if children is None:
+            platform, action, _ = key
+            children = (
+                self.decisions.labels(platform, action, "allowed" if allowed else "refused"),
+                self.latency.labels(platform),
+            )
+            if len(self._bound) < 4096:  # platforms × actions: a few dozen in practice
+                self._bound[key] = children
+        return children
 
     def registry_text(self) -> str:
         """The exposition text, as a scrape would see it."""

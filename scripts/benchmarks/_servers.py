@@ -1,12 +1,27 @@
 """Servers the gateway benchmark starts in subprocesses (one core each, not the load's).
 
     python -m scripts.benchmarks._servers origin PORT TLS_PORT CERT KEY
-    python -m scripts.benchmarks._servers proxy bare|access|sargs PORT ORIGIN_PORT CONFDIR LOGFILE
+    python -m scripts.benchmarks._servers proxy MODE PORT ORIGIN_PORT TLS_PORT CONFDIR LOGFILE
+
+The origin also plays the Sargs service for the gateway's sync (grant bundle, its event
+stream, event delivery), so the deployed chain runs with every part switched on.
+
+Proxy modes (``MODES``): ``bare`` (mitmproxy, no Sargs addon), ``access`` (the access
+addon alone: identity, decision, decision log, refusals), ``sargs-noinject`` (the whole
+chain with ``sargs_inject=false``) and ``sargs`` (the whole chain as ``sargs run``
+deploys it: access, sync, injection, post checks, metrics). Every mode gets the same
+``MapToOrigin`` addon. Non-catalog TLS (the origin's TLS port) is tunnelled in every mode:
+Sargs decides that per ClientHello, bare mitmproxy is told so with ``ignore_hosts``
+(left to its default it would intercept, a different and heavier job).
+SIGTERM stops a proxy the way ``sargs run`` stops (``master.shutdown()``), so the
+decision log is flushed on exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import ssl
 import sys
 from pathlib import Path
@@ -14,17 +29,40 @@ from typing import Any
 
 PAGE = (b"<!doctype html><html><head><title>feed</title></head><body>"
         + b"<p>post</p>" * 200 + b"</body></html>")
+MODES = ("bare", "access", "sargs-noinject", "sargs")
+USERS = {"anna": ("anna-pw", ["staff"])}
 
 
 async def origin(port: int, tls_port: int, cert: str, key: str) -> None:
     from aiohttp import web
 
-    async def handler(request: web.Request) -> web.Response:
+    async def page(request: web.Request) -> web.Response:
         return web.Response(body=PAGE, content_type="text/html")
 
+    async def bundle(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"version": 1, "policy": "bench", "digest": "bench", "grants": []},
+            headers={"ETag": '"1"'},
+        )
+
+    async def bundle_events(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'event: version\ndata: {"version": 1}\n\n')
+        while True:
+            await asyncio.sleep(15)
+            await response.write(b": heartbeat\n\n")
+
+    async def events(request: web.Request) -> web.Response:
+        data = json.loads(await request.read())
+        return web.json_response({"accepted": len(data.get("events", []))})
+
     app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app, access_log=None)
+    app.router.add_get("/api/v1/bundle", bundle)
+    app.router.add_get("/api/v1/bundle/events", bundle_events)
+    app.router.add_post("/api/v1/events", events)
+    app.router.add_route("*", "/{tail:.*}", page)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
@@ -35,7 +73,7 @@ async def origin(port: int, tls_port: int, cert: str, key: str) -> None:
 
 
 class MapToOrigin:
-    """Both modes: send catalog-looking hosts to the local origin (same cost bare and Sargs)."""
+    """Every mode: send catalog-looking hosts to the local origin (same cost bare and Sargs)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -48,29 +86,43 @@ class MapToOrigin:
         flow.request.host_header = host_header
 
 
-async def proxy(mode: str, port: int, origin_port: int, confdir: str, logfile: str) -> None:
+def sargs_addons(mode: str, origin_port: int, confdir: str, logfile: str) -> list[object]:
+    from proxy.gateway import decisionlog
+    from proxy.gateway.addons import make_addons
+    from proxy.gateway.identity import MemoryDirectory
+    from proxy.runtime import PolicyState
+    from proxy.settings import ROOT, Settings
+
+    decisionlog.configure(Path(logfile))  # as `sargs run` with SARGS_LOG_FILE
+    settings = Settings(
+        gateway_metrics_port=0, var_dir=Path(confdir),
+        service_url=f"http://127.0.0.1:{origin_port}",
+    )
+    state = PolicyState(ROOT / "policies" / "institutions" / "example")
+    directory = MemoryDirectory(USERS)
+    if mode == "access":
+        return make_addons(settings, state, directory=directory, sync=False)[:1]
+    return make_addons(settings, state, directory=directory, sync=True)
+
+
+async def proxy(
+    mode: str, port: int, origin_port: int, tls_port: int, confdir: str, logfile: str
+) -> None:
     from mitmproxy.options import Options
     from mitmproxy.tools.dump import DumpMaster
 
-    opts = Options(listen_host="127.0.0.1", listen_port=port, confdir=confdir)
-    master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-    addons: list[object] = []
-    if mode in ("sargs", "access"):
-        from proxy.gateway import decisionlog
-        from proxy.gateway.addons import make_addons
-        from proxy.gateway.identity import MemoryDirectory
-        from proxy.runtime import PolicyState
-        from proxy.settings import ROOT, Settings
-
-        decisionlog.configure(Path(logfile))
-        settings = Settings(gateway_metrics_port=0, var_dir=Path(confdir))
-        state = PolicyState(ROOT / "policies" / "institutions" / "example")
-        directory = MemoryDirectory({"anna": ("anna-pw", ["staff"])})
-        addons = make_addons(settings, state, directory=directory)
-        if mode == "access":  # the access addon alone (identity, decision, log)
-            addons = addons[:1]
+    if mode not in MODES:
+        raise SystemExit(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    opts: Any = Options(listen_host="127.0.0.1", listen_port=port, confdir=confdir)
+    master: Any = DumpMaster(opts, with_termlog=False, with_dumper=False)
+    addons = [] if mode == "bare" else sargs_addons(mode, origin_port, confdir, logfile)
     master.addons.add(*addons, MapToOrigin(origin_port))
     opts.update(connection_strategy="lazy", ssl_insecure=True)
+    if mode == "bare":
+        opts.update(ignore_hosts=[rf"^127\.0\.0\.1:{tls_port}$"])
+    if mode == "sargs-noinject":
+        opts.update(sargs_inject=False)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, master.shutdown)
     task = asyncio.create_task(master.run())
     proxyserver: Any = master.addons.get("proxyserver")
     for _ in range(1000):
@@ -78,14 +130,17 @@ async def proxy(mode: str, port: int, origin_port: int, confdir: str, logfile: s
             break
         await asyncio.sleep(0.01)
     print("ready", flush=True)
-    await task
+    try:
+        await task
+    finally:
+        await proxyserver.servers.update([])
 
 
 def main_servers(argv: list[str]) -> None:
     if argv[0] == "origin":
         asyncio.run(origin(int(argv[1]), int(argv[2]), argv[3], argv[4]))
     else:
-        asyncio.run(proxy(argv[1], int(argv[2]), int(argv[3]), argv[4], argv[5]))
+        asyncio.run(proxy(argv[1], int(argv[2]), int(argv[3]), int(argv[4]), argv[5], argv[6]))
 
 
 if __name__ == "__main__":

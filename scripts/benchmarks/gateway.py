@@ -1,24 +1,43 @@
 """Gateway throughput and latency: bare mitmproxy vs mitmproxy with the Sargs addons.
 
-Side by side in one run, on loopback, each proxy in its own subprocess (so the load
-generator does not share its core), against a local origin in a third process:
+Like with like, on loopback: every proxy in its own subprocess (``_servers.py``), all
+started before any measurement and driven by the same load with the same settings; the
+origin (which also plays the Sargs service for the gateway's sync) in another process.
 
-- allowed: a staff user's page load on an allowed platform (www.linkedin.com), through
-  plain-HTTP proxying with a Basic login (decision, decision log, injection checks);
-- blocked: the same user's page load on a blocked platform (www.tiktok.com): Sargs answers
-  with the block page, bare mitmproxy forwards it;
-- tunnel (non-catalog host): HTTPS to 127.0.0.1 (its own certificate) over CONNECT:
-  Sargs tunnels it untouched, bare mitmproxy intercepts it (its default).
+Modes (``_servers.MODES``): ``bare`` mitmproxy; ``access`` (the access addon alone);
+``sargs-noinject`` (the deployed chain, injection off); ``sargs`` (the deployed chain:
+access, sync with its event spool, injection, post checks, metrics, decision log to a
+file). Issue 2's comparison is ``sargs`` vs ``bare``; injection's own cost is the
+``sargs`` vs ``sargs-noinject`` difference (issue 3; see also ``./scripts/bench
+injection``).
 
-Page loads use wrk (absolute-URL path via a Lua script); the tunnel uses an aiohttp
-client (wrk cannot CONNECT). Duration: BENCH_SECONDS (default 5) per measurement.
-Target: Sargs at least 95% of bare mitmproxy's requests/s for the allowed page.
+Scenarios:
+
+- allowed: a staff user's page load on an allowed platform (www.linkedin.com), plain-HTTP
+  proxying with a Basic login (decision, decision log, injection into the page);
+- blocked: the same user's page load on a blocked platform (www.tiktok.com): Sargs
+  answers with the block page (and spools an event), bare mitmproxy forwards it;
+- tunnel: HTTPS to a non-catalog host (127.0.0.1, its own certificate) over CONNECT:
+  every mode tunnels it untouched (bare via ``ignore_hosts``).
+
+Every page request carries the same headers, ``Proxy-Authorization`` included (bare
+mitmproxy forwards it, Sargs consumes it). Page loads use wrk (absolute-URL path via a
+Lua script; one thread, ``CONNECTIONS`` keep-alive connections); the tunnel uses an aiohttp
+client (wrk cannot CONNECT). After a warm-up of every mode, each scenario is measured in
+``BENCH_ROUNDS`` rounds (default 3) of ``BENCH_SECONDS`` (default 5) per mode; the
+order alternates (A B C D, D C B A, ...) so drift on a busy machine cancels. Reported:
+medians with the spread (min–max) of requests/s, p50/p99 latency, and the proxy's CPU time
+per request read from ``/proc/PID/stat`` (fair when other work shares the machine).
+
+Target (issue 2): Sargs at least 95% of bare mitmproxy's throughput for each scenario,
+judged by CPU per request (1-core capacity) and shown by wall-clock requests/s too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import os
 import re
 import shutil
@@ -34,10 +53,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
+WARMUP_SECONDS = 2.0
 CONNECTIONS = 10
-MODES = ("bare", "access", "sargs")
-"""bare mitmproxy; the access addon alone; the whole Sargs chain (access, injection,
-post checks, metrics)."""
+MODES = ("bare", "access", "sargs-noinject", "sargs")
 LOGIN = "Basic " + base64.b64encode(b"anna:anna-pw").decode()
 
 
@@ -167,70 +186,121 @@ async def _tunnel(proxy_port: int, origin_tls_port: int, seconds: float) -> Resu
     return Result(len(latencies) / elapsed, q[49] * 1e3, q[98] * 1e3, len(latencies))
 
 
+def _spread(values: list[float], fmt: str) -> str:
+    """``median (min–max)``."""
+    med = statistics.median(values)
+    if len(values) == 1:
+        return format(med, fmt)
+    return f"{med:{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+
+
+def _order(round_no: int) -> tuple[str, ...]:
+    return MODES if round_no % 2 == 0 else MODES[::-1]
+
+
+def _run_scenario(
+    run: Callable[[int], Result], ports: dict[str, int], pids: dict[str, int]
+) -> dict[str, list[Result]]:
+    for mode in MODES:  # warm-up: login cache, connections, TLS, JIT-free but cache-warm
+        run(ports[mode])
+    results: dict[str, list[Result]] = {mode: [] for mode in MODES}
+    for round_no in range(ROUNDS):
+        for mode in _order(round_no):
+            results[mode].append(measured(pids[mode], functools.partial(run, ports[mode])))
+    return results
+
+
+def _report(name: str, results: dict[str, list[Result]]) -> dict[str, tuple[float, float]]:
+    """Print one scenario's rows; return mode → (CPU ratio, req/s ratio) vs bare (medians)."""
+    bare_cpu = statistics.median(r.cpu_us for r in results["bare"])
+    bare_rps = statistics.median(r.rps for r in results["bare"])
+    ratios = {}
+    for mode in MODES:
+        rs = results[mode]
+        cpu = statistics.median(r.cpu_us for r in rs)
+        rps = statistics.median(r.rps for r in rs)
+        # Paired per round (bare and this mode measured back to back): the spread of ratios.
+        paired = [b.cpu_us / r.cpu_us for b, r in zip(results["bare"], rs, strict=True)
+                  if r.cpu_us]
+        ratios[mode] = (bare_cpu / cpu if cpu else 0.0, rps / bare_rps if bare_rps else 0.0)
+        print(f"{name:<9}{mode:<15}{_spread([r.rps for r in rs], '.0f'):>19}"
+              f"{_spread([r.p50_ms for r in rs], '.1f'):>20}"
+              f"{_spread([r.p99_ms for r in rs], '.1f'):>21}"
+              f"{_spread([r.cpu_us for r in rs], '.0f'):>21}"
+              f"{1e6 / cpu if cpu else 0:>8.0f}"
+              f"{ratios[mode][0]:>7.0%} ({min(paired, default=0):.0%}–{max(paired, default=0):.0%})"
+              f"{ratios[mode][1]:>7.0%}")
+    return ratios
+
+
 def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is missing: apt-get install -y wrk")
         return 1
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-          f"{SECONDS:g} s per measurement, {CONNECTIONS} connections")
+          f"{ROUNDS} rounds × {SECONDS:g} s per mode and scenario (order alternating), "
+          f"{CONNECTIONS} connections; medians (min–max)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         cert, key = _self_signed(tmp_path)
         origin_port, origin_tls = _free_port(), _free_port()
         procs = [_start("origin", str(origin_port), str(origin_tls), cert, key)]
-        ports, pids = {}, {}
+        ports, pids, logs = {}, {}, {}
+        served = dict.fromkeys(MODES, 0)
+        all_ratios: dict[str, dict[str, tuple[float, float]]] = {}
         try:
             for mode in MODES:
                 ports[mode] = _free_port()
                 confdir = tmp_path / mode
                 confdir.mkdir()
+                logs[mode] = tmp_path / f"decisions-{mode}.jsonl"
                 procs.append(_start("proxy", mode, str(ports[mode]), str(origin_port),
-                                    str(confdir), str(tmp_path / "decisions.jsonl")))
+                                    str(origin_tls), str(confdir), str(logs[mode])))
                 pids[mode] = procs[-1].pid
-            scenarios = {
-                "allowed page": lambda p: wrk(p, "http://www.linkedin.com/feed/",
-                                              "www.linkedin.com", SECONDS),
-                "blocked page": lambda p: wrk(p, "http://www.tiktok.com/",
-                                              "www.tiktok.com", SECONDS),
+
+            def counted(url: str, host: str) -> Callable[[int], Result]:
+                def run(port: int) -> Result:
+                    result = wrk(port, url, host, SECONDS)
+                    mode = next(m for m, p in ports.items() if p == port)
+                    served[mode] += result.requests
+                    return result
+                return run
+
+            scenarios: dict[str, Callable[[int], Result]] = {
+                "allowed": counted("http://www.linkedin.com/feed/", "www.linkedin.com"),
+                "blocked": counted("http://www.tiktok.com/", "www.tiktok.com"),
                 "tunnel": lambda p: asyncio.run(_tunnel(p, origin_tls, SECONDS)),
             }
-            print(f"{'scenario':<14}{'proxy':<8}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}"
-                  f"{'vs bare':>9}{'CPU µs/req':>12}{'1-core req/s':>14}{'vs bare':>9}")
-            ratios: dict[str, float] = {}
-            wall: dict[str, float] = {}
+            print(f"{'scenario':<9}{'proxy':<15}{'req/s':>19}{'p50 ms':>20}{'p99 ms':>21}"
+                  f"{'CPU µs/req':>21}{'1-core':>8}{'vs bare (CPU)':>21}{'req/s':>7}")
             for name, run in scenarios.items():
-                for mode in MODES:
-                    run(ports[mode])  # warm-up (login cache, TLS, connections)
-                results = {
-                    mode: measured(pids[mode], lambda mode=mode, run=run: run(ports[mode]))
-                    for mode in MODES
-                }
-                for mode, r in results.items():
-                    ratio = r.rps / results["bare"].rps
-                    capacity = 1e6 / r.cpu_us if r.cpu_us else 0.0
-                    cpu_ratio = results["bare"].cpu_us / r.cpu_us if r.cpu_us else 0.0
-                    if mode == "sargs":
-                        ratios[name] = cpu_ratio
-                        wall[name] = ratio
-                    print(f"{name:<14}{mode:<8}{r.rps:>7.0f}{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}"
-                          f"{ratio:>9.0%}{r.cpu_us:>12.0f}{capacity:>14.0f}{cpu_ratio:>9.0%}")
-            verdict = "met" if ratios["allowed page"] >= 0.95 else "MISSED"
-            print("1-core req/s = 1 / (proxy CPU per request): what one core sustains; "
-                  "on a busy machine this, not wall-clock req/s, is the fair comparison")
-            print(f"target: Sargs ≥ 95% of bare for the allowed page: {verdict} "
-                  f"({ratios['allowed page']:.0%} by CPU per request, "
-                  f"{wall['allowed page']:.0%} by wall-clock req/s)")
-            lines = (tmp_path / "decisions.jsonl").read_text().count("\n")
-            print(f"decision log lines written by the Sargs proxy: {lines:,}")
+                all_ratios[name] = _report(name, _run_scenario(run, ports, pids))
         finally:
             for proc in procs:
                 proc.terminate()
             for proc in procs:
                 try:
-                    proc.wait(timeout=10)
+                    proc.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+        for mode in MODES[1:]:
+            lines = count_log_lines(logs[mode])
+            verdict = "none lost" if lines >= served[mode] else "LINES MISSING"
+            print(f"decision log ({mode}): {lines:,} lines for {served[mode]:,} page requests "
+                  f"wrk completed (in-flight ones at each run's end are logged too): {verdict}")
+    print("1-core = 1 / (proxy CPU per request): requests/s one core sustains. vs bare (CPU) = "
+          "bare's CPU per request / this mode's (median; paired rounds' range in brackets); "
+          "req/s = wall-clock ratio")
+    for name, ratios in all_ratios.items():
+        cpu, rps = ratios["sargs"]
+        verdict = "met" if cpu >= 0.95 else "MISSED"
+        print(f"target: Sargs ≥ 95% of bare, {name}: {verdict} ({cpu:.0%} by CPU per request, "
+              f"{rps:.0%} by wall-clock req/s)")
     return 0
+
+
+def count_log_lines(path: Path) -> int:
+    return path.read_text(encoding="utf-8").count("\n") if path.exists() else 0
 
 
 if __name__ == "__main__":
