@@ -42,6 +42,11 @@ def register(sub: Any) -> None:
         help="when the store has no users, create one per role with a random password "
         "and print the logins",
     )
+    parser.add_argument(
+        "--only", choices=("gateway", "service"),
+        help="run one part only (several gateways and service nodes: docs/scaling.md); a "
+        "gateway follows the service at SARGS_SERVICE_URL with SARGS_GATEWAY_TOKEN",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -79,7 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return asyncio.run(_serve(settings, state, args.options, args.demo_users))
+        return asyncio.run(_serve(settings, state, args.options, args.demo_users,
+                                  getattr(args, "only", None)))
     except KeyboardInterrupt:  # pragma: no cover - the signal handler normally wins
         return 0
 
@@ -105,7 +111,34 @@ def _demo_users(store: Any, roles: list[str]) -> list[tuple[str, str, str]]:
     return created
 
 
-async def _serve(settings: Settings, state: Any, set_options: list[str], demo: bool) -> int:
+async def _serve_service(settings: Settings, state: Any) -> int:
+    """``--only service``: the service alone until SIGINT/SIGTERM."""
+    from aiohttp import web
+
+    from proxy.service.app import create_app
+
+    runner = web.AppRunner(create_app(settings, state), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.service_host, settings.service_port).start()
+    except OSError as exc:
+        print(f"sargs run: service: cannot listen on {settings.service_host}:"
+              f"{settings.service_port}: {exc}", file=sys.stderr)
+        await runner.cleanup()
+        return 1
+    print(f"Sargs service on {settings.public_service_url}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    return 0
+
+
+async def _serve(settings: Settings, state: Any, set_options: list[str], demo: bool,
+                 only: str | None = None) -> int:
+    if only == "service":
+        return await _serve_service(settings, state)
     from aiohttp import web
     from mitmproxy import exceptions
     from mitmproxy.options import Options
@@ -131,7 +164,8 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
         confdir=options.pop("confdir"),
     )
     master: Any = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    master.addons.add(*make_addons(settings, state, directory=directory))
+    # The gateway follows the service's grant bundle, over loopback when both run here.
+    master.addons.add(*make_addons(settings, state, directory=directory, sync=True))
     try:
         opts.update(**options, sargs_policy=str(state.directory),
                     sargs_service_url=_service_url(settings))
@@ -143,10 +177,10 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
         return 2
 
     runner = web.AppRunner(create_app(settings, state), access_log=None)
-    await runner.setup()
-    service = web.TCPSite(runner, settings.service_host, settings.service_port)
     try:
-        await service.start()
+        if only != "gateway":
+            await runner.setup()
+            await web.TCPSite(runner, settings.service_host, settings.service_port).start()
     except OSError as exc:
         print(f"sargs run: service: cannot listen on {settings.service_host}:"
               f"{settings.service_port}: {exc}", file=sys.stderr)
@@ -175,7 +209,8 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
     finally:
         if listening:
             await proxyserver.servers.update([])
-        await runner.cleanup()
+        if only != "gateway":
+            await runner.cleanup()
         await asyncio.to_thread(store.close)
     return 0 if listening else 1
 
