@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         default=72, gt=0,
         description="Pending access requests nobody decided lapse after this many hours.",
     )
+    audit_retention_days: int = Field(
+        default=0, ge=0,
+        description="Prune audit entries older than this many days (a checkpoint entry keeps "
+        "the chain verifiable); 0 keeps everything.",
+    )
     session_hours: float = Field(
         default=8, gt=0, description="Service login sessions end after this many hours."
     )

@@ -498,6 +498,21 @@ async def lapse_now(app: web.Application) -> list[AccessRequest]:
     return lapsed
 
 
+async def prune_now(app: web.Application,
+                    now: datetime | None = None) -> audit.PruneResult | None:
+    """Apply ``audit_retention_days`` (0: keep everything); the store writes a checkpoint."""
+    days = app[keys.SETTINGS].audit_retention_days
+    if not days:
+        return None
+    before = (now or datetime.now(UTC)) - timedelta(days=days)
+    result: audit.PruneResult | None = await asyncio.to_thread(
+        audit.prune, app[keys.STORE], before, actor="retention")
+    if result is not None:
+        log.info("audit retention: pruned %d entries through seq %d",
+                 result.pruned, result.through_seq)
+    return result
+
+
 async def _lapse_ctx(app: web.Application) -> AsyncIterator[None]:
     closing = asyncio.Event()
 
@@ -505,6 +520,7 @@ async def _lapse_ctx(app: web.Application) -> AsyncIterator[None]:
         while not closing.is_set():
             try:
                 await lapse_now(app)
+                await prune_now(app)
             except (SQLAlchemyError, StoreError, OSError) as exc:
                 log.warning("lapsing pending requests failed: %s", exc)
             with contextlib.suppress(TimeoutError):

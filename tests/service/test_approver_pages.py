@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from proxy.service.approve import lapse_now
+from proxy.service.approve import lapse_now, prune_now
 from proxy.store import audit, grants, requests
 from tests.support.service import Service, running_service
 
@@ -164,3 +164,25 @@ async def test_audit_page_filters_and_csv(svc: Service) -> None:
     assert [row["kind"] for row in rows] == ["reject"]
     assert rows[0]["request_id"] == rid
     assert rows[0]["actor"] == "peter"
+
+
+async def test_audit_retention_prunes_old_entries_and_keeps_the_chain(
+        tmp_path: Path, store_url: str) -> None:
+    async with running_service(tmp_path, store_url, audit_retention_days=30) as svc:
+        await _ask(svc)
+        before = await asyncio.to_thread(audit.count, svc.store)
+        assert before >= 2
+        # Forty days later, everything written today is past retention.
+        result = await prune_now(svc.app, now=datetime.now(UTC) + timedelta(days=40))
+        assert result is not None
+        assert result.pruned == before
+        left = await asyncio.to_thread(audit.query, svc.store, limit=1000)
+        assert [e.kind for e in left] == ["checkpoint"]
+        await _ask(svc, user="bruno")
+        report = await asyncio.to_thread(audit.verify, svc.store)
+        assert report.problems == []
+
+
+async def test_no_retention_keeps_everything(svc: Service) -> None:
+    await _ask(svc)
+    assert await prune_now(svc.app, now=datetime.now(UTC) + timedelta(days=4000)) is None
