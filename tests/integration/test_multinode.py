@@ -189,10 +189,10 @@ async def test_grants_reach_every_gateway_within_two_seconds(
                 store.close()
 
         seen: dict[str, set[str]] = {}
-        for _ in range(100):  # bounded: events are delivered within a fraction of a second
+        for _ in range(100):  # bounded: delivery and the expiry sweep take a fraction of a second
             seen = await asyncio.to_thread(kinds)
-            if {"gw1", "gw2"} <= seen.get("block", set()) and {"gw1", "gw2"} <= seen.get(
-                    "grant-use", set()):
+            if ({"gw1", "gw2"} <= seen.get("block", set())
+                    and {"gw1", "gw2"} <= seen.get("grant-use", set()) and "expire" in seen):
                 break
             await asyncio.sleep(0.1)
         assert {"gw1", "gw2"} <= seen.get("block", set()), seen
