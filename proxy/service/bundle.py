@@ -292,7 +292,7 @@ async def bundle_events(request: web.Request) -> web.StreamResponse:
         "X-Accel-Buffering": "no"})
     await response.prepare(request)
     sent: Version | None = None
-    with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+    with contextlib.suppress(ConnectionResetError):  # the gateway went away
         while not bundler.closing.is_set():
             version = await bundler.wait(sent, HEARTBEAT)
             if version is None:

@@ -305,3 +305,46 @@ async def test_a_wrong_token_delivers_nothing_and_keeps_the_events(
             assert _blocks(store) == []
         finally:
             await sync.stop()
+
+
+async def test_in_the_gateway_refusals_are_spooled_and_counted_in_metrics(
+    tmp_path: Path,
+) -> None:
+    import aiohttp
+
+    from proxy.gateway.addons import make_addons
+    from proxy.gateway.metrics import GatewayMetrics
+    from proxy.runtime import PolicyState
+    from tests.support.gateway import fake_site, running_gateway
+
+    dead = f"http://127.0.0.1:{_free_port()}"  # no service: everything stays spooled
+    settings = Settings(var_dir=tmp_path / "var", service_url=dead, gateway_metrics_port=0,
+                        gateway_id="gw-in-process")
+
+    def make(_: Settings, state: PolicyState, **kw: Any) -> list[object]:
+        return make_addons(settings, state, **kw)
+
+    users = {"ivo": ("pw", ["intern"])}
+    async with fake_site() as site, running_gateway(tmp_path, site.port, users=users,
+                                                    make=make) as gw:
+        sync = next(a for a in gw.addons if isinstance(a, GatewaySync))
+        metrics = next(a for a in gw.addons if isinstance(a, GatewayMetrics))
+        assert gw.access.grants is sync.grants
+        async with aiohttp.ClientSession() as session:
+            for _ in range(2):
+                async with session.get(
+                    "https://tiktok.com/", proxy=gw.proxy_url, ssl=gw.ssl_context(),
+                    proxy_headers={"Proxy-Authorization": "Basic aXZvOnB3"},  # ivo:pw
+                    headers={"Accept": "text/html"},
+                ) as resp:
+                    assert resp.status == 403
+        await _eventually(lambda: len(list(
+            (tmp_path / "var" / "gateway" / "spool").glob("*.jsonl"))) == 1)
+        assert sync.spool_depth == 2
+        assert "sargs_gateway_spool_depth 2.0" in metrics.registry_text()
+        assert site.paths() == []
+    events = [e for p in (tmp_path / "var" / "gateway" / "spool").glob("*.jsonl")
+              for e in Spool.read(p)]
+    assert [(e["kind"], e["user"], e["platform"]) for e in events] == [
+        ("block", "ivo", "tiktok")] * 2
+    assert {e["details"]["gateway"] for e in events} == {"gw-in-process"}
