@@ -584,12 +584,15 @@ class GatewaySync:
             try:
                 await asyncio.to_thread(self.spool.flush)
                 await self.deliver()
+                if delay > BACKOFF_MIN:
+                    log.info("event delivery resumed; spool depth %d", self.spool.depth)
                 delay = BACKOFF_MIN
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                log.warning("event delivery failed (%s); %d events kept in the spool",
-                            exc or type(exc).__name__, self.spool.depth)
+                if delay == BACKOFF_MIN:  # once per outage, not at every retry
+                    log.warning("event delivery failed (%s); %d events kept in the spool",
+                                exc or type(exc).__name__, self.spool.depth)
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, BACKOFF_MAX)
 
