@@ -5,7 +5,8 @@ Detectors, each cheap and independent:
 - lexicon terms of every rule, institution code names and embargoed terms, in one
   automaton over the folded draft (``lexicon``); a rule's exception phrases ("classified
   ads") cancel its terms inside them;
-- each rule's regular expressions, on the draft as typed;
+- each rule's regular expressions, on the draft as typed or folded, each run only when
+  the folded draft holds one of the words every match of it contains (``prefilter``);
 - ``personal-data`` identifiers (``identifiers``) and ``unsafe-link`` links (``links``);
 - context rules: attachments (``minors-consent``, ``copyright``), the time of day
   (``working-hours``), the account (``official-account``).
@@ -28,6 +29,7 @@ from proxy.compliance.lexicon import Entry, Lexicon
 from proxy.compliance.links import LinkChecker
 from proxy.compliance.model import CheckRequest, CheckResult, Finding
 from proxy.compliance.normalize import Utf16Index, fold_pattern, fold_text
+from proxy.compliance.prefilter import Prefilter
 from proxy.policy.model import Policy
 
 
@@ -58,18 +60,21 @@ class Engine:
             for i, embargo in enumerate(config.embargoes):
                 terms += [(term, Entry("embargo", ref=i)) for term in embargo.terms]
         self.lexicon = Lexicon(terms)
-        self.patterns = [
-            (rule_id, re.compile(p.regex, re.IGNORECASE if p.ignore_case else 0), p.kind)
-            for rule_id, rule in self.rules.items()
-            for p in rule.patterns
-            if not p.fold
+        sources = [(rule_id, p) for rule_id, rule in self.rules.items() for p in rule.patterns]
+        self.patterns: list[tuple[str, re.Pattern[str], str | None, bool]] = [
+            (
+                rule_id,
+                re.compile(fold_pattern(p.regex), re.IGNORECASE)
+                if p.fold
+                else re.compile(p.regex, re.IGNORECASE if p.ignore_case else 0),
+                p.kind,
+                p.fold,
+            )
+            for rule_id, p in sources
         ]
-        self.folded_patterns = [
-            (rule_id, re.compile(fold_pattern(p.regex), re.IGNORECASE), p.kind)
-            for rule_id, rule in self.rules.items()
-            for p in rule.patterns
-            if p.fold
-        ]
+        """(rule, expression, kind, on the folded draft) of every pattern of every rule."""
+        self.prefilter = Prefilter([p.regex for _, p in sources])
+        self._pattern_order = [(not p.fold, i) for i, (_, p) in enumerate(sources)].__getitem__
         self.identifiers = (
             Identifiers(config.personal_data) if "personal-data" in self.rules else None
         )
@@ -112,20 +117,24 @@ class Engine:
                 continue
             start, end = folded.span(hit.start, hit.end)
             out.append(_Raw(entry.rule, start, end, ref=entry.ref))
-        for rule_id, regex, kind in self.folded_patterns:
-            for m in regex.finditer(folded.text):
+        utf16: Utf16Index | None = None
+        # Patterns on the folded draft first, then those on the draft as typed (each in
+        # policy order): ties between findings are kept in the order they are found.
+        for i in sorted(self.prefilter.candidates(folded.text), key=self._pattern_order):
+            rule_id, regex, kind, on_folded = self.patterns[i]
+            for m in regex.finditer(folded.text if on_folded else text):
                 group = 1 if regex.groups and m.start(1) >= 0 else 0
-                if m.end(group) > m.start(group):
+                if m.end(group) <= m.start(group):
+                    continue
+                if on_folded:
                     start, end = folded.span(m.start(group), m.end(group))
-                    out.append(_Raw(rule_id, start, end, kind))
-        if not (self.patterns or self.identifiers or self.links):
+                else:
+                    utf16 = utf16 or Utf16Index(text)
+                    start, end = utf16(m.start(group)), utf16(m.end(group))
+                out.append(_Raw(rule_id, start, end, kind))
+        if not (self.identifiers or self.links):
             return out
-        utf16 = Utf16Index(text)
-        for rule_id, regex, kind in self.patterns:
-            for m in regex.finditer(text):
-                group = 1 if regex.groups and m.start(1) >= 0 else 0
-                if m.end(group) > m.start(group):
-                    out.append(_Raw(rule_id, utf16(m.start(group)), utf16(m.end(group)), kind))
+        utf16 = utf16 or Utf16Index(text)
         if self.identifiers is not None:
             out += [
                 _Raw("personal-data", utf16(s.start), utf16(s.end), s.kind)

@@ -17,9 +17,13 @@ from stdnum.al import nipt
 from stdnum.lv import pvn
 from stdnum.se import personnummer
 
-from proxy.compliance import identifiers
+from proxy.compliance import identifiers, links
 from proxy.compliance.identifiers import Identifiers
+from proxy.compliance.links import LinkChecker
+from proxy.compliance.model import CheckRequest
+from proxy.compliance.normalize import fold_text
 from proxy.policy.loader import load
+from proxy.runtime import compile_policy
 from proxy.settings import ROOT
 
 EXAMPLE = ROOT / "policies" / "institutions" / "example"
@@ -119,3 +123,90 @@ def test_identifiers_find_what_the_plain_expressions_find(seed: int) -> None:
         assert sorted((s.start, s.end, s.kind) for s in ids.find(text)) == expected, repr(text)
         found += len(expected)
     assert found > 100  # the drafts do hold identifiers
+
+
+LINK_PIECES = [
+    "https://www.example.gov.lv/jaunumi", "http://example.gov.lv", "http://10.0.0.1/x",
+    "https://[::1]:8080/", "bit.ly/abc", "examp1e.gov.lv", "example-gov.lv", "example.lv",
+    "example.gov.lv.login.top", "jane@example.com", "a.b", "x.yz", "x.y1", "v1.2.3", "ā.lv",
+    "www.", ".com", "..", "://", "http://", "(see bit.ly/x).", "'x.com'", "<a.bc>", "-x.co",
+    "x_.co", "e.g.", "Ā", "😀", " ", "\n", "\t", ".", "/", "@", ":", "-", "a", "Z", "9",
+]
+
+
+def plain_links(checker: LinkChecker, text: str) -> list[tuple[int, int, str]]:
+    """``LinkChecker.find`` as first written: both expressions over the whole draft."""
+    out: list[tuple[int, int, str]] = []
+    taken: list[tuple[int, int]] = []
+    for m in links._SCHEME_URL.finditer(text):
+        start, end = m.start(), links._trim(text, m.start(), m.end())
+        taken.append((start, end))
+        kind = checker._scheme_kind(m.group(1).lower(), m.group(2))
+        if kind:
+            out.append((start, end, kind))
+    for m in links._BARE_HOST.finditer(text):
+        start, end = m.start(), links._trim(text, m.start(), m.end())
+        if not any(start < b and a < end for a, b in taken):
+            kind = checker._host_kind(m.group(1).casefold())
+            if kind:
+                out.append((start, end, kind))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_links_find_what_the_plain_expressions_find(seed: int) -> None:
+    policy = load(EXAMPLE).policy
+    checker = LinkChecker(policy.compliance.links, policy.institution.domains)
+    found = 0
+    for text in drafts(200 + seed, 400, LINK_PIECES):
+        expected = plain_links(checker, text)
+        assert [(s.start, s.end, s.kind) for s in checker.find(text)] == expected, repr(text)
+        found += len(expected)
+    assert found > 100
+
+
+def test_ip_hosts() -> None:
+    assert [links._is_ip(h) for h in ("10.0.0.1", "::1", "1.2.3", "example.lv", "")] == [
+        True, True, False, False, False]
+    checker = LinkChecker(load(EXAMPLE).policy.compliance.links, ["example.gov.lv"])
+    # A draft without any dot still has its IPv6 links checked.
+    assert [s.kind for s in checker.find("see https://[::1]:8080/x")] == ["raw-ip"]
+
+
+ENGINE_PIECES = [
+    "SECRET", "TOP SECRET", "secret", "Sevišķi slepeni", "SEVIŠĶI SLEPENI", "HEMLIGT",
+    "Vote for our party", "vote for the best photo", "Balsojiet par mūsu partiju",
+    "rösta på Moderaterna", "Votoni për Vetëvendosje", "support the Green Party",
+    "numri personal: 1234567890", "personal number 1234567890", "20% off", "20 % atlaide",
+    "idiot", "muļķis", "Zilais Gārnis", "classified ads", "call 29123456", "jane@example.com",
+    "https://bit.ly/x", "example-gov.lv", "party", "off", "personal", "😀", " ", "  ", "\n",
+    ", ", ". ", "Ā", "ß", "İ", "x", "1",
+]
+
+
+class _Everything:
+    """A prefilter that lets every pattern run (the engine as without one)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def candidates(self, folded: str) -> set[int]:
+        del folded
+        return set(range(self.size))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_prefiltered_patterns_find_what_every_pattern_finds(seed: int) -> None:
+    engine = compile_policy(load(EXAMPLE)).engine
+    plain = compile_policy(load(EXAMPLE)).engine
+    plain.prefilter = _Everything(len(plain.patterns))  # type: ignore[assignment]
+    skipped = found = 0
+    for text in drafts(300 + seed, 300, ENGINE_PIECES):
+        request = CheckRequest(text=text, account="official", lang="lv",
+                               at="2026-11-22T12:00:00+02:00")  # type: ignore[arg-type]
+        fast = engine.check(request, "v")
+        assert fast == plain.check(request, "v"), repr(text)
+        skipped += len(engine.patterns) - len(engine.prefilter.candidates(fold_text(text).text))
+        found += len(fast.findings)
+    assert skipped > 0  # the filter did spare work
+    assert found > 200
