@@ -84,6 +84,8 @@ class Engine:
             else None
         )
         self.tz = ZoneInfo(policy.institution.timezone)
+        self._text_cache: dict[tuple[str, str | None, str], tuple[str, str]] = {}
+        """Messages by (rule, kind, language): policy texts only, bounded by the policy."""
 
     def check(self, request: CheckRequest, policy_version: str) -> CheckResult:
         raw = self._text_findings(request.text, request.at)
@@ -171,21 +173,30 @@ class Engine:
 
     def _finding(self, raw: _Raw, request: CheckRequest) -> Finding:
         lang = request.lang or "en"
-        rule = self.rules[raw.rule]
-        text = (rule.messages.get(raw.kind) if raw.kind else None) or rule.message
-        message = text.get(lang)
+        message, guideline = self._texts(raw.rule, raw.kind, lang)
         if raw.ref >= 0 and "{until}" in message:
             until = self.embargoes[raw.ref].until.astimezone(self.tz)
             message = message.replace("{until}", until.strftime("%Y-%m-%d %H:%M"))
-        guideline = self.policy.guidelines.get(rule.guideline or "")
-        return Finding.model_construct(  # trusted values: skip validation (hot path)
+        return Finding(  # validated: as cheap as model_construct in pydantic 2
             rule=cast(RuleId, raw.rule),  # keys of ``rules`` are rule ids
-            severity=rule.severity.of(request.account),
+            severity=self.rules[raw.rule].severity.of(request.account),
             start=raw.start,
             end=raw.end,
             message=message,
-            guideline=guideline.text.get(lang) if guideline else "",
+            guideline=guideline,
         )
+
+    def _texts(self, rule_id: str, kind: str | None, lang: str) -> tuple[str, str]:
+        """A finding's message and guideline text in ``lang`` (from the policy, kept)."""
+        key = (rule_id, kind, lang)
+        texts = self._text_cache.get(key)
+        if texts is None:
+            rule = self.rules[rule_id]
+            text = (rule.messages.get(kind) if kind else None) or rule.message
+            guideline = self.policy.guidelines.get(rule.guideline or "")
+            texts = (text.get(lang), guideline.text.get(lang) if guideline else "")
+            self._text_cache[key] = texts
+        return texts
 
 
 def _without_overlaps(raw: list[_Raw]) -> list[_Raw]:
