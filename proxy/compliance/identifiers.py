@@ -117,26 +117,29 @@ class Identifiers:
 
     def find(self, text: str) -> list[Span]:
         spans: list[Span] = []
-        spans += self._ids(text)
-        if _IBAN_START.search(text):
+        digits = _digit_count(text)  # what each scheme needs at least, checked first
+        if digits >= 8:
+            spans += self._ids(text, digits)
+        if digits >= 2 and _IBAN_START.search(text):
             spans += self._ibans(text)
-        if _has_digits(text, 13):
+        if digits >= 13:
             spans += self._cards(text)
         if "@" in text:
             spans += self._emails(text)
-        if _has_digits(text, 7):
+        if digits >= 7:
             taken = [(s.start, s.end) for s in spans]
             spans += [p for p in self._phones(text) if not _overlaps(p, taken)]
         return spans
 
-    def _ids(self, text: str) -> list[Span]:
+    def _ids(self, text: str, digits: int) -> list[Span]:
+        """Identity numbers in a draft holding ``digits`` digits (at least eight)."""
         out = []
-        gate = _ID_DIGITS.search(text)
+        gate = _ID_DIGITS.search(text) if digits >= 10 else None
         if gate is not None:
             first = max(0, gate.start() - 2)
             for m in _LV_CODE.finditer(text, first):
-                digits = m.group().replace("-", "")
-                if digits[0] <= "3" and pvn.is_valid(digits) and digits not in self.public:
+                number = m.group().replace("-", "")
+                if number[0] <= "3" and pvn.is_valid(number) and number not in self.public:
                     out.append(Span(m.start(), m.end(), "id-number"))
             for m in _SE_PNR.finditer(text, first):
                 if personnummer.is_valid(m.group()) and _compact(m.group()) not in self.public:
@@ -219,12 +222,10 @@ class Identifiers:
         return e164 in self.public or national in self.public
 
 
-def _has_digits(text: str, count: int) -> bool:
-    """Whether ``text`` holds at least ``count`` digits (ASCII ones counted first: cheap)."""
-    ascii_digits = sum(map(text.count, "0123456789"))
-    if ascii_digits >= count:
-        return True
-    return len(_DIGIT.findall(text)) >= count if not text.isascii() else False
+def _digit_count(text: str) -> int:
+    """How many digits (``\\d``) ``text`` holds; ASCII ones counted in C."""
+    count = sum(map(text.count, "0123456789"))
+    return count if text.isascii() else len(_DIGIT.findall(text))
 
 
 def _local_char(char: str) -> bool:
