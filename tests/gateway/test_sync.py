@@ -327,8 +327,10 @@ async def test_in_the_gateway_refusals_are_spooled_and_counted_in_metrics(
     users = {"ivo": ("pw", ["intern"])}
     async with fake_site() as site, running_gateway(tmp_path, site.port, users=users,
                                                     make=make) as gw:
-        sync = next(a for a in gw.addons if isinstance(a, GatewaySync))
-        metrics = next(a for a in gw.addons if isinstance(a, GatewayMetrics))
+        sync = gw.master.addons.get("sargssync")
+        metrics = gw.master.addons.get("gatewaymetrics")
+        assert isinstance(sync, GatewaySync)
+        assert isinstance(metrics, GatewayMetrics)
         assert gw.access.grants is sync.grants
         async with aiohttp.ClientSession() as session:
             for _ in range(2):
