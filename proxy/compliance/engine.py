@@ -18,6 +18,7 @@ They are ordered by position; draft-wide findings (start == end == 0) come first
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -73,7 +74,10 @@ class Engine:
             for rule_id, p in sources
         ]
         """(rule, expression, kind, on the folded draft) of every pattern of every rule."""
-        self.prefilter = Prefilter([p.regex for _, p in sources])
+        self.prefilter = Prefilter(
+            [fold_pattern(p.regex) if p.fold else p.regex for _, p in sources],
+            anchored=[i for i, (_, p) in enumerate(sources) if p.fold],
+        )
         self._pattern_order = [(not p.fold, i) for i, (_, p) in enumerate(sources)].__getitem__
         self.identifiers = (
             Identifiers(config.personal_data) if "personal-data" in self.rules else None
@@ -122,9 +126,15 @@ class Engine:
         utf16: Utf16Index | None = None
         # Patterns on the folded draft first, then those on the draft as typed (each in
         # policy order): ties between findings are kept in the order they are found.
-        for i in sorted(self.prefilter.candidates(folded.text), key=self._pattern_order):
+        candidates, starts = self.prefilter.scan(folded.text)
+        for i in sorted(candidates, key=self._pattern_order):
             rule_id, regex, kind, on_folded = self.patterns[i]
-            for m in regex.finditer(folded.text if on_folded else text):
+            anchors = starts.get(i)
+            if anchors is not None:
+                matches: Iterable[re.Match[str]] = Prefilter.matches(regex, folded.text, anchors)
+            else:
+                matches = regex.finditer(folded.text if on_folded else text)
+            for m in matches:
                 group = 1 if regex.groups and m.start(1) >= 0 else 0
                 if m.end(group) <= m.start(group):
                     continue

@@ -9,6 +9,11 @@ all patterns go into one Aho-Corasick automaton, scanned over the folded draft (
 diacritics removed, white space collapsed: ``normalize.fold_text``). A pattern runs only
 when one of its words was seen; a pattern without a usable requirement always runs.
 
+Patterns on the folded draft whose every match begins with one of a few words (``\b(?:vote|
+support)…``) go further: the same scan gives where those words start, and the pattern is
+tried only there (``regex.match`` at each start, left to right, never inside the previous
+match: the matches ``finditer`` would give), instead of at every character.
+
 This is safe for patterns on the draft as typed, too: folding a substring of the draft
 gives a substring of the folded draft, and folding can only merge what a requirement
 distinguishes (case, diacritics, runs of spaces), never split it. The tests compare the
@@ -98,6 +103,40 @@ def _sequence(items: Sequence[tuple[Any, Any]]) -> _Words | None:
     return _best(options)
 
 
+def _leading(items: Sequence[tuple[Any, Any]]) -> _Words | None:
+    """Words one of which every match of this sequence begins with."""
+    run: list[str] = []
+    for op, av in items:
+        char = _char(op, av)
+        if char is not None:
+            run.append(char)
+            continue
+        if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+            continue
+        if run:
+            break
+        if op is c.SUBPATTERN:
+            return _leading(av[-1])
+        if op is c.BRANCH:
+            branches = [_leading(b) for b in av[1]]
+            if branches and all(b is not None for b in branches):
+                return frozenset().union(*(b for b in branches if b is not None))
+        return None
+    return frozenset(["".join(run)]) if run else None
+
+
+def leading_words(regex: str) -> _Words | None:
+    """Words (as written, lower case) one of which every match of ``regex`` begins with."""
+    try:
+        parsed = sre.parse(regex, 0)
+    except (re.error, RecursionError):
+        return None
+    words = _leading(list(parsed))
+    if words is None or not all(w and w == fold(w) and w.islower() for w in words):
+        return None
+    return words
+
+
 def required_words(regex: str) -> _Words | None:
     """Folded words one of which every match of ``regex`` contains, or None (unknown)."""
     try:
@@ -111,32 +150,62 @@ def required_words(regex: str) -> _Words | None:
 
 
 class Prefilter:
-    """Built once per policy load from the patterns' expressions (by position)."""
+    """Built once per policy load from the patterns' expressions (by position).
 
-    def __init__(self, regexes: Sequence[str]) -> None:
-        self.always: frozenset[int] = frozenset()
-        by_word: dict[str, list[int]] = {}
+    ``anchored``: the positions of the patterns (run on the folded draft) to be tried only
+    where one of their leading words starts."""
+
+    def __init__(self, regexes: Sequence[str], anchored: Sequence[int] = ()) -> None:
+        by_word: dict[str, tuple[list[int], list[int]]] = {}
         always = set()
         for i, regex in enumerate(regexes):
             words = required_words(regex)
             if words is None:
                 always.add(i)
-                continue
-            for word in words:
-                by_word.setdefault(word, []).append(i)
+            for word in words or ():
+                by_word.setdefault(word, ([], []))[0].append(i)
+        self.anchored: dict[int, _Words] = {}
+        for i in anchored:
+            lead = leading_words(regexes[i])
+            if lead is not None:
+                self.anchored[i] = lead
+                for word in lead:
+                    by_word.setdefault(word, ([], []))[1].append(i)
         self.always = frozenset(always)
         self.size = len(regexes)
         self._automaton: Any = None
         if by_word:
             self._automaton = ahocorasick.Automaton()
-            for word, indices in by_word.items():
-                self._automaton.add_word(word, tuple(indices))
+            for word, (required, leading) in by_word.items():
+                self._automaton.add_word(word, (len(word), tuple(required), tuple(leading)))
             self._automaton.make_automaton()
 
     def candidates(self, folded: str) -> set[int]:
         """Indices of the patterns that may match the draft whose folded text is given."""
+        return self.scan(folded)[0]
+
+    def scan(self, folded: str) -> tuple[set[int], dict[int, list[int]]]:
+        """The patterns that may match, and for anchored ones where they may start (in
+        the folded text; an anchored pattern without a start cannot match)."""
         found = set(self.always)
-        if self._automaton is not None and len(found) < self.size:
-            for _end, indices in self._automaton.iter(folded):
-                found.update(indices)
-        return found
+        starts: dict[int, list[int]] = {i: [] for i in self.anchored}
+        if self._automaton is not None:
+            for end, (length, required, leading) in self._automaton.iter(folded):
+                found.update(required)
+                for i in leading:
+                    starts[i].append(end - length + 1)
+        return found, starts
+
+    @staticmethod
+    def matches(regex: re.Pattern[str], folded: str, starts: list[int]) -> list[re.Match[str]]:
+        """``regex.finditer(folded)`` for a pattern that can only match at ``starts``."""
+        out: list[re.Match[str]] = []
+        done = 0
+        for start in sorted(set(starts)):
+            if start < done:
+                continue
+            m = regex.match(folded, start)
+            if m is not None:
+                out.append(m)
+                done = max(m.end(), start + 1)
+        return out

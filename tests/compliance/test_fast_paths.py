@@ -22,6 +22,7 @@ from proxy.compliance.identifiers import Identifiers
 from proxy.compliance.links import LinkChecker
 from proxy.compliance.model import CheckRequest
 from proxy.compliance.normalize import fold_text
+from proxy.compliance.prefilter import Prefilter, required_words
 from proxy.policy.loader import load
 from proxy.runtime import compile_policy
 from proxy.settings import ROOT
@@ -185,18 +186,18 @@ ENGINE_PIECES = [
 
 
 class _Everything:
-    """A prefilter that lets every pattern run (the engine as without one)."""
+    """A prefilter that lets every pattern run over the whole draft (as without one)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
 
-    def candidates(self, folded: str) -> set[int]:
+    def scan(self, folded: str) -> tuple[set[int], dict[int, list[int]]]:
         del folded
-        return set(range(self.size))
+        return set(range(self.size)), {}
 
 
 @pytest.mark.parametrize("seed", range(2))
-def test_prefiltered_patterns_find_what_every_pattern_finds(seed: int) -> None:
+def test_prefiltered_and_anchored_patterns_find_what_every_pattern_finds(seed: int) -> None:
     engine = compile_policy(load(EXAMPLE)).engine
     plain = compile_policy(load(EXAMPLE)).engine
     plain.prefilter = _Everything(len(plain.patterns))  # type: ignore[assignment]
@@ -209,4 +210,39 @@ def test_prefiltered_patterns_find_what_every_pattern_finds(seed: int) -> None:
         skipped += len(engine.patterns) - len(engine.prefilter.candidates(fold_text(text).text))
         found += len(fast.findings)
     assert skipped > 0  # the filter did spare work
+    assert engine.prefilter.anchored  # and the partisan pattern is tried at its verbs only
     assert found > 200
+
+
+@pytest.mark.parametrize(
+    ("regex", "text"),
+    [
+        (r"(?:aa|a)", "aaa aa a"),
+        (r"\b(?:vote|voting)\s+\w+", "vote voting for voting vote"),
+        (r"(?:ab|b)c?", "abcbc ab b"),
+        (r"\bre-?elect\b", "re-elect reelect rere-elect"),
+    ],
+)
+def test_anchored_matches_are_those_of_finditer(regex: str, text: str) -> None:
+    prefilter = Prefilter([regex], anchored=[0])
+    assert prefilter.anchored  # every match begins with a known word
+    _, starts = prefilter.scan(text)
+    compiled = re.compile(regex, re.IGNORECASE)
+    expected = [m.span() for m in compiled.finditer(text)]
+    assert [m.span() for m in Prefilter.matches(compiled, text, starts[0])] == expected
+    assert expected
+
+
+@pytest.mark.parametrize(
+    ("regex", "words"),
+    [
+        (r"\bTOP SECRET\b", {"top secret"}),
+        (r"(?:numri|nr\.?)\s*personal", {"personal"}),
+        (r"[Vv]ote(?: for)?|[Ss]upport", {"vote", "support"}),
+        (r"\d{1,2}\s?%\s?(?:off|atlaide)", {"off", "atlaide"}),
+        (r"\w+@\w+", None),  # nothing to require: always run
+        (r"ab|x", None),  # too short to be worth it
+    ],
+)
+def test_required_words(regex: str, words: set[str] | None) -> None:
+    assert required_words(regex) == (frozenset(words) if words is not None else None)
