@@ -537,7 +537,11 @@ class GatewaySync:
             except asyncio.CancelledError:
                 raise
             except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
-                if self.connected or delay == BACKOFF_MIN:
+                if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 401:
+                    if delay == BACKOFF_MIN:
+                        log.error("the service refused this gateway's token: set the same "
+                                  "SARGS_GATEWAY_TOKEN on gateways and service nodes")
+                elif self.connected or delay == BACKOFF_MIN:
                     log.warning("service %s unreachable (%s); enforcing bundle %s",
                                 self.service_url, exc or type(exc).__name__, self.version)
             finally:
