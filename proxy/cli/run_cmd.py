@@ -70,12 +70,13 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _run(args: argparse.Namespace) -> int:
     from proxy.gateway import decisionlog
+    from proxy.logs import setup_logging
     from proxy.policy.loader import PolicyError
     from proxy.runtime import PolicyState
 
     settings = _settings(args)
-    # mitmproxy's terminal log shows every logger's records; ours at the chosen level.
-    logging.getLogger("sargs").setLevel(getattr(logging, settings.log_level.upper(), logging.INFO))
+    # Our records as JSON lines (for a SIEM) at the chosen level, to LOG_FILE or stderr.
+    setup_logging(settings)
     decisionlog.configure(settings.log_file)
     try:
         state = PolicyState(settings.policy)
@@ -98,16 +99,30 @@ def _open_directory(settings: Settings) -> tuple[Any, Any]:
     return store, StoreDirectory(store)
 
 
-def _demo_users(store: Any, roles: list[str]) -> list[tuple[str, str, str]]:
+DEMO_FILE = "demo-logins.txt"
+
+
+def _demo_users(store: Any, roles: list[str], var_dir: Path) -> list[tuple[str, str, str]]:
+    """On an empty store: one demo login per policy role plus an approver, remembered in
+    ``VAR_DIR/demo-logins.txt`` (mode 0600) so later runs can print them again."""
     from proxy.store.users import add_user, list_users
 
+    remembered = var_dir / DEMO_FILE
     if list_users(store):
-        return []
+        if not remembered.exists():
+            return []
+        rows = [line.split("\t") for line in remembered.read_text().splitlines()]
+        return [(r[0], r[1], r[2]) for r in rows if len(r) == 3]
     created = []
-    for role in roles:
-        name, password = f"{role}-demo", secrets.token_urlsafe(9)
-        add_user(store, name, password, [role], actor="sargs run --demo-users")
-        created.append((name, password, role))
+    wanted = [(f"{role}-demo", [role]) for role in roles]
+    wanted.append(("approver-demo", ["approver", *(["communicator"] if "communicator" in roles
+                                                   else [])]))
+    for name, user_roles in wanted:
+        password = secrets.token_urlsafe(9)
+        add_user(store, name, password, user_roles, actor="sargs run --demo-users")
+        created.append((name, password, "+".join(user_roles)))
+    remembered.touch(mode=0o600)
+    remembered.write_text("".join(f"{n}\t{p}\t{r}\n" for n, p, r in created))
     return created
 
 
@@ -154,7 +169,8 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
         print(f"sargs run: CA: {exc}", file=sys.stderr)
         return 1
     store, directory = await asyncio.to_thread(_open_directory, settings)
-    logins = (await asyncio.to_thread(_demo_users, store, list(state.current.loaded.policy.roles))
+    logins = (await asyncio.to_thread(_demo_users, store, list(state.current.loaded.policy.roles),
+                                      settings.var_dir)
               if demo else [])
 
     options = mitmproxy_options(settings, confdir)
@@ -245,14 +261,15 @@ def _banner(settings: Settings, state: Any, address: tuple[Any, ...], ca_cert: P
         f"  Service:         {service}",
     ]
     if logins:
-        lines.append("  Demo logins (created now; the proxy asks for them):")
+        lines.append(f"  Demo logins (the proxy and {service}/login ask for them; "
+                     f"kept in {settings.var_dir / DEMO_FILE}):")
         lines += [f"    {name} / {password}   (role {role})" for name, password, role in logins]
         name, password, _ = next(
             (entry for entry in logins if entry[2] == "staff"), logins[0]
         )
         lines.append(
             f"  Try: curl -x {proxy} -U {name}:{password} --cacert {ca_cert} "
-            "https://www.linkedin.com/"
+            "https://www.tiktok.com/   (blocked for staff: the block page)"
         )
     else:
         lines.append("  Logins: the users in the store (`sargs user list`; add with "

@@ -81,3 +81,25 @@ def test_sargs_run_serves_gateway_and_service_and_stops_on_sigint(tmp_path: Path
                 proc.kill()
             proc.stdout.close()
     assert code == 0
+
+
+def test_demo_logins_include_an_approver_and_are_shown_again(tmp_path: Path) -> None:
+    from proxy.cli.run_cmd import _demo_users
+    from proxy.store import open_store
+    from proxy.store.users import verify_password
+
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    try:
+        first = _demo_users(store, ["staff", "communicator"], tmp_path)
+        assert [name for name, _, _ in first] == [
+            "staff-demo", "communicator-demo", "approver-demo"]
+        approver = verify_password(store, "approver-demo", first[-1][1])
+        assert approver is not None
+        assert "approver" in approver.roles
+        assert (tmp_path / "demo-logins.txt").stat().st_mode & 0o777 == 0o600
+        # A later run creates nobody and prints the same logins.
+        assert _demo_users(store, ["staff", "communicator"], tmp_path) == first
+        (tmp_path / "demo-logins.txt").unlink()
+        assert _demo_users(store, ["staff"], tmp_path) == []
+    finally:
+        store.close()
