@@ -15,6 +15,7 @@ from proxy.service import (
     bundle,
     check,
     deploy,
+    home,
     keys,
     me,
     metrics,
@@ -53,6 +54,7 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     app.cleanup_ctx.append(_store_ctx)  # first: the other parts use the store
     app.add_routes(routes)
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
+    home.setup(app)  # GET /: links and guidelines (proxy/service/home.py)
     deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
     metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
     check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)
