@@ -28,7 +28,9 @@ def register(sub: Any) -> None:
     matrix.add_argument("--json", action="store_true", help="print JSON instead of a table")
     matrix.set_defaults(handler=_matrix)
 
-    schema = cmds.add_parser("schema", help="print the policy JSON Schema (for editors)")
+    schema = cmds.add_parser(
+        "schema", help="print the JSON Schema of policy files (for editors; a copy is in "
+        "policies/policy.schema.json)")
     schema.set_defaults(handler=_schema)
 
     from proxy.cli import policy_test_cmd
@@ -93,7 +95,8 @@ def _matrix(args: argparse.Namespace) -> int:
         print()
         return 0
     width = max(len(p) for p in platforms)
-    col = 2 + max(*(len(r) for r in roles), *(len(c) for row in cells.values() for c in row.values()))
+    col = 2 + max(*(len(r) for r in roles),
+                  *(len(c) for row in cells.values() for c in row.values()))
     print(f"{policy.name} ({loaded.version})" + (f" at {at.isoformat()}" if at else ""))
     print(" " * width + "".join(r.rjust(col) for r in roles))
     for p in platforms:
@@ -107,11 +110,44 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+# Short forms the loader accepts besides the full mapping (``linkedin: allow``).
+_SHORT_FORMS: dict[str, dict[str, Any]] = {
+    "AccessRule": {"$ref": "#/$defs/Action"},
+    "Localized": {"type": "string"},
+    "Pattern": {"type": "string"},
+    "Severities": {"$ref": "#/$defs/Severity"},
+}
+_DAY = "^(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?$"
+
+
+def policy_file_schema() -> dict[str, Any]:
+    """JSON Schema for one policy file: any subset of the sections, plus ``extends``.
+
+    A file may be an overlay that sets one field of an inherited entry, so nothing is
+    required here; required fields are checked on the merged document by
+    ``sargs policy check``. Unknown keys and wrong values are errors in both.
+    """
+    schema = Policy.model_json_schema(by_alias=True)
+    schema.pop("required", None)
+    defs = schema["$defs"]
+    for definition in defs.values():
+        definition.pop("required", None)
+    for name, short in _SHORT_FORMS.items():
+        if name in defs:
+            defs[name] = {"anyOf": [defs[name], short], "title": defs[name].get("title", name)}
+    day = {"type": "string", "pattern": _DAY}
+    defs["Window"]["properties"]["days"] = {
+        "anyOf": [day, {"type": "array", "items": day}],
+        "title": "Days", "description": "mon … sun, ranges like mon-fri, or a list of them"}
+    schema["properties"]["extends"] = {
+        "type": "string", "description": "Directory this policy extends (policy.yaml only)."}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Sargs policy file"
+    return schema
+
+
 def _schema(args: argparse.Namespace) -> int:
     del args
-    schema = Policy.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "Sargs policy (merged document)"
-    json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
+    json.dump(policy_file_schema(), sys.stdout, indent=2, ensure_ascii=False)
     print()
     return 0
