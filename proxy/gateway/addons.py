@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.gateway.access import Access, GrantSource, _utcnow
+from proxy.gateway.chain import Chain
 from proxy.gateway.identity import UserDirectory
 from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
@@ -34,7 +35,8 @@ def make_addons(
     now: Callable[[], datetime] = _utcnow,
     sync: bool | None = None,
 ) -> list[object]:
-    """The gateway's addons for one policy state, first to last.
+    """The gateway's addons for one policy state, first to last, as one mitmproxy addon
+    (``Chain``: its ``.members``; mitmproxy still finds each by name).
 
     ``sync``: follow the service's grant bundle and spool decision events for it
     (``proxy/gateway/sync.py``); default: when no ``grants`` are given and
@@ -56,7 +58,7 @@ def make_addons(
     chain.append(Inject(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now))
     chain.append(Posts(lambda: state.current, now=now))
     chain.append(GatewayMetrics.from_settings(settings))  # /metrics on its own port
-    return chain
+    return [Chain(chain)]  # one slot in mitmproxy's per-event dispatch (chain.py)
 
 
 def mitmproxy_options(settings: Settings, confdir: Path) -> dict[str, Any]:

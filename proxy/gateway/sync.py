@@ -482,11 +482,14 @@ class GatewaySync:
         if not isinstance(decision, Decision) or flow.metadata.get("sargs.sync.seen"):
             return
         flow.metadata["sargs.sync.seen"] = True
+        findings = flow.metadata.get("sargs.findings") or ()
+        if decision.allowed and decision.grant is None and not findings:
+            return  # allowed by role, nothing found: never an event (EventMaker.make)
         policy = self.policy_version() if self.policy_version is not None else ""
         event = self.events.make(
             decision=decision, subject=flow.metadata.get("sargs.identity"),
             kind=flow.metadata.get("sargs.kind"),
-            findings=flow.metadata.get("sargs.findings") or (),
+            findings=findings,
             host=flow.request.pretty_host, path=flow.request.path,
             policy=policy, at=self.now())
         if event is not None:

@@ -101,8 +101,10 @@ def sargs_addons(mode: str, origin_port: int, confdir: str, logfile: str) -> lis
     state = PolicyState(ROOT / "policies" / "institutions" / "example")
     directory = MemoryDirectory(USERS)
     if mode == "access":
-        return make_addons(settings, state, directory=directory, sync=False)[:1]
-    return make_addons(settings, state, directory=directory, sync=True)
+        from proxy.gateway.access import Access
+
+        return [Access(state, directory=directory)]
+    return make_addons(settings, state, directory=directory, sync=True)  # one Chain addon
 
 
 async def proxy(

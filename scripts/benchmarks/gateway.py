@@ -25,7 +25,8 @@ mitmproxy forwards it, Sargs consumes it). Page loads use wrk (absolute-URL path
 Lua script; one thread, ``CONNECTIONS`` keep-alive connections); the tunnel uses an aiohttp
 client (wrk cannot CONNECT). After a warm-up of every mode, each scenario is measured in
 ``BENCH_ROUNDS`` rounds (default 3) of ``BENCH_SECONDS`` (default 5) per mode; the
-order alternates (A B C D, D C B A, ...) so drift on a busy machine cancels. Reported:
+order alternates (A B C D, D C B A, ...) so drift on a busy machine cancels.
+``BENCH_SCENARIOS=allowed,blocked`` runs only those scenarios. Reported:
 medians with the spread (min–max) of requests/s, p50/p99 latency, and the proxy's CPU time
 per request read from ``/proc/PID/stat`` (fair when other work shares the machine).
 
@@ -273,8 +274,11 @@ def main() -> int:
             }
             print(f"{'scenario':<9}{'proxy':<15}{'req/s':>19}{'p50 ms':>20}{'p99 ms':>21}"
                   f"{'CPU µs/req':>21}{'1-core':>8}{'vs bare (CPU)':>21}{'req/s':>7}")
+            wanted = os.environ.get("BENCH_SCENARIOS", "").split(",") if os.environ.get(
+                "BENCH_SCENARIOS") else list(scenarios)
             for name, run in scenarios.items():
-                all_ratios[name] = _report(name, _run_scenario(run, ports, pids))
+                if name in wanted:
+                    all_ratios[name] = _report(name, _run_scenario(run, ports, pids))
         finally:
             for proc in procs:
                 proc.terminate()

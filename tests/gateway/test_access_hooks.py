@@ -11,8 +11,8 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow, tutils
 
-from proxy.gateway.access import Access, classify, wants_html
-from proxy.gateway.identity import MemoryDirectory
+from proxy.gateway.access import Access, classify, scan_headers, wants_html
+from proxy.gateway.identity import Identifier, MemoryDirectory
 from proxy.policy.catalog import HostKind
 from proxy.policy.decide import Decision, RequestKind, Subject
 from proxy.runtime import PolicyState
@@ -173,3 +173,99 @@ async def test_configure_options(access: Access) -> None:
             tctx.configure(access, sargs_service_url="ftp://x")
         with pytest.raises(exceptions.OptionsError):
             tctx.configure(access, sargs_reload_interval=0)
+
+
+# --- the hot path: one header scan, identity remembered per connection -------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ([], (None, None, "", "", "")),
+        ([(b"ACCEPT", b"text/html"), (b"accept", b"*/*")], (None, None, "text/html", "", "")),
+        ([(b"Proxy-Authorization", b"Basic a"), (b"proxy-authorization", b"Basic b")],
+         ("Basic a", None, "", "", "")),
+        ([(b"Accept-Language", b"lv,en;q=0.5"), (b"Sec-Fetch-Dest", b"document"),
+          (b"X-Requested-With", b"XMLHttpRequest")],
+         (None, "lv,en;q=0.5", "", "document", "XMLHttpRequest")),
+        ([(b"Accept-Language", b"\xffsv")], (None, "\udcffsv", "", "", "")),
+        ([(b"Accept-Encoding", b"gzip"), (b"Accepts", b"x")], (None, None, "", "", "")),
+    ],
+)
+def test_scan_headers_finds_what_get_would(
+    fields: list[tuple[bytes, bytes]], expected: tuple[object, ...]
+) -> None:
+    assert tuple(scan_headers(fields)) == expected
+
+
+async def test_every_proxy_login_header_is_removed_and_the_rest_kept_in_order(
+    access: Access,
+) -> None:
+    with taddons.context(access):
+        f = flow_for("www.linkedin.com", user="eve")
+        f.request.headers.add("proxy-authorization", login("eve", "pw"))
+        f.request.headers["X-Trace"] = "1"
+        await access.requestheaders(f)
+        assert f.metadata["sargs.decision"].allowed
+        assert [k.lower() for k, _ in f.request.headers.items(multi=True)] == [
+            "host", "accept", "x-trace"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_connection_is_identified_once_until_its_login_expires() -> None:
+    directory = MemoryDirectory({"eve": ("pw", ["intern"])})
+    clock = Clock()
+    access = Access(PolicyState(EXAMPLE_POLICY), now=lambda: NOW,
+                    identifier=Identifier(directory, clock=clock))
+    with taddons.context(access):
+        first = flow_for("www.linkedin.com", user="eve")
+        await access.requestheaders(first)
+        for _ in range(3):  # more requests on the same connection
+            f = flow_for("www.linkedin.com", user="eve")
+            f.client_conn = first.client_conn
+            await access.requestheaders(f)
+            assert f.metadata["sargs.identity"].user == "eve"
+        assert directory.calls == 1
+        # The user is removed; the connection still holds the login until the cache's TTL.
+        del directory.users["eve"]
+        ttl = access._compiled().loaded.policy.identity.login_cache_seconds
+        clock.now += ttl + 1
+        f = flow_for("www.linkedin.com", user="eve")
+        f.client_conn = first.client_conn
+        await access.requestheaders(f)
+        assert f.response is not None
+        assert f.response.status_code == 407
+        assert directory.calls == 2
+
+
+async def test_another_login_on_the_same_connection_is_checked_again() -> None:
+    directory = MemoryDirectory({"eve": ("pw", ["intern"]), "carl": ("pw", ["communicator"])})
+    access = Access(PolicyState(EXAMPLE_POLICY), directory=directory, now=lambda: NOW)
+    with taddons.context(access):
+        first = flow_for("www.linkedin.com", user="eve")
+        await access.requestheaders(first)
+        other = flow_for("www.linkedin.com", user="carl")
+        other.client_conn = first.client_conn
+        await access.requestheaders(other)
+        assert other.metadata["sargs.identity"].user == "carl"
+        wrong = flow_for("www.linkedin.com", user=None)
+        wrong.request.headers["Proxy-Authorization"] = login("eve", "not-pw")
+        wrong.client_conn = first.client_conn
+        await access.requestheaders(wrong)
+        assert wrong.response is not None
+        assert wrong.response.status_code == 407
+        # Clearing the login cache forgets what connections remembered too.
+        access.identifier.clear()
+        directory.users.pop("eve")
+        again = flow_for("www.linkedin.com", user="eve")
+        again.client_conn = first.client_conn
+        await access.requestheaders(again)
+        assert again.response is not None
+        assert again.response.status_code == 407
