@@ -32,6 +32,7 @@ async def test_contract(client) -> None:
         "at": SUNDAY, "lang": "lv",
     })
     assert resp.status == 200
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
     body = await resp.json()
     assert body["verdict"] == "block"
     assert body["policy"].startswith("2026.11-example+")
