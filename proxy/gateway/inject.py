@@ -35,6 +35,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -135,19 +136,37 @@ def meta_policies(document: str) -> list[MetaPolicy]:
 
 
 def script_tag(attrs: dict[str, str], nonce: str | None) -> str:
-    parts = [f'src="{SCRIPT_PATH}"']
-    parts += [f'{name}="{html.escape(value, quote=True)}"' for name, value in attrs.items()]
+    start = _script_start(tuple(attrs.items()))
     if nonce is not None:
-        parts.append(f'nonce="{html.escape(nonce, quote=True)}"')
-    return f"<script {' '.join(parts)} defer></script>"
+        return f'{start} nonce="{html.escape(nonce, quote=True)}" defer></script>'
+    return f"{start} defer></script>"
+
+
+@lru_cache(maxsize=1024)
+def _script_start(attrs: tuple[tuple[str, str], ...]) -> str:
+    """``<script src=… data-…=…`` (the same for every page of a platform and language)."""
+    parts = [f'src="{SCRIPT_PATH}"']
+    parts += [f'{name}="{html.escape(value, quote=True)}"' for name, value in attrs]
+    return f"<script {' '.join(parts)}"
 
 
 def rewrite(
-    document: str, header_values: list[str], origin: csp.Origin, attrs: dict[str, str]
+    document: str,
+    header_values: list[str],
+    origin: csp.Origin | Callable[[], csp.Origin],
+    attrs: dict[str, str],
 ) -> Rewritten:
-    """Insert our tag and adjust every enforced CSP of the page (headers and meta tags)."""
-    header_policies = [csp.split_header(value) for value in header_values]
+    """Insert our tag and adjust every enforced CSP of the page (headers and meta tags).
+
+    ``origin`` may be a callable: it is only needed (and called) when the page has a CSP.
+    """
     metas = meta_policies(document)
+    if not header_values and not metas:  # no policy to adjust: the common, cheap case
+        at = insertion_point(document)
+        return Rewritten(document[:at] + script_tag(attrs, None) + document[at:], [], None)
+    if callable(origin):
+        origin = origin()
+    header_policies = [csp.split_header(value) for value in header_values]
     texts = [text for policies in header_policies for text in policies]
     texts += [meta.content for meta in metas]
     result = csp.adjust(texts, origin)
@@ -173,6 +192,7 @@ def rewrite(
     return Rewritten(document[:at] + tag + document[at:], headers, result.nonce)
 
 
+@lru_cache(maxsize=64)
 def _ascii_compatible(charset: str) -> bool:
     try:
         codec = codecs.lookup(charset)
@@ -461,7 +481,7 @@ class Inject:
             "data-account": "personal",
         }
         headers = response.headers.get_all("Content-Security-Policy")
-        rewritten = rewrite(document, headers, page_origin(flow), attrs)
+        rewritten = rewrite(document, headers, lambda: page_origin(flow), attrs)
         if rewritten.headers != headers:
             response.headers.set_all("Content-Security-Policy", rewritten.headers)
         response.content = encode_html(rewritten.html, codec)

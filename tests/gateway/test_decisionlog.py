@@ -172,3 +172,32 @@ asyncio.run(main())
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=60)
     lines = path.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["path"] for line in lines] == [f"/{i}" for i in range(2000)]
+
+
+@pytest.mark.parametrize(
+    ("user", "path", "grant"),
+    [("anna", "/feed/", None), ("jānis", '/a"b\\c/ž', "g-1"), (None, "/\u2028/😀?q=1", None)],
+)
+def test_fast_line_is_exactly_what_json_dumps_writes(
+    logger: logging.Logger, tmp_path: Path, user: str | None, path: str, grant: str | None
+) -> None:
+    decisionlog.configure(tmp_path / "d.jsonl")
+    subject = Subject(user, frozenset({"staff", "communicator"}), "basic" if user else "ip")
+    decision = Decision(True, Action.read, "x", Rule.read_only, "lasīt drīkst \"tikai\"",
+                        "staff", grant, None)
+    for _ in range(2):  # the second line comes from the cached parts
+        decisionlog.record(decision, subject, host="x.com", method="POST", path=path,
+                           kind=RequestKind.post, policy="p+1")
+    logger.handlers[0].flush()
+    lines = (tmp_path / "d.jsonl").read_text(encoding="utf-8").split("\n")
+    assert lines[2:] == [""]
+    for line in lines[:2]:
+        ts = json.loads(line)["ts"]
+        assert line == json.dumps({
+            "ts": ts, "event": "decision", "user": user,
+            "roles": ["communicator", "staff"], "source": subject.source, "platform": "x",
+            "host": "x.com", "method": "POST", "path": path.split("?")[0], "kind": "post",
+            "action": "read", "allowed": True, "rule": "read-only",
+            "reason": "lasīt drīkst \"tikai\"", "role": "staff", "grant": grant,
+            "policy": "p+1",
+        }, ensure_ascii=False)
