@@ -6,6 +6,7 @@ the request's Accept-Language. The block page is an autoescaped Jinja2 template.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -28,6 +29,20 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(_TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # templates ship with the code: no stat() per block page
+    )
+
+
+@cache
+def _block_template() -> jinja2.Template:
+    return _environment().get_template("block.html")
+
+
+@cache
+def _login_template() -> jinja2.Template:
+    return _environment().from_string(
+        '<!doctype html><html lang="{{ lang }}"><meta charset="utf-8">'
+        "<title>{{ title }}</title><h1>{{ title }}</h1><p>{{ message }}</p></html>"
     )
 
 
@@ -82,6 +97,27 @@ def explain(
     policy: Policy, decision: Decision, lang: str, service_url: str, url: str
 ) -> Explanation:
     """Localized title, reason and guideline for a refused decision."""
+    # Everyone-blocked platforms cannot be granted: no request form.
+    request_url = (None if decision.rule is Rule.deny
+                   else request_access_url(service_url, decision.platform, url))
+    if _explained_for[0] is not policy:  # a reloaded policy: start over, keep no old one
+        _explained.clear()
+        _explained_for[0] = policy
+    key = (decision.rule, decision.platform, decision.role, bool(decision.grant), lang)
+    explanation = _explained.get(key)
+    if explanation is None:
+        explanation = _explain(policy, decision, lang)
+        if len(_explained) < 1024:
+            _explained[key] = explanation
+    return dataclasses.replace(explanation, request_url=request_url)
+
+
+_explained: dict[tuple[object, ...], Explanation] = {}
+"""Explanations (without their request URL) of the policy in ``_explained_for``."""
+_explained_for: list[Policy | None] = [None]
+
+
+def _explain(policy: Policy, decision: Decision, lang: str) -> Explanation:
     t = Translator("gateway", lang)
     platform_id = decision.platform
     known = policy.platforms.get(platform_id)
@@ -122,9 +158,7 @@ def explain(
         guideline_id=guideline_id if guideline else None,
         guideline_title=guideline.title.get(t.lang) if guideline else None,
         guideline_text=guideline.text.get(t.lang) if guideline else None,
-        # Everyone-blocked platforms cannot be granted: no request form.
-        request_url=None if decision.rule is Rule.deny
-        else request_access_url(service_url, platform_id, url),
+        request_url=None,
     )
 
 
@@ -152,7 +186,7 @@ def block_page(
         (t("label_address"), url),
         (t("label_policy"), policy_version),
     ]
-    html = _environment().get_template("block.html").render(
+    html = _block_template().render(
         lang=t.lang,
         t=t,
         title=explanation.title,
@@ -200,10 +234,7 @@ def login_required(realm: str, reason: str, lang: str, html: bool) -> http.Respo
         "Cache-Control": "no-store",
     }
     if html:
-        body = _environment().from_string(
-            '<!doctype html><html lang="{{ lang }}"><meta charset="utf-8">'
-            "<title>{{ title }}</title><h1>{{ title }}</h1><p>{{ message }}</p></html>"
-        ).render(lang=t.lang, title=t("login_title"), message=message)
+        body = _login_template().render(lang=t.lang, title=t("login_title"), message=message)
         return http.Response.make(
             407, body.encode(), {"Content-Type": "text/html; charset=utf-8", **headers}
         )

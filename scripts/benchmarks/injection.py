@@ -4,10 +4,13 @@
 
 Same run, loopback only: an origin (aiohttp, one process) serves a 60 kB platform-like
 page with a nonce-based CSP; the gateway (mitmproxy with every Sargs addon, the example
-policy, a communicator logged in with Basic auth, one process) is started twice, with
-``sargs_inject`` off and on; load comes from ``wrk`` (absolute-form requests to the proxy,
-as browsers send plain-HTTP proxy requests) when installed, else from an aiohttp client.
-Prints requests/s and p50/p99 latency for both and the cost of injection in percent.
+policy, a communicator logged in with Basic auth, one process each) runs twice, with
+``sargs_inject`` off and on, both started before any measurement; load comes from ``wrk``
+(absolute-form requests to the proxy, as browsers send plain-HTTP proxy requests) when
+installed, else from an aiohttp client. After a warm-up, ``BENCH_ROUNDS`` (default 5)
+rounds of ``BENCH_SECONDS`` (default 4) each, the order alternating. Prints medians and
+spread of requests/s, p50/p99 latency and gateway CPU per request, and the cost of
+injection within each round.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "5")))
 CONNECTIONS = 8
 USER, PASSWORD = "bench", "bench-pw"
 URL = "http://x.com/home"
@@ -100,8 +104,8 @@ async def _gateway(port: int, origin_port: int, confdir: str, inject: bool) -> N
 
     logging.getLogger("sargs").setLevel(logging.WARNING)  # decision lines: not measured here
     logging.getLogger("sargs").propagate = False
-    opts = Options(listen_host="127.0.0.1", listen_port=port, confdir=confdir)
-    master = DumpMaster(opts, with_termlog=False, with_dumper=False)
+    opts: Any = Options(listen_host="127.0.0.1", listen_port=port, confdir=confdir)
+    master: Any = DumpMaster(opts, with_termlog=False, with_dumper=False)
     settings = Settings(var_dir=Path(confdir), gateway_metrics_port=0)
     state = PolicyState(ROOT / "policies" / "institutions" / "example")
     directory = MemoryDirectory({USER: (PASSWORD, ["communicator"])})
@@ -174,9 +178,11 @@ def _wrk(proxy_port: int, seconds: float, tmp: Path) -> dict[str, float]:
     unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     pct = {p: float(v) * unit[u] for p, v, u in _PCT.findall(out)}
     rps = _RPS.search(out)
-    if rps is None or "Non-2xx" in out or "Socket errors" in out:
+    total = re.search(r"(\d+) requests in", out)
+    if rps is None or total is None or "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk run failed:\n{out}")
-    return {"rps": float(rps.group(1)), "p50": pct["50"], "p99": pct["99"]}
+    return {"rps": float(rps.group(1)), "p50": pct["50"], "p99": pct["99"],
+            "requests": float(total.group(1))}
 
 
 async def _aiohttp_load(proxy_port: int, seconds: float) -> dict[str, float]:
@@ -200,43 +206,68 @@ async def _aiohttp_load(proxy_port: int, seconds: float) -> dict[str, float]:
         await asyncio.gather(*(worker(session) for _ in range(CONNECTIONS)))
     elapsed = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100)
-    return {"rps": len(latencies) / elapsed, "p50": cuts[49], "p99": cuts[98]}
+    return {"rps": len(latencies) / elapsed, "p50": cuts[49], "p99": cuts[98],
+            "requests": float(len(latencies))}
 
 
-def _measure(proxy_port: int, tmp: Path) -> dict[str, float]:
+def _measure(proxy_port: int, pid: int, tmp: Path, seconds: float = SECONDS
+             ) -> dict[str, float]:
+    """One run of load; adds ``cpu_us``: the gateway process's CPU time per request."""
+    from scripts.benchmarks.gateway import _cpu_seconds
+
+    before = _cpu_seconds(pid)
     if shutil.which("wrk"):
-        return _wrk(proxy_port, SECONDS, tmp)
-    return asyncio.run(_aiohttp_load(proxy_port, SECONDS))
+        result = _wrk(proxy_port, seconds, tmp)
+    else:
+        result = asyncio.run(_aiohttp_load(proxy_port, seconds))
+    result["cpu_us"] = (_cpu_seconds(pid) - before) / max(1.0, result["requests"]) * 1e6
+    return result
 
 
 def main() -> int:
-    results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="sargs-bench-") as tmp_name:
+    from scripts.benchmarks.gateway import _spread
+
+    modes = ("off", "on")
+    results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
+    with tempfile.TemporaryDirectory(prefix="sargs-bench-") as tmp_name, \
+            contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
         origin_port = _free_port()
-        with _spawn("origin", str(origin_port)):
-            for mode in ("off", "on"):
-                port = _free_port()
-                confdir = tmp / f"mitmproxy-{mode}"
-                confdir.mkdir()
-                with _spawn("gateway", str(port), str(origin_port), str(confdir), mode):
-                    body = _fetch_once(port)
-                    injected = b"/__sargs/static/compose-guard.js" in body
-                    if injected != (mode == "on"):
-                        print(f"injection {mode} but page injected={injected}", file=sys.stderr)
-                        return 1
-                    for _ in range(50):  # warm-up: connections, caches, login cache
-                        _fetch_once(port)
-                    results[mode] = _measure(port, tmp)
+        stack.enter_context(_spawn("origin", str(origin_port)))
+        ports, pids = {}, {}
+        for mode in modes:  # both gateways up before any measurement
+            ports[mode] = _free_port()
+            confdir = tmp / f"mitmproxy-{mode}"
+            confdir.mkdir()
+            pids[mode] = stack.enter_context(
+                _spawn("gateway", str(ports[mode]), str(origin_port), str(confdir), mode)).pid
+        for mode in modes:
+            body = _fetch_once(ports[mode])
+            injected = b"/__sargs/static/compose-guard.js" in body
+            if injected != (mode == "on"):
+                print(f"injection {mode} but page injected={injected}", file=sys.stderr)
+                return 1
+            for _ in range(50):  # warm-up: connections, caches, login cache
+                _fetch_once(ports[mode])
+            _measure(ports[mode], pids[mode], tmp, seconds=1)
+        for round_no in range(ROUNDS):  # off on, on off, ...: drift cancels
+            for mode in modes if round_no % 2 == 0 else modes[::-1]:
+                results[mode].append(_measure(ports[mode], pids[mode], tmp))
     tool = "wrk" if shutil.which("wrk") else "aiohttp"
     print(f"page {len(PAGE) // 1024} kB with a nonce CSP, {CONNECTIONS} connections, "
-          f"{SECONDS:g} s each, load from {tool}")
-    for mode in ("off", "on"):
-        r = results[mode]
-        print(f"  injection {mode:3}  {r['rps']:8.0f} requests/s   p50 {r['p50']:6.2f} ms   "
-              f"p99 {r['p99']:6.2f} ms")
-    cost = 100 * (1 - results["on"]["rps"] / results["off"]["rps"])
-    print(f"  injection costs {cost:.1f}% of throughput")
+          f"{ROUNDS} rounds × {SECONDS:g} s each (order alternating), load from {tool}; "
+          "medians (min–max)")
+    for mode in modes:
+        rs = results[mode]
+        print(f"  injection {mode:3}  {_spread([r['rps'] for r in rs], '.0f')} requests/s   "
+              f"p50 {_spread([r['p50'] for r in rs], '.2f')} ms   "
+              f"p99 {_spread([r['p99'] for r in rs], '.2f')} ms   "
+              f"CPU {_spread([r['cpu_us'] for r in rs], '.0f')} µs/request")
+    pairs = list(zip(results["off"], results["on"], strict=True))
+    rps_cost = [100 * (1 - on["rps"] / off["rps"]) for off, on in pairs]
+    cpu_cost = [100 * (on["cpu_us"] / off["cpu_us"] - 1) for off, on in pairs]
+    print(f"  injection costs {_spread(rps_cost, '.1f')}% of throughput (wall clock), "
+          f"{_spread(cpu_cost, '.1f')}% more gateway CPU per request (within each round)")
     return 0
 
 

@@ -14,7 +14,8 @@ from mitmproxy.test import taddons, tflow, tutils
 from proxy.gateway.access import Access, classify, scan_headers, wants_html
 from proxy.gateway.identity import Identifier, MemoryDirectory
 from proxy.policy.catalog import HostKind
-from proxy.policy.decide import Decision, RequestKind, Subject
+from proxy.policy.decide import Decision, RequestKind, Rule, Subject
+from proxy.policy.model import Action
 from proxy.runtime import PolicyState
 from tests.support.gateway import EXAMPLE_POLICY, copy_policy
 
@@ -269,3 +270,22 @@ async def test_another_login_on_the_same_connection_is_checked_again() -> None:
         await access.requestheaders(again)
         assert again.response is not None
         assert again.response.status_code == 407
+
+
+def test_explanations_follow_the_policy_in_force_and_the_url() -> None:
+    from proxy.gateway import refusal
+
+    policy = PolicyState(EXAMPLE_POLICY).current.loaded.policy
+    decision = Decision(False, Action.block, "tiktok", Rule.role, "no", "staff")
+    first = refusal.explain(policy, decision, "en", "https://s.example", "https://www.tiktok.com/a")
+    again = refusal.explain(policy, decision, "en", "https://s.example", "https://www.tiktok.com/b")
+    assert first.title == again.title
+    assert "tiktok.com%2Fa" in str(first.request_url)
+    assert "tiktok.com%2Fb" in str(again.request_url)
+    tiktok = policy.platforms["tiktok"].model_copy(update={"name": "TikTok (renamed)"})
+    renamed = policy.model_copy(update={"platforms": {**policy.platforms, "tiktok": tiktok}})
+    after_reload = refusal.explain(renamed, decision, "en", "https://s.example", "https://x/")
+    assert "TikTok (renamed)" in after_reload.title
+    assert "TikTok (renamed)" not in first.title
+    assert refusal.explain(renamed, decision, "lv", "https://s.example", "https://x/").title \
+        != after_reload.title

@@ -118,7 +118,8 @@ async def test_options_names_and_lifecycle_reach_every_member() -> None:
 
 def test_members_with_sub_addons_are_refused() -> None:
     class Parent:
-        addons: list[object] = []
+        def __init__(self) -> None:
+            self.addons: list[object] = []
 
     with pytest.raises(ValueError, match="sub-addons"):
         Chain([Parent()])
