@@ -154,14 +154,11 @@ def _utcnow() -> datetime:
 
 
 async def watch_policy(state: PolicyState, interval: Callable[[], float]) -> None:
-    """Poll the policy files; reload on change (errors are logged by ``PolicyState``)."""
-    while True:
-        await asyncio.sleep(interval())
-        try:
-            if state.changed():
-                await asyncio.to_thread(state.reload)
-        except Exception:  # keep watching whatever happens
-            log.exception("policy watcher failed; retrying")
+    """Poll the policy files; reload on change (errors are logged by ``PolicyState``).
+
+    A service sharing the state watches too; whichever sees a change first handles it.
+    """
+    await state.watch(interval)
 
 
 # --- the addon -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from proxy.service import (
     me,
     metrics,
     openapi,
+    policywatch,
 )
 from proxy.service.errors import error_middleware
 from proxy.settings import ROOT, Settings
@@ -52,6 +53,7 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     app[keys.SETTINGS] = settings
     app[keys.POLICY] = policy or PolicyState(settings.policy)
     app.cleanup_ctx.append(_store_ctx)  # first: the other parts use the store
+    policywatch.setup(app)  # reload on change, audit every reload (proxy/service/policywatch.py)
     app.add_routes(routes)
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
     home.setup(app)  # GET /: links and guidelines (proxy/service/home.py)
