@@ -11,12 +11,16 @@ fi
 stamp=".venv/.sargs-installed${EXTRAS:+-$EXTRAS}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "sargs: installing into .venv (pyproject.toml changed)" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v 'file:///' >&2 || true
   spec="."
   [ -n "${EXTRAS:-}" ] && spec=".[$EXTRAS]"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 \
-    | grep -v -e 'file:///' -e 'BuildBackendWarning' >&2 || true
-  .venv/bin/python -c 'import proxy, mitmproxy, aiohttp' || { echo "sargs: install failed" >&2; exit 1; }
+  log=".venv/install.log"
+  if ! { .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip &&
+         .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"; } >"$log" 2>&1 ||
+     ! .venv/bin/python -c 'import proxy, mitmproxy, aiohttp' 2>>"$log"; then
+    grep -v 'file:///' "$log" >&2
+    echo "sargs: install failed (full log: $log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"
