@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AwareDatetime,
@@ -22,22 +22,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-RULE_IDS = (
-    "classified",
-    "personal-data",
-    "offensive",
-    "partisan",
-    "commercial",
-    "embargo",
-    "speculation",
-    "minors-consent",
-    "copyright",
-    "working-hours",
-    "unsafe-link",
-    "official-account",
-)
-"""The stable rule ids of the contract (DESIGN.md)."""
 
 RuleId = Literal[
     "classified",
@@ -53,6 +37,9 @@ RuleId = Literal[
     "unsafe-link",
     "official-account",
 ]
+"""The stable rule ids of the contract (DESIGN.md)."""
+
+RULE_IDS: tuple[str, ...] = get_args(RuleId)
 
 TermLang = Literal["any", "en", "lv", "sv", "sq"]
 """Lexicons are keyed by language for the authors' sake; a draft is matched against all."""
