@@ -58,6 +58,8 @@ STREAM_READ_TIMEOUT = 30.0
 """The service sends a heartbeat every 10 s; silence this long means the stream is dead."""
 FLUSH_INTERVAL = 0.2
 """At most this long between an event and its fsync to the spool."""
+FLUSH_EVENTS = 1000
+"""A batch this large is written out at once, without waiting for ``FLUSH_INTERVAL``."""
 DELIVERY_BATCH = 500
 """Events per ``POST /api/v1/events`` (the service accepts up to 1000)."""
 SEGMENT_EVENTS = 10_000
@@ -201,10 +203,14 @@ def _fsync_dir(directory: Path) -> None:
 class Spool:
     """Undelivered events on disk: JSON lines in numbered segment files, oldest first.
 
-    ``add`` only buffers (it runs in a hook); ``flush`` appends the buffer to the active
-    segment and fsyncs (call it from a thread). A segment is sealed before delivery and
-    deleted once delivered. A restarted gateway never appends to an old segment, so a
-    line torn by a crash can only be a segment's last; it is skipped when read.
+    ``add`` only appends to an in-memory batch (it runs in a hook: O(1), no lock held
+    while anything is written). ``flush`` appends the batch to the active segment with one
+    write and one fsync (call it from a thread); the events just written stay in memory,
+    so ``pending`` hands them to delivery without reading the file back, and ``delivered``
+    forgets them (deleting the segment once all of it was acknowledged). Segments left by
+    an earlier run, or sealed after a failure, are read from disk (``sealed``, ``read``).
+    A restarted gateway never appends to an old segment, so a line torn by a crash can
+    only be a segment's last; it is skipped when read.
     """
 
     def __init__(self, directory: Path, max_events: int = MAX_SPOOL_EVENTS) -> None:
@@ -213,11 +219,19 @@ class Spool:
         self.dropped = 0
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        """Guards the counters and the batch swap; never held during disk I/O."""
+        self._flushing = threading.Lock()
+        """One flush at a time (the delivery task's, or the one at stop)."""
         self._buffer: list[dict[str, Any]] = []
+        self._writing = 0
+        """Events taken from the batch, not yet counted on disk."""
         self._counts: dict[Path, int] = {p: len(self.read(p)) for p in self._segments()}
+        self._on_disk = sum(self._counts.values())
         existing = [int(p.stem) for p in self._counts]
         self._next = max(existing, default=0) + 1
         self._active: Path | None = None
+        self._memory: list[dict[str, Any]] = []
+        """The active segment's undelivered events, as written (delivery reads these)."""
 
     def _segments(self) -> list[Path]:
         return sorted(p for p in self.directory.glob("*.jsonl") if p.stem.isdigit())
@@ -226,12 +240,17 @@ class Spool:
     def depth(self) -> int:
         """Events waiting for the service (buffered or on disk)."""
         with self._lock:
-            return sum(self._counts.values()) + len(self._buffer)
+            return self._on_disk + self._writing + len(self._buffer)
+
+    @property
+    def buffered(self) -> int:
+        """Events in the in-memory batch, not yet on disk."""
+        return len(self._buffer)
 
     def add(self, event: dict[str, Any]) -> bool:
         """Buffer an event; ``False`` (and counted in ``dropped``) when the spool is full."""
         with self._lock:
-            if sum(self._counts.values()) + len(self._buffer) >= self.max_events:
+            if self._on_disk + self._writing + len(self._buffer) >= self.max_events:
                 self.dropped += 1
                 return False
             self._buffer.append(event)
@@ -239,40 +258,75 @@ class Spool:
 
     def flush(self) -> int:
         """Append buffered events to the active segment and fsync it; return how many."""
-        with self._lock:
-            events, self._buffer = self._buffer, []
+        with self._flushing:
+            with self._lock:
+                events, self._buffer = self._buffer, []
+                self._writing += len(events)
+                active = self._active
+                if active is not None and self._counts.get(active, 0) >= SEGMENT_EVENTS:
+                    active = None  # sealed: delivered from disk from now on
             if not events:
                 return 0
-            if self._active is None or self._counts.get(self._active, 0) >= SEGMENT_EVENTS:
-                self._active = self.directory / f"{self._next:012d}.jsonl"
-                self._next += 1
-                self._counts[self._active] = 0
-                new = True
-            else:
-                new = False
-            data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events)
-            with open(self._active, "ab") as f:
-                f.write(data.encode())
-                f.flush()
-                os.fsync(f.fileno())
-            if new:
+            try:
+                new = active is None
+                if active is None:
+                    active = self.directory / f"{self._next:012d}.jsonl"
+                    self._next += 1
+                dumps = json.dumps
+                data = "".join([dumps(e, separators=(",", ":")) + "\n" for e in events])
+                with open(active, "ab") as f:
+                    f.write(data.encode())
+                    f.flush()
+                    os.fsync(f.fileno())
+                if new:
+                    _fsync_dir(self.directory)
+            except BaseException:
+                with self._lock:  # not written: back to the front of the batch
+                    self._buffer[:0] = events
+                    self._writing -= len(events)
+                raise
+            with self._lock:
+                self._writing -= len(events)
+                self._on_disk += len(events)
+                if active != self._active:
+                    self._active, self._memory = active, []
+                recreated = not new and active not in self._counts  # removed meanwhile
+                self._counts[active] = self._counts.get(active, 0) + len(events)
+                self._memory.extend(events)
+            if recreated:
                 _fsync_dir(self.directory)
-            self._counts[self._active] += len(events)
             return len(events)
 
     def seal(self) -> None:
-        """Start a new segment on the next flush (the active one can then be delivered)."""
+        """Start a new segment on the next flush; the active one is then read from disk."""
         with self._lock:
-            self._active = None
+            self._active, self._memory = None, []
 
     def sealed(self) -> list[Path]:
-        """Segments ready for delivery, oldest first."""
+        """Segments to deliver from disk, oldest first (all but the active one)."""
         with self._lock:
             return sorted(p for p in self._counts if p != self._active)
 
-    def has_active(self) -> bool:
+    def pending(self) -> tuple[Path | None, list[dict[str, Any]]]:
+        """The active segment and its undelivered events, from memory."""
         with self._lock:
-            return self._active is not None and self._counts.get(self._active, 0) > 0
+            return self._active, list(self._memory)
+
+    def delivered(self, path: Path, count: int) -> None:
+        """The first ``count`` pending events of the active segment ``path`` were
+        acknowledged: forget them, and the segment once nothing of it is left."""
+        with self._lock:
+            if path != self._active or count <= 0:
+                return
+            del self._memory[:count]
+            left = len(self._memory)
+            self._on_disk -= self._counts[path] - left
+            self._counts[path] = left
+            if left:
+                return
+            self._active = None
+            del self._counts[path]
+        path.unlink(missing_ok=True)  # lost to a crash: sent again, recorded once
 
     @staticmethod
     def read(path: Path) -> list[dict[str, Any]]:
@@ -292,7 +346,9 @@ class Spool:
         """Forget a delivered segment."""
         with self._lock:
             path.unlink(missing_ok=True)
-            self._counts.pop(path, None)
+            self._on_disk -= self._counts.pop(path, 0)
+            if path == self._active:
+                self._active, self._memory = None, []
 
 
 # --- which decisions become events (pure) ---------------------------------------------------
@@ -496,10 +552,15 @@ class GatewaySync:
             self.record(event)
 
     def record(self, event: dict[str, Any]) -> None:
-        if not self.spool.add(event) and self.spool.dropped in (1, 10, 100, 1000):
-            log.error("event spool full (%d events): %d events dropped",
-                      self.spool.max_events, self.spool.dropped)
-        self._wake.set()
+        """Spool an event: appended to the in-memory batch, which the delivery task writes
+        out every ``FLUSH_INTERVAL`` (sooner once ``FLUSH_EVENTS`` are waiting)."""
+        spool = self.spool
+        if not spool.add(event):
+            if spool.dropped in (1, 10, 100, 1000):
+                log.error("event spool full (%d events): %d events dropped",
+                          spool.max_events, spool.dropped)
+        elif spool.buffered == FLUSH_EVENTS:
+            self._wake.set()
 
     # -- following the bundle --------------------------------------------------------------
 
@@ -589,7 +650,10 @@ class GatewaySync:
                 await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
             self._wake.clear()
             try:
-                await asyncio.to_thread(self.spool.flush)
+                if self.spool.buffered:
+                    await asyncio.to_thread(self.spool.flush)
+                if not self.spool.depth:
+                    continue
                 await self.deliver()
                 if delay > BACKOFF_MIN:
                     log.info("event delivery resumed; spool depth %d", self.spool.depth)
@@ -604,20 +668,31 @@ class GatewaySync:
                 delay = min(delay * 2, BACKOFF_MAX)
 
     async def deliver(self) -> int:
-        """Send every sealed segment, oldest first, then the active one; delete each once
-        acknowledged. Raises on the first failure (what is left stays spooled)."""
+        """Send what is spooled, oldest first, and forget it once acknowledged: segments
+        from disk (left by an earlier run, or sealed when full), then the active segment's
+        events from memory, just as they were written. Raises on the first failure (what
+        is left stays spooled; a batch sent twice is recorded once by the service)."""
         sent = 0
-        for _ in range(2):  # sealed ones, then the active one sealed now
-            for segment in self.spool.sealed():
-                events = await asyncio.to_thread(self.spool.read, segment)
-                for start in range(0, len(events), DELIVERY_BATCH):
-                    await self._post(events[start:start + DELIVERY_BATCH])
-                await asyncio.to_thread(self.spool.remove, segment)
-                sent += len(events)
-                self.delivered += len(events)
-            if not self.spool.has_active():
-                break
-            self.spool.seal()
+        for segment in self.spool.sealed():
+            events = await asyncio.to_thread(self.spool.read, segment)
+            for start in range(0, len(events), DELIVERY_BATCH):
+                await self._post(events[start:start + DELIVERY_BATCH])
+            await asyncio.to_thread(self.spool.remove, segment)
+            sent += len(events)
+            self.delivered += len(events)
+        active, events = self.spool.pending()
+        if active is None:
+            return sent
+        done = 0
+        try:
+            for start in range(0, len(events), DELIVERY_BATCH):
+                batch = events[start:start + DELIVERY_BATCH]
+                await self._post(batch)
+                done += len(batch)
+        finally:
+            self.spool.delivered(active, done)
+            sent += done
+            self.delivered += done
         return sent
 
     async def _post(self, events: list[dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from proxy.gateway import sync as sync_module
 from proxy.gateway.sync import (
     Bundle,
     BundleCache,
@@ -142,6 +144,62 @@ def test_a_full_spool_drops_and_counts(tmp_path: Path) -> None:
     assert [spool.add(_event(i)) for i in range(4)] == [True, True, False, False]
     assert spool.dropped == 2
     assert spool.depth == 2
+
+
+def test_a_batch_is_one_write_and_one_fsync_and_delivered_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    for i in range(300):
+        spool.add(_event(i))
+    assert spool.buffered == 300
+    assert list((tmp_path / "spool").glob("*.jsonl")) == []  # nothing written per event
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counted_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted_fsync)
+    assert spool.flush() == 300
+    assert len(fsyncs) == 2  # the segment, once; its directory, once (a new file)
+    spool.add(_event(300))
+    spool.flush()
+    assert len(fsyncs) == 3  # the same segment again: no new file
+    [segment] = (tmp_path / "spool").glob("*.jsonl")
+    assert len(Spool.read(segment)) == 301  # on disk, should the gateway stop now
+
+    def no_reading(path: Path) -> list[dict[str, Any]]:
+        raise AssertionError("read back from disk")
+
+    monkeypatch.setattr(Spool, "read", staticmethod(no_reading))
+    active, events = spool.pending()
+    assert active == segment
+    assert [e["id"] for e in events] == [f"e{i}" for i in range(301)]
+    spool.delivered(segment, 200)  # the first batches acknowledged, then a failure
+    assert spool.depth == 101
+    assert [e["id"] for e in spool.pending()[1]] == [f"e{i}" for i in range(200, 301)]
+    spool.delivered(segment, 101)
+    assert spool.depth == 0
+    assert list((tmp_path / "spool").glob("*.jsonl")) == []
+    assert spool.pending() == (None, [])
+
+
+def test_a_full_segment_is_sealed_and_read_from_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_module, "SEGMENT_EVENTS", 2)
+    spool = Spool(tmp_path / "spool")
+    for i in range(3):
+        spool.add(_event(i))
+        spool.flush()
+    [sealed] = spool.sealed()
+    assert [e["id"] for e in Spool.read(sealed)] == ["e0", "e1"]
+    assert [e["id"] for e in spool.pending()[1]] == ["e2"]
+    assert spool.depth == 3
+    spool.remove(sealed)
+    assert spool.depth == 1
 
 
 # --- which decisions become events ----------------------------------------------------------
