@@ -103,3 +103,66 @@ def test_demo_logins_include_an_approver_and_are_shown_again(tmp_path: Path) -> 
         assert _demo_users(store, ["staff"], tmp_path) == []
     finally:
         store.close()
+
+
+def _start(args: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "proxy.cli.main", "run", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    for _ in range(400):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if ready in line:
+            break
+    return proc, "".join(seen)
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.mark.slow
+def test_only_service_and_only_gateway_run_as_separate_processes(tmp_path: Path) -> None:
+    """The split the systemd units use: a service node, and a gateway that follows it."""
+    import aiohttp
+
+    gateway, service = free_port(), free_port()
+    base = {**os.environ, "SARGS_GATEWAY_METRICS_PORT": "0",
+            "SARGS_SERVICE_URL": f"http://127.0.0.1:{service}",
+            "SARGS_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
+    svc, svc_out = _start(["--only", "service", "--service", f"127.0.0.1:{service}"],
+                          {**base, "SARGS_VAR_DIR": str(tmp_path / "svc")}, "Sargs service on")
+    try:
+        assert f"http://127.0.0.1:{service}" in svc_out
+        gw, gw_out = _start(["--only", "gateway", "--listen", f"127.0.0.1:{gateway}"],
+                            {**base, "SARGS_VAR_DIR": str(tmp_path / "gw")}, "Stop with Ctrl-C")
+        try:
+            assert f"Proxy (gateway): http://127.0.0.1:{gateway}" in gw_out
+
+            async def probe() -> None:
+                async with aiohttp.ClientSession() as session:
+                    async with session.get(f"http://127.0.0.1:{service}/healthz") as r:
+                        assert r.status == 200
+                    async with session.get("http://vk.com/",
+                                           proxy=f"http://127.0.0.1:{gateway}") as r:
+                        assert r.status == 407  # the gateway asks for a login
+
+            asyncio.run(probe())
+            assert (tmp_path / "gw" / "mitmproxy" / "mitmproxy-ca-cert.pem").exists()
+            assert not (tmp_path / "svc" / "mitmproxy").exists()
+        finally:
+            assert _stop(gw) == 0
+    finally:
+        assert _stop(svc) == 0
