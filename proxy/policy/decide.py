@@ -170,7 +170,8 @@ class AccessPolicy:
                 and grant.expires_at > now
                 and grant.action.rank > best.rank
             ):
-                best, best_rule, grant_id, expires = grant.action, Rule.grant, grant.id, grant.expires_at
+                best, best_rule = grant.action, Rule.grant
+                grant_id, expires = grant.id, grant.expires_at
                 media = True
         if best_role is None and grant_id is None:
             return Decision(
@@ -187,7 +188,8 @@ class AccessPolicy:
                             expires)
         if kind is RequestKind.media and not media:
             return Decision(False, best, platform, Rule.media,
-                            f"{who} blocks {platform} media and video", best_role, grant_id, expires)
+                            f"{who} blocks {platform} media and video", best_role, grant_id,
+                            expires)
         return Decision(True, best, platform, best_rule,
                         f"{who} gives {best} access to {platform} ({best_rule})", best_role,
                         grant_id, expires)

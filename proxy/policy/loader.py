@@ -39,7 +39,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        if self.field:
+            return f"{where}: {self.field}: {self.message}"
+        return f"{where}: {self.message}"
 
 
 class PolicyError(Exception):
@@ -226,7 +228,9 @@ def _dotted(loc: Loc) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def _locate(loc: Loc, where: dict[Loc, tuple[str, int]], fallback: str) -> tuple[str, int | None, Loc]:
+def _locate(
+    loc: Loc, where: dict[Loc, tuple[str, int]], fallback: str
+) -> tuple[str, int | None, Loc]:
     """The source position of the longest prefix of ``loc`` present in the files."""
     for n in range(len(loc), -1, -1):
         if loc[:n] in where:

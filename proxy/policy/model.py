@@ -345,7 +345,8 @@ class Policy(Strict):
                 raise _RefError(("deny", i, "platform"), f"unknown platform {deny.platform!r}")
         owner: dict[str, str] = {}
         for platform_id, platform in self.platforms.items():
-            for kind, domains in (("domains", platform.domains), ("media_domains", platform.media_domains)):
+            kinds = (("domains", platform.domains), ("media_domains", platform.media_domains))
+            for kind, domains in kinds:
                 for j, domain in enumerate(domains):
                     if owner.setdefault(domain, platform_id) != platform_id:
                         raise _RefError(
