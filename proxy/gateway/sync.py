@@ -314,7 +314,9 @@ class Spool:
 
     def delivered(self, path: Path, count: int) -> None:
         """The first ``count`` pending events of the active segment ``path`` were
-        acknowledged: forget them, and the segment once nothing of it is left."""
+        acknowledged: forget them. A segment all delivered is emptied for the next batch
+        when more events wait (no new file: no directory fsync), else deleted. Either lost
+        to a crash means events sent again, which the service records once."""
         with self._lock:
             if path != self._active or count <= 0:
                 return
@@ -324,9 +326,21 @@ class Spool:
             self._counts[path] = left
             if left:
                 return
-            self._active = None
-            del self._counts[path]
-        path.unlink(missing_ok=True)  # lost to a crash: sent again, recorded once
+            if not self._flushing.acquire(blocking=False):  # a flush appends to it now
+                self._active = None  # sealed: read from disk later, and sent again
+                return
+        try:
+            with self._lock:
+                reuse = bool(self._buffer)
+                if not reuse:
+                    self._active = None
+                    del self._counts[path]
+            if reuse:
+                os.truncate(path, 0)
+            else:
+                path.unlink(missing_ok=True)
+        finally:
+            self._flushing.release()
 
     @staticmethod
     def read(path: Path) -> list[dict[str, Any]]:

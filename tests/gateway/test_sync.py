@@ -180,7 +180,15 @@ def test_a_batch_is_one_write_and_one_fsync_and_delivered_from_memory(
     spool.delivered(segment, 200)  # the first batches acknowledged, then a failure
     assert spool.depth == 101
     assert [e["id"] for e in spool.pending()[1]] == [f"e{i}" for i in range(200, 301)]
+    spool.add(_event(301))  # the next batch is already waiting: the segment is reused
     spool.delivered(segment, 101)
+    assert spool.depth == 1
+    assert segment.read_bytes() == b""
+    spool.flush()
+    assert len(fsyncs) == 4  # no new file, no directory fsync
+    assert [e["id"] for e in spool.pending()[1]] == ["e301"]
+    assert segment.read_bytes().count(b"\n") == 1
+    spool.delivered(segment, 1)  # nothing waits: the segment is deleted
     assert spool.depth == 0
     assert list((tmp_path / "spool").glob("*.jsonl")) == []
     assert spool.pending() == (None, [])
