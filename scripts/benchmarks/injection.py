@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from scripts.benchmarks._servers import MapToOrigin
+
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "5")))
 CONNECTIONS = 8
@@ -79,18 +81,6 @@ async def _origin(port: int) -> None:
     await asyncio.Event().wait()
 
 
-class _ToOrigin:
-    def __init__(self, port: int) -> None:
-        self.port = port
-
-    def request(self, flow: Any) -> None:
-        if flow.response or flow.request.host == "127.0.0.1":
-            return
-        host_header = flow.request.host_header
-        flow.request.scheme, flow.request.host, flow.request.port = "http", "127.0.0.1", self.port
-        flow.request.host_header = host_header
-
-
 async def _gateway(port: int, origin_port: int, confdir: str, inject: bool) -> None:
     import logging
 
@@ -109,7 +99,7 @@ async def _gateway(port: int, origin_port: int, confdir: str, inject: bool) -> N
     settings = Settings(var_dir=Path(confdir), gateway_metrics_port=0)
     state = PolicyState(ROOT / "policies" / "institutions" / "example")
     directory = MemoryDirectory({USER: (PASSWORD, ["communicator"])})
-    master.addons.add(*make_addons(settings, state, directory=directory), _ToOrigin(origin_port))
+    master.addons.add(*make_addons(settings, state, directory=directory), MapToOrigin(origin_port))
     opts.update(connection_strategy="lazy", sargs_inject=inject)
     task = asyncio.create_task(master.run())
     proxyserver: Any = master.addons.get("proxyserver")
