@@ -46,6 +46,7 @@ from proxy.compliance.model import CheckRequest
 from proxy.policy.loader import load
 from proxy.policy.model import Policy
 from proxy.settings import ROOT
+from scripts.benchmarks._wrk import cpu_seconds, run_wrk
 
 EXAMPLE = ROOT / "policies" / "institutions" / "example"
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -139,15 +140,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ms(text: str) -> float:
-    """A wrk duration ("812.00us", "1.20ms", "1.01s") in milliseconds."""
-    import re
-
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    assert m, text
-    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-
-
 async def _serve(kind: str, port: int, var_dir: str) -> None:
     from aiohttp import web
 
@@ -207,36 +199,13 @@ def _wrk_script(bodies: list[bytes] | None) -> str:
     )
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wrk(port: int, script: str, seconds: float, pid: int) -> tuple[Result, float]:
     """wrk's result and the server's CPU time per answered request (µs)."""
-    import re
-
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".lua", delete=False) as f:
-        f.write(script)
-        path = f.name
-    cpu = _cpu_seconds(pid)
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
-             "-s", path, f"http://127.0.0.1:{port}"],
-            capture_output=True, text=True, timeout=seconds + 30, check=True,
-        ).stdout
-    finally:
-        os.unlink(path)
-    cpu = _cpu_seconds(pid) - cpu
-    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    result = Result(rps, p50, p99, int(errors.group(1)) if errors else 0)
-    return result, cpu / max(1, count) * 1e6
+    cpu = cpu_seconds(pid)
+    run = run_wrk(port, script, seconds, CONNECTIONS)
+    cpu = cpu_seconds(pid) - cpu
+    result = Result(run.rps, run.p50_ms, run.p99_ms, run.non_2xx)
+    return result, cpu / max(1, run.requests) * 1e6
 
 
 def _check_bodies(clean: bool = False) -> list[bytes]:

@@ -42,7 +42,6 @@ import asyncio
 import base64
 import functools
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -53,6 +52,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from scripts.benchmarks._wrk import cpu_seconds, run_wrk
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
@@ -73,15 +74,10 @@ class Result:
     """CPU time the proxy process spent per request (robust on a busy machine)."""
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measured(pid: int, run: Callable[[], Result]) -> Result:
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     result = run()
-    result.cpu_us = (_cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
+    result.cpu_us = (cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
     return result
 
 
@@ -132,38 +128,16 @@ def _start(*args: str) -> subprocess.Popen[str]:
     return proc
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    assert m, text
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
 def wrk(proxy_port: int, url: str, host: str, seconds: float) -> Result:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(
-            f'wrk.method = "GET"\nwrk.path = "{url}"\n'
-            f'wrk.headers["Host"] = "{host}"\n'
-            'wrk.headers["Accept"] = "text/html,application/xhtml+xml"\n'
-            'wrk.headers["Sec-Fetch-Dest"] = "document"\n'
-            f'wrk.headers["Proxy-Authorization"] = "{LOGIN}"\n'
-        )
-        script = f.name
-    try:
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, int(seconds))}s", "--latency",
-             "-s", script, f"http://127.0.0.1:{proxy_port}"],
-            capture_output=True, text=True, timeout=seconds + 30, check=True,
-        ).stdout
-    finally:
-        os.unlink(script)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return Result(rps, p50, p99, total)
+    lua = (
+        f'wrk.method = "GET"\nwrk.path = "{url}"\n'
+        f'wrk.headers["Host"] = "{host}"\n'
+        'wrk.headers["Accept"] = "text/html,application/xhtml+xml"\n'
+        'wrk.headers["Sec-Fetch-Dest"] = "document"\n'
+        f'wrk.headers["Proxy-Authorization"] = "{LOGIN}"\n'
+    )
+    run = run_wrk(proxy_port, lua, seconds, CONNECTIONS)
+    return Result(run.rps, run.p50_ms, run.p99_ms, run.requests)
 
 
 async def _tunnel(proxy_port: int, origin_tls_port: int, seconds: float) -> Result:

@@ -19,7 +19,6 @@ import asyncio
 import base64
 import contextlib
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.benchmarks._servers import MapToOrigin
+from scripts.benchmarks._wrk import cpu_seconds, run_wrk
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "5")))
@@ -147,32 +147,14 @@ def _fetch_once(proxy_port: int) -> bytes:
         return body
 
 
-_WRK_LUA = """
-wrk.method = "GET"
-wrk.path = "{url}"
-{headers}
-"""
-_PCT = re.compile(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-
-
-def _wrk(proxy_port: int, seconds: float, tmp: Path) -> dict[str, float]:
-    lua = tmp / "proxy.lua"
+def _wrk(proxy_port: int, seconds: float) -> dict[str, float]:
     lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in HEADERS.items())
-    lua.write_text(_WRK_LUA.format(url=URL, headers=lines))
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
-         "-s", str(lua), f"http://127.0.0.1:{proxy_port}"],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
-    ).stdout
-    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    pct = {p: float(v) * unit[u] for p, v, u in _PCT.findall(out)}
-    rps = _RPS.search(out)
-    total = re.search(r"(\d+) requests in", out)
-    if rps is None or total is None or "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"wrk run failed:\n{out}")
-    return {"rps": float(rps.group(1)), "p50": pct["50"], "p99": pct["99"],
-            "requests": float(total.group(1))}
+    run = run_wrk(proxy_port, f'wrk.method = "GET"\nwrk.path = "{URL}"\n{lines}\n',
+                  seconds, CONNECTIONS)
+    if run.non_2xx or run.socket_errors:
+        raise RuntimeError(f"wrk run failed:\n{run.report}")
+    return {"rps": run.rps, "p50": run.p50_ms, "p99": run.p99_ms,
+            "requests": float(run.requests)}
 
 
 async def _aiohttp_load(proxy_port: int, seconds: float) -> dict[str, float]:
@@ -200,17 +182,14 @@ async def _aiohttp_load(proxy_port: int, seconds: float) -> dict[str, float]:
             "requests": float(len(latencies))}
 
 
-def _measure(proxy_port: int, pid: int, tmp: Path, seconds: float = SECONDS
-             ) -> dict[str, float]:
+def _measure(proxy_port: int, pid: int, seconds: float = SECONDS) -> dict[str, float]:
     """One run of load; adds ``cpu_us``: the gateway process's CPU time per request."""
-    from scripts.benchmarks.gateway import _cpu_seconds
-
-    before = _cpu_seconds(pid)
+    before = cpu_seconds(pid)
     if shutil.which("wrk"):
-        result = _wrk(proxy_port, seconds, tmp)
+        result = _wrk(proxy_port, seconds)
     else:
         result = asyncio.run(_aiohttp_load(proxy_port, seconds))
-    result["cpu_us"] = (_cpu_seconds(pid) - before) / max(1.0, result["requests"]) * 1e6
+    result["cpu_us"] = (cpu_seconds(pid) - before) / max(1.0, result["requests"]) * 1e6
     return result
 
 
@@ -239,10 +218,10 @@ def main() -> int:
                 return 1
             for _ in range(50):  # warm-up: connections, caches, login cache
                 _fetch_once(ports[mode])
-            _measure(ports[mode], pids[mode], tmp, seconds=1)
+            _measure(ports[mode], pids[mode], seconds=1)
         for round_no in range(ROUNDS):  # off on, on off, ...: drift cancels
             for mode in modes if round_no % 2 == 0 else modes[::-1]:
-                results[mode].append(_measure(ports[mode], pids[mode], tmp))
+                results[mode].append(_measure(ports[mode], pids[mode]))
     tool = "wrk" if shutil.which("wrk") else "aiohttp"
     print(f"page {len(PAGE) // 1024} kB with a nonce CSP, {CONNECTIONS} connections, "
           f"{ROUNDS} rounds × {SECONDS:g} s each (order alternating), load from {tool}; "
