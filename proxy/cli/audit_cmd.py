@@ -71,11 +71,8 @@ def _store() -> Store:
 
 def _verify(args: argparse.Namespace) -> int:
     del args
-    store = _store()
-    try:
+    with _store() as store:
         report = audit.verify(store)
-    finally:
-        store.close()
     if report.ok:
         since = "" if report.first_seq in (None, 1) else f" (from seq {report.first_seq})"
         print(f"ok: {report.entries} entries, chain intact{since}")
@@ -93,15 +90,13 @@ def _query_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _list(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        entries = audit.query(store, limit=args.limit, offset=args.offset,
-                              **_query_args(args))
-    except StoreError as exc:
-        print(f"sargs audit: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
+    with _store() as store:
+        try:
+            entries = audit.query(store, limit=args.limit, offset=args.offset,
+                                  **_query_args(args))
+        except StoreError as exc:
+            print(f"sargs audit: {exc}", file=sys.stderr)
+            return 1
     for e in entries:
         if args.json:
             print(json.dumps({"seq": e.seq, "at": e.at.isoformat(), "kind": e.kind,
@@ -120,16 +115,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
+    with _store() as store:
         if args.output:
             with open(args.output, "w", newline="", encoding="utf-8") as out:
                 n = audit.export_csv(store, out, **_query_args(args))
             print(f"wrote {n} entries to {args.output}", file=sys.stderr)
         else:
             audit.export_csv(store, sys.stdout, **_query_args(args))
-    finally:
-        store.close()
     return 0
 
 
@@ -138,11 +130,8 @@ def _prune(args: argparse.Namespace) -> int:
         print("sargs audit: --days must be at least 1", file=sys.stderr)
         return 2
     before = args.before or datetime.now(UTC) - timedelta(days=args.days)
-    store = _store()
-    try:
+    with _store() as store:
         result = audit.prune(store, before, actor="cli")
-    finally:
-        store.close()
     if result is None:
         print(f"nothing older than {before.isoformat()}")
     else:

@@ -123,25 +123,20 @@ def _add(args: argparse.Namespace) -> int:
         password = _password(args)
     except _NoPassword as exc:
         return _fail(str(exc))
-    store = _store()
-    try:
-        user = users.add_user(store, args.name, password, args.roles, email=args.email,
-                              display_name=args.display_name, department=args.department,
-                              actor=_actor())
-    except StoreError as exc:
-        return _fail(str(exc))
-    finally:
-        store.close()
+    with _store() as store:
+        try:
+            user = users.add_user(store, args.name, password, args.roles, email=args.email,
+                                  display_name=args.display_name, department=args.department,
+                                  actor=_actor())
+        except StoreError as exc:
+            return _fail(str(exc))
     print(f"added {user.name} ({', '.join(user.roles)})")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
+    with _store() as store:
         found = users.list_users(store, role=args.role)
-    finally:
-        store.close()
     rows = [("NAME", "ROLES", "EMAIL", "DEPARTMENT")]
     rows += [(u.name, ",".join(u.roles), u.email or "", u.department or "") for u in found]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -151,13 +146,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        users.remove_user(store, args.name, actor=_actor())
-    except StoreError as exc:
-        return _fail(str(exc))
-    finally:
-        store.close()
+    with _store() as store:
+        try:
+            users.remove_user(store, args.name, actor=_actor())
+        except StoreError as exc:
+            return _fail(str(exc))
     print(f"removed {args.name}")
     return 0
 
@@ -167,13 +160,11 @@ def _passwd(args: argparse.Namespace) -> int:
         password = _password(args)
     except _NoPassword as exc:
         return _fail(str(exc))
-    store = _store()
-    try:
-        users.set_password(store, args.name, password, actor=_actor())
-    except StoreError as exc:
-        return _fail(str(exc))
-    finally:
-        store.close()
+    with _store() as store:
+        try:
+            users.set_password(store, args.name, password, actor=_actor())
+        except StoreError as exc:
+            return _fail(str(exc))
     print(f"password of {args.name} changed")
     return 0
 
@@ -182,12 +173,10 @@ def _roles(args: argparse.Namespace) -> int:
     problem = _check_roles(args)
     if problem:
         return _fail(problem)
-    store = _store()
-    try:
-        users.set_roles(store, args.name, args.roles, actor=_actor())
-    except StoreError as exc:
-        return _fail(str(exc))
-    finally:
-        store.close()
+    with _store() as store:
+        try:
+            users.set_roles(store, args.name, args.roles, actor=_actor())
+        except StoreError as exc:
+            return _fail(str(exc))
     print(f"roles of {args.name}: {', '.join(dict.fromkeys(args.roles))}")
     return 0

@@ -38,7 +38,8 @@ _MIGRATION_LOCK = 0x5A_A6_5A_A6
 
 @dataclass(eq=False)
 class Store:
-    """An open store. Create it with ``open_store``; share one per process; ``close()`` it."""
+    """An open store. Create it with ``open_store``; share one per process; ``close()`` it
+    (or use it as a context manager)."""
 
     engine: Engine
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
@@ -69,6 +70,12 @@ class Store:
     def close(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _sqlite_events(engine: Engine) -> None:
