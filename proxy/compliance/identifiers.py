@@ -28,6 +28,7 @@ the second time.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -61,11 +62,10 @@ _DATE = re.compile(
     r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}\.\d{1,2}\.\d{1,2}\.?)$"
 )
 _NOT_DIGIT = re.compile(r"\D")
-_DIGIT = re.compile(r"\d")
-_ID_DIGITS = re.compile(r"\d{6}[-+]?\d{4}")
-"""What Latvian and Swedish numbers cannot lack (found at most two digits into them)."""
-_EIGHT_DIGITS = re.compile(r"\d{8}")
-_IBAN_START = re.compile(r"[A-Z]{2}\d\d")
+_DIGIT_RUN = re.compile(r"\d+")
+_UPPER2 = re.compile(r"[A-Z]{2}").fullmatch
+_MARKER_REACH = 24
+"""How far before a phone candidate a reference marker is looked for."""
 _COMPACT = re.compile(r"[\s().-]")
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9]))")
 
@@ -235,6 +235,16 @@ class Identifiers:
             if markers
             else None
         )
+        self._marker_before = (
+            re.compile(
+                r"\n?\W{0,3}(?:" + "|".join(re.escape(m[::-1]) for m in markers) + r")(?!\w)",
+                re.IGNORECASE,
+            ).match
+            if markers and len(markers[-1]) + 4 < _MARKER_REACH
+            else None
+        )
+        """``_marker`` read backwards from a candidate: one attempt instead of a search."""
+        self._marker_span = len(markers[-1]) + 5 if markers else 0
         self.public: set[str] = set()
         for value in config.public:
             self.public.add(_compact(value))
@@ -249,51 +259,52 @@ class Identifiers:
 
     def find(self, text: str) -> list[Span]:
         spans: list[Span] = []
-        digits = _digit_count(text)  # what each scheme needs at least, checked first
+        runs = _runs(text)  # every scheme but e-mail needs digits: one pass finds them all
+        digits = sum(end - start for start, end in runs)
         if digits >= 8:
-            spans += self._ids(text, digits)
-        if digits >= 2 and _IBAN_START.search(text):
-            spans += self._ibans(text)
+            spans += self._ids(text, runs, digits)
+        if digits >= 2:
+            spans += self._ibans(text, runs)
         if digits >= 13:
-            spans += self._cards(text)
+            spans += self._cards(text, runs)
         if "@" in text:
             spans += self._emails(text)
         if digits >= 7:
             taken = [(s.start, s.end) for s in spans]
-            spans += [p for p in self._phones(text) if not _overlaps(p, taken)]
+            spans += [p for p in self._phones(text, runs) if not _overlaps(p, taken)]
         return spans
 
-    def _ids(self, text: str, digits: int) -> list[Span]:
+    def _ids(self, text: str, runs: list[tuple[int, int]], digits: int) -> list[Span]:
         """Identity numbers in a draft holding ``digits`` digits (at least eight)."""
         out = []
-        gate = _ID_DIGITS.search(text) if digits >= 10 else None
-        if gate is not None:
-            first = max(0, gate.start() - 2)
-            for m in _LV_CODE.finditer(text, first):
+        if digits >= 10:
+            six = [start for start, end in runs if end - start >= 6]  # LV and SE begin so
+            for m in _matches(_LV_CODE, text, six):
                 number = m.group().replace("-", "")
                 if number[0] <= "3" and pvn.is_valid(number) and number not in self.public:
                     out.append(Span(m.start(), m.end(), "id-number"))
-            for m in _SE_PNR.finditer(text, first):
+            for m in _matches(_SE_PNR, text, six):
                 if personnummer.is_valid(m.group()) and _compact(m.group()) not in self.public:
                     out.append(Span(m.start(), m.end(), "id-number"))
-        gate = _EIGHT_DIGITS.search(text)
-        if gate is not None:
-            for m in _AL_NID.finditer(text, gate.start()):
-                value = text[m.start() - 1 : m.end()].upper()
-                if nipt.is_valid(value) and value not in self.public:
-                    out.append(Span(m.start() - 1, m.end(), "id-number"))
+        eight = [start for start, end in runs if end - start == 8 and start]
+        for m in _matches(_AL_NID, text, eight):
+            value = text[m.start() - 1 : m.end()].upper()
+            if nipt.is_valid(value) and value not in self.public:
+                out.append(Span(m.start() - 1, m.end(), "id-number"))
         return out
 
-    def _ibans(self, text: str) -> list[Span]:
+    def _ibans(self, text: str, runs: list[tuple[int, int]]) -> list[Span]:
+        # Two capital letters, then the digits
+        places = [s - 2 for s, e in runs if e - s >= 2 and s >= 2 and _UPPER2(text, s - 2, s)]
         return [
             Span(m.start(), m.end(), "iban")
-            for m in _IBAN.finditer(text)
+            for m in _matches(_IBAN, text, places)
             if iban.is_valid(m.group()) and _compact(m.group()) not in self.public
         ]
 
-    def _cards(self, text: str) -> list[Span]:
+    def _cards(self, text: str, runs: list[tuple[int, int]]) -> list[Span]:
         out = []
-        for m in _CARD.finditer(text):
+        for m in _matches(_CARD, text, [start for start, _ in runs]):
             digits = re.sub(r"\D", "", m.group())
             if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits):
                 out.append(Span(m.start(), m.end(), "card"))
@@ -318,21 +329,37 @@ class Identifiers:
             at = text.find("@", max(at + 1, done))
         return out
 
-    def _phones(self, text: str) -> list[Span]:
+    def _phones(self, text: str, runs: list[tuple[int, int]] | None = None) -> list[Span]:
         out: list[Span] = []
-        for m in _PHONE.finditer(text):
+        places = []  # where a candidate may begin: "+(", "+" or "(" before digits, or digits
+        for start, _ in _runs(text) if runs is None else runs:
+            if text[start - 2 : start] == "+(":
+                places.append(start - 2)
+            if start and text[start - 1] in "+(":
+                places.append(start - 1)
+            places.append(start)
+        for m in _matches(_PHONE, text, places):
             candidate = m.group()
             digits = _NOT_DIGIT.sub("", candidate)
             if not 7 <= len(digits) <= 15 or _DATE.match(candidate) or _yyyymmdd(candidate):
                 continue
-            marker = self._marker
-            if marker is not None and marker.search(text, max(0, m.start() - 24), m.start()):
+            if self._after_marker(text, m.start()):
                 continue
             out += [
                 Span(m.start() + start, m.start() + end, "phone")
                 for start, end in self._phone_spans(candidate)
             ]
         return out
+
+    def _after_marker(self, text: str, start: int) -> bool:
+        """Whether a reference marker ("Nr.", "Dnr") ends at most three non-word characters
+        before ``start``: ``_marker`` searched in the 24 characters before it."""
+        if self._marker is None:
+            return False
+        if self._marker_before is None:
+            return self._marker.search(text, max(0, start - _MARKER_REACH), start) is not None
+        before = text[max(0, start - self._marker_span) : start][::-1]
+        return self._marker_before(before) is not None
 
     def _phone_spans(self, candidate: str) -> list[tuple[int, int]]:
         # Not memoized: that would keep people's numbers from drafts in memory.
@@ -364,10 +391,26 @@ class Identifiers:
         return e164 in self.public or national in self.public
 
 
-def _digit_count(text: str) -> int:
-    """How many digits (``\\d``) ``text`` holds; ASCII ones counted in C."""
-    count = sum(map(text.count, "0123456789"))
-    return count if text.isascii() else len(_DIGIT.findall(text))
+def _runs(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each run of digits (``\\d+``) in ``text``."""
+    return [m.span() for m in _DIGIT_RUN.finditer(text)]
+
+
+def _matches(pattern: re.Pattern[str], text: str, places: list[int]) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern that can only match at ``places`` (in
+    increasing order): the same matches, tried there only.
+
+    A match is looked for at each place not inside the previous match, which is what
+    ``finditer`` does at every position; a look-behind still sees the draft before the
+    place (``match(text, pos)`` does not cut the string there).
+    """
+    done = 0
+    for pos in places:
+        if pos >= done:
+            m = pattern.match(text, pos)
+            if m is not None:
+                yield m
+                done = m.end()
 
 
 def _local_char(char: str) -> bool:

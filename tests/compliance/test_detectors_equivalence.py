@@ -41,6 +41,8 @@ CONFIGS = {
     "wide": PersonalData(
         phone_regions=["SE", "GB", "US", "IT", "DE", "FI", "NO", "XK", "EE", "LT", "AL"],
         public=["+46 8 123 456 78", "29123456", "+355 69 123 4567"],
+        # longer than the 24 characters looked back: searched the plain way
+        reference_markers=["Nr.", "decision of the council", "the registry of decisions, case"],
     ),
     "none": PersonalData(phone_regions=[]),
 }
@@ -145,6 +147,10 @@ NOISE = [
     "29 12 34 56", "29123456/7", "+371 67 123 456", "67123456", "+46 (0)70-123 45 67",
     "070-123 45 67", "044 123 456", "+383 44 123 456", "069 123 4567", "+355 69 123 4567",
     "8 800 123 45 67", "+1 202-555-0101", "+44 20 7946 0958", "0039 06 1234 5678",
+    # reference markers: case, up to three (four with a final newline) characters between
+    "nr. 29123456", "NR 29123456", "dnr: 29123456", "Nr.:  29123456", "Nr. -\n29123456",
+    "Nr. - \n29123456", "NR\n29123456", "xNr. 29123456", "Nr.\t(29123456)", "LĒMUMS 29123456",
+    "Ärende: 070-123 45 67", "protokolli nr 044 123 456", "decision of the council 29123456",
 ]
 IDENTIFIERS = [
     "161175-19997", "32867300679", "880320-0016", "19880320-0016", "8803200016",
