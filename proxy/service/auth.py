@@ -470,7 +470,8 @@ def cross_origin(request: web.Request) -> str | None:
 
 
 def _carries_credentials(request: web.Request) -> bool:
-    return SESSION_COOKIE in request.cookies or request.headers.get(
+    headers = request.headers
+    return ("Cookie" in headers and SESSION_COOKIE in request.cookies) or headers.get(
         "Authorization", "").lower().startswith("basic ")
 
 
@@ -486,7 +487,7 @@ async def origin_middleware(request: web.Request, handler: Handler) -> web.Strea
             return json_error(403, f"cross-site request refused (origin {foreign})")
     response = await handler(request)
     pre = request.get(_PRE_NEW)
-    if pre and isinstance(response, web.Response | web.StreamResponse) and not response.prepared:
+    if pre and isinstance(response, web.StreamResponse) and not response.prepared:
         set_cookie(request, response, PRE_COOKIE, str(pre), max_age=3600)
     return response
 

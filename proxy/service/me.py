@@ -33,7 +33,7 @@ from proxy.service import keys
 routes = web.RouteTableDef()
 
 EXTENSION_SCHEMES = ("chrome-extension://", "moz-extension://", "safari-web-extension://")
-CORS_PATHS = ("/api/v1/me", "/api/v1/guidelines")
+CORS_PATHS = frozenset({"/api/v1/me", "/api/v1/guidelines"})
 
 
 def allowed_origin(origin: str, allowed: list[str]) -> bool:
@@ -56,28 +56,24 @@ def _cors_headers(request: web.Request) -> dict[str, str]:
     }
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.path not in CORS_PATHS:
-        response: web.StreamResponse = await handler(request)
-        return response
+async def _preflight(request: web.Request) -> web.Response:
     headers = _cors_headers(request)
-    if request.method == "OPTIONS":
-        if not headers:
-            raise web.HTTPForbidden(text="origin not allowed")
-        return web.Response(status=204, headers={
-            **headers,
-            "Access-Control-Allow-Methods": "GET, OPTIONS",
-            "Access-Control-Allow-Headers": "Authorization, Accept-Language",
-            "Access-Control-Max-Age": "600",
-        })
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        exc.headers.update(headers)
-        raise
-    response.headers.update(headers)
-    return response
+    if not headers:
+        raise web.HTTPForbidden(text="origin not allowed")
+    return web.Response(status=204, headers={
+        **headers,
+        "Access-Control-Allow-Methods": "GET, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Accept-Language",
+        "Access-Control-Max-Age": "600",
+    })
+
+
+async def _cors(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer on these paths (errors such as 401 included) carries the CORS headers
+    for an allowed extension origin: a signal, not a middleware, so other routes pay
+    nothing but a path test."""
+    if request.path in CORS_PATHS:
+        response.headers.update(_cors_headers(request))
 
 
 # --- who is asking --------------------------------------------------------------------
@@ -221,5 +217,7 @@ async def guidelines(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.middlewares.append(cors_middleware)
     app.add_routes(routes)
+    for path in CORS_PATHS:
+        app.router.add_route("OPTIONS", path, _preflight)
+    app.on_response_prepare.append(_cors)

@@ -3,9 +3,8 @@
 - ``sargs_service_request_duration_seconds{method, route, status}``: every request, by
   route pattern (``/api/v1/requests/{id}``), never by raw path (bounded label values).
 - ``sargs_checks_total{verdict}`` and ``sargs_findings_total{rule, severity}``: counted
-  from the result the check handler leaves in the request (``CHECK_RESULT``), once its
-  answer went out with status 200 (the draft text is never looked at; the answer is not
-  parsed again).
+  by the check handler from its result as it answers 200 (``ServiceMetrics.observe_check``:
+  the draft text is never looked at; the answer is not parsed again).
 - ``sargs_grants_active`` and ``sargs_requests_pending``: counted in the store at scrape
   time (every service node reports the same shared numbers).
 - ``sargs_policy_info{version}``: the policy in force.
@@ -41,10 +40,6 @@ log = logging.getLogger("sargs.service.metrics")
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 Refresher = Callable[[web.Application], Awaitable[None]]
-
-
-CHECK_RESULT = web.RequestKey("sargs.check_result", CheckResult)
-"""Set by the check handler to its ``CheckResult``; counted here once it was answered."""
 
 
 class ServiceMetrics:
@@ -146,10 +141,6 @@ async def metrics_middleware(
     try:
         response = await handler(request)
         status = response.status
-        if status == 200:
-            result = request.get(CHECK_RESULT)
-            if result is not None:
-                metrics.observe_check(result)
         return response
     except web.HTTPException as exc:
         status = exc.status

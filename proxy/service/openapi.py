@@ -60,6 +60,10 @@ _ID = Param("id", "path", required=True)
 _LANG = Param("lang", schema={"type": "string", "enum": ["en", "lv", "sv", "sq"]},
               description="Language; default: Accept-Language.")
 _PREFLIGHT = Op("CORS preflight", "check", security="none", ok=204)
+_EXTENSION_PREFLIGHT = Op(
+    "CORS preflight of the browser extension", "me", security="none", ok=204, errors=(403,),
+    description="Only extension origins (chrome-extension://, moz-extension://, "
+                "safari-web-extension://; SARGS_EXTENSION_ORIGINS when set) get 204.")
 
 OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", PATH): Op("This document", "meta", security="none"),
@@ -73,8 +77,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("OPTIONS", "/api/v1/policy/summary"): _PREFLIGHT,
     ("GET", "/api/v1/me"): Op(
         "Who I am and what each platform allows me now", "me", errors=(401,)),
+    ("OPTIONS", "/api/v1/me"): _EXTENSION_PREFLIGHT,
     ("GET", "/api/v1/guidelines"): Op("The guidelines in one language", "me",
                                       security="none", params=(_LANG,)),
+    ("OPTIONS", "/api/v1/guidelines"): _EXTENSION_PREFLIGHT,
     ("GET", "/api/v1/bundle"): Op(
         "The versioned bundle gateways enforce (policy version and active grants)",
         "gateways", security="gateway", errors=(401, 503),
