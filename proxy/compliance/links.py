@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import tldextract
@@ -95,18 +96,33 @@ class LinkChecker:
             _, label, suffix = _split(domain)
             if label:
                 self.own.append((f"{label}.{suffix}" if suffix else label, label, skeleton(label)))
+        rules = _EXTRACT.tlds
+        self._own_exact = {
+            registered
+            for registered, label, _ in self.own
+            if registered not in self.shorteners
+            and "." not in label
+            and not label.startswith("xn--")
+            and not any(r.endswith(registered) for r in rules)  # "!x", "*.x", "a.x"
+        }
+        """Own registered domains under which the suffix list has no rule: tldextract splits
+        a host equal to one, or ending with "." and one, into that domain (its walk down
+        the suffix list stops at the same label), so ``_host_kind`` says it is our own."""
+        self._own_tails = tuple("." + registered for registered in sorted(self._own_exact))
 
     def find(self, text: str) -> list[LinkSpan]:
         out: list[LinkSpan] = []
         taken: list[tuple[int, int]] = []
         if "://" in text:
-            for m in _SCHEME_URL.finditer(text):
+            for m in _matches(_SCHEME_URL, text, _scheme_places(text)):
                 start, end = m.start(), _trim(text, m.start(), m.end())
                 taken.append((start, end))
                 kind = self._scheme_kind(m.group(1).lower(), m.group(2))
                 if kind:
                     out.append(LinkSpan(start, end, kind))
         for word_start, word_end in _words_with_hosts(text):
+            if any(a <= word_start and word_end <= b for a, b in taken):
+                continue  # inside a link with a scheme: whatever it holds is skipped below
             for m in _BARE_HOST.finditer(text, word_start, word_end):
                 start, end = m.start(), _trim(text, m.start(), m.end())
                 if any(start < b and a < end for a, b in taken):
@@ -132,6 +148,8 @@ class LinkChecker:
     def _host_kind(self, host: str) -> str | None:
         if host in self.shorteners:
             return "shortener"
+        if host in self._own_exact or host.endswith(self._own_tails):
+            return None  # what the split below decides for these, without the split
         sub, label, suffix = _split(host)
         if not label:
             return None
@@ -165,16 +183,47 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _scheme_places(text: str) -> list[int]:
+    """Where a link with a scheme may begin: five characters before a "://" that follows
+    an "s" ("https"), four before one that follows a "p" ("http")."""
+    places = []
+    at = text.find("://")
+    while at >= 0:
+        last = text[at - 1 : at]
+        if last in ("s", "S") and at >= 5:
+            places.append(at - 5)
+        elif last in ("p", "P") and at >= 4:
+            places.append(at - 4)
+        at = text.find("://", at + 3)
+    return places
+
+
+def _matches(pattern: re.Pattern[str], text: str, places: list[int]) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern that can only match at ``places`` (in
+    increasing order): a match is looked for at each place not inside the previous one,
+    as ``finditer`` does at every position; a look-behind still sees the draft before."""
+    done = 0
+    for pos in places:
+        if pos >= done:
+            m = pattern.match(text, pos)
+            if m is not None:
+                yield m
+                done = m.end()
+
+
 def _words_with_hosts(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each white-space-delimited word holding a dot and two letters."""
+    """[start, end) of each white-space-delimited word holding a dot and two letters, or
+    of a little more: the start is taken after the last plain space before the dot
+    (``rfind``, in C), which may leave a tab or other white space and what precedes it in
+    the window. That adds no host: a host does not span white space, and the words in
+    between hold no dot with two letters (else they would have been found first)."""
     words: list[tuple[int, int]] = []
     done = 0
     for m in _DOT_LETTERS.finditer(text):
-        if m.start() < done:
+        dot = m.start()
+        if dot < done:
             continue
-        start = m.start()
-        while start > done and not text[start - 1].isspace():
-            start -= 1
+        start = max(text.rfind(" ", done, dot) + 1, done)
         space = _SPACE.search(text, m.end())
         done = space.start() if space else len(text)
         words.append((start, done))

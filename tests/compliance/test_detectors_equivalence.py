@@ -50,6 +50,13 @@ LINKS = {
     "example": (POLICY.compliance.links, POLICY.institution.domains),
     "parts": (Links(shorteners=["bit.ly"]), ["example.gov.lv"]),
     "none": (Links(), []),
+    # own domains the suffix list has rules under or around, upper case, IP, bare label,
+    # punycode, a shortener of our own
+    "odd": (
+        Links(shorteners=["bit.ly", "mk.gov.lv"], http_allowed=["example.lv"]),
+        ["city.kawasaki.jp", "example.gov.lv", "Example.LV", "gov.lv", "10.0.0.1", "intranet",
+         "kawasaki.jp", "xn--80ak6aa92e.com", "mk.gov.lv", "blogspot.com", "www.europa.eu"],
+    ),
 }
 
 
@@ -166,6 +173,16 @@ ADDRESSES = [
     "https://bit.ly/x", "examp1e.gov.lv", "exarnple.gov.lv", "example-gov.lv", "example.lv",
     "example.gov.lv.login.top", "ехаmрle.gov.lv", "mk.gov.lv", "rnk.gov.lv", "europa.eu",
     "e.g.", "v1.2.3", "www.", "(see bit.ly/x).", "'x.com'", "<a.bc>", "http://", "://",
+    "HTTPS://WWW.EXAMPLE.GOV.LV/A", "Http://Example.Gov.Lv", "xhttps://a.lv", "https//a.lv",
+    "https://a.lv/?u=http://b.lv", "https://www.example.gov.lv。evil.com", "www。example.gov.lv",
+    "a..example.gov.lv", "https://.example.gov.lv/", "user@www.example.gov.lv",
+    "https://user:pw@www.example.gov.lv:8443/x", "https://x.city.kawasaki.jp/",
+    "www.city.kawasaki.jp", "foo.kawasaki.jp", "a.b.blogspot.com", "x.intranet", "a.10.0.0.1",
+    "http://www.example.lv", "example.lv", "news.mk.gov.lv", "https://mk.gov.lv/x",
+    "ехаmрle.gov.lv", "https://xn--80ak6aa92e.com", "europa.eu/x", "a.www.europa.eu",
+    "kawasakii.foo.kawasaki.jp", "https://kawasakii.foo.kawasaki.jp/", "HTTPS://bit.ly/x",
+    "HTTP://10.0.0.1/", "HTTPS://examp1e.gov.lv", "https://evil。x.example.gov.lv/",
+    "x\u00a0www.example-gov.lv", "x\twww.examp1e.gov.lv", "x\u2009bit.ly/y", "a.b\u3000c.lv",
 ]
 WORDS = [
     "Zvaniet man uz", "Ring mig på", "Më telefononi në", "Call me on", "vakarā", "i kväll",
