@@ -17,12 +17,17 @@ Decisions (docs/rules.md):
 - Role mailboxes (info@, press@ …, listed in the policy) are not personal data.
 - Compact 8-digit dates (20261123) are read as dates, not as Latvian mobile numbers.
 
-Speed (every check runs these): each expression starts with the character it consumes
-first, its left-hand boundary written as a look-behind after it, so that the regex engine
-skips in C to where a candidate can begin; each scheme runs only where the draft has
-what its candidates cannot lack (a run of digits, an "@"); e-mail addresses are matched
-from their "@" only. Nothing is remembered between drafts: the same draft costs the same
-the second time.
+Speed (every check runs these): one pass finds the draft's runs of digits; every
+expression but the e-mail one begins at a run (at its first digit, or at the "+", "(" or
+two capital letters just before it), so each is tried there only (``_matches``: the same
+matches as ``finditer`` over the whole draft), and each scheme only when the draft holds
+as many digits as its numbers need. E-mail addresses are matched from their "@" only.
+A phone candidate made of digits alone is decided from its regions' metadata
+(``_DigitsPlan``: what ``PhoneNumberMatcher`` would find, without its generic work); any
+other goes through the matcher. Reference markers are read backwards from a candidate.
+tests/compliance/test_detectors_equivalence.py compares all of this with a frozen copy
+of the plain detectors. Nothing is remembered between drafts: the same draft costs the
+same the second time.
 """
 
 from __future__ import annotations

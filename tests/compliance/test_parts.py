@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.compliance.config import Links, PersonalData
-from proxy.compliance.identifiers import Identifiers
+from proxy.compliance.identifiers import Identifiers, _DigitsPlan
 from proxy.compliance.lexicon import Entry, Lexicon
 from proxy.compliance.links import LinkChecker, edit_distance, skeleton
 from proxy.compliance.normalize import fold_text
@@ -92,3 +92,18 @@ def test_skeleton_and_distance() -> None:
     assert skeleton("rnk") == "mk"
     assert edit_distance("example", "exmaple") == 1
     assert edit_distance("example", "samples", 1) == 2
+
+
+def test_phone_digits_decided_from_metadata() -> None:
+    """Runs of digits alone skip PhoneNumberMatcher; shared country codes do not."""
+    lv, se = _DigitsPlan.build("LV"), _DigitsPlan.build("SE")
+    assert lv is not None
+    assert se is not None
+    assert _DigitsPlan.build("US") is None  # +1 is shared by many regions
+    assert lv.decides("29123456")
+    assert lv.national_number("29123456") == "29123456"
+    assert lv.national_number("12345678") is None
+    assert not lv.decides("37129123456")
+    assert not lv.decides("0037129123456")
+    assert se.national_number("0701234567") == "701234567"
+    assert se.national_number("701234567") is None  # a national prefix is expected
