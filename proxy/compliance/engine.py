@@ -4,7 +4,8 @@ Detectors, each cheap and independent:
 
 - lexicon terms of every rule, institution code names and embargoed terms, in one
   automaton over the folded draft (``lexicon``); a rule's exception phrases ("classified
-  ads") cancel its terms inside them;
+  ads") cancel its terms inside them; the prefilter's words (below) are in the same
+  automaton, so the draft is scanned once;
 - each rule's regular expressions, on the draft as typed or folded, each run only when
   the folded draft holds one of the words every match of it contains (``prefilter``);
 - ``personal-data`` identifiers (``identifiers``) and ``unsafe-link`` links (``links``);
@@ -60,7 +61,6 @@ class Engine:
         if "embargo" in self.rules:
             for i, embargo in enumerate(config.embargoes):
                 terms += [(term, Entry("embargo", ref=i)) for term in embargo.terms]
-        self.lexicon = Lexicon(terms)
         sources = [(rule_id, p) for rule_id, rule in self.rules.items() for p in rule.patterns]
         self.patterns: list[tuple[str, re.Pattern[str], str | None, bool]] = [
             (
@@ -78,6 +78,8 @@ class Engine:
             [fold_pattern(p.regex) if p.fold else p.regex for _, p in sources],
             anchored=[i for i, (_, p) in enumerate(sources) if p.fold],
         )
+        self.lexicon = Lexicon(terms, extra=self.prefilter.words)
+        """The terms, and the prefilter's words: one pass over each draft finds both."""
         self._pattern_order = [(not p.fold, i) for i, (_, p) in enumerate(sources)].__getitem__
         self.identifiers = (
             Identifiers(config.personal_data) if "personal-data" in self.rules else None
@@ -108,7 +110,7 @@ class Engine:
             return []
         out: list[_Raw] = []
         folded = fold_text(text)
-        hits = self.lexicon.scan(folded.text)
+        hits, occurrences = self.lexicon.scan_all(folded.text)
         shields: dict[str, list[tuple[int, int]]] = {}
         for hit in hits:
             if hit.entry.tag == "except":
@@ -126,7 +128,7 @@ class Engine:
         utf16: Utf16Index | None = None
         # Patterns on the folded draft first, then those on the draft as typed (each in
         # policy order): ties between findings are kept in the order they are found.
-        candidates, starts = self.prefilter.scan(folded.text)
+        candidates, starts = self.prefilter.collect(occurrences)
         for i in sorted(candidates, key=self._pattern_order):
             rule_id, regex, kind, on_folded = self.patterns[i]
             anchors = starts.get(i)

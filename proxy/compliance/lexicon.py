@@ -8,7 +8,7 @@ mulkis), which is how Latvian and Albanian inflections are covered.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,13 @@ def _word(char: str) -> bool:
 
 
 class Lexicon:
-    def __init__(self, terms: Iterable[tuple[str, Entry]]) -> None:
+    """``extra``: more words for the same automaton, each with a payload that ``scan_all``
+    reports wherever the word occurs (anywhere, not only on word boundaries): the
+    engine's prefilter words ride along, so a draft is scanned once for both."""
+
+    def __init__(
+        self, terms: Iterable[tuple[str, Entry]], extra: Mapping[str, object] | None = None
+    ) -> None:
         grouped: dict[tuple[str, bool], list[Entry]] = {}
         for term, entry in terms:
             stem = term.endswith("*")
@@ -51,19 +57,33 @@ class Lexicon:
         for (key, stem), entries in grouped.items():
             by_key.setdefault(key, []).append((stem, tuple(dict.fromkeys(entries))))
         self.size = len(grouped)
+        extra = extra or {}
         self._automaton: Any = ahocorasick.Automaton()
-        for key, variants in by_key.items():
-            self._automaton.add_word(key, (len(key), tuple(variants)))
-        if by_key:
+        for key in by_key.keys() | extra.keys():
+            self._automaton.add_word(
+                key, (len(key), tuple(by_key.get(key, ())), extra.get(key))
+            )
+        self._empty = not (by_key or extra)
+        if not self._empty:
             self._automaton.make_automaton()
 
     def scan(self, text: str) -> list[Hit]:
         """Every term occurrence on word boundaries (stems extended to the word's end)."""
-        if not self.size:
-            return []
+        return self.scan_all(text)[0]
+
+    def scan_all(self, text: str) -> tuple[list[Hit], list[tuple[int, object]]]:
+        """The terms' hits, and (index of the last character, payload) of every ``extra``
+        word occurrence, from one pass over ``text``."""
         hits: list[Hit] = []
+        extras: list[tuple[int, object]] = []
+        if self._empty:
+            return hits, extras
         n = len(text)
-        for last, (length, variants) in self._automaton.iter(text):
+        for last, (length, variants, payload) in self._automaton.iter(text):
+            if payload is not None:
+                extras.append((last, payload))
+            if not variants:
+                continue
             start, end = last - length + 1, last + 1
             if start > 0 and _word(text[start]) and _word(text[start - 1]):
                 continue
@@ -76,4 +96,4 @@ class Lexicon:
                 elif open_end:
                     continue
                 hits.extend(Hit(entry, start, stop) for entry in entries)
-        return hits
+        return hits, extras

@@ -36,6 +36,7 @@ MIN_WORD = 3
 """Shorter requirements would let a pattern run on nearly every draft: not used."""
 
 _Words = frozenset[str]
+Payload = tuple[int, tuple[int, ...], tuple[int, ...]]
 
 
 def _char(op: Any, av: Any) -> str | None:
@@ -173,11 +174,17 @@ class Prefilter:
                     by_word.setdefault(word, ([], []))[1].append(i)
         self.always = frozenset(always)
         self.size = len(regexes)
+        self.words: dict[str, Payload] = {
+            word: (len(word), tuple(required), tuple(leading))
+            for word, (required, leading) in by_word.items()
+        }
+        """Every word to look for, with (its length, the patterns requiring it, the
+        anchored patterns it begins): what ``collect`` takes, from any automaton."""
         self._automaton: Any = None
-        if by_word:
+        if self.words:
             self._automaton = ahocorasick.Automaton()
-            for word, (required, leading) in by_word.items():
-                self._automaton.add_word(word, (len(word), tuple(required), tuple(leading)))
+            for word, payload in self.words.items():
+                self._automaton.add_word(word, payload)
             self._automaton.make_automaton()
 
     def candidates(self, folded: str) -> set[int]:
@@ -187,13 +194,21 @@ class Prefilter:
     def scan(self, folded: str) -> tuple[set[int], dict[int, list[int]]]:
         """The patterns that may match, and for anchored ones where they may start (in
         the folded text; an anchored pattern without a start cannot match)."""
+        found = () if self._automaton is None else self._automaton.iter(folded)
+        return self.collect(found)
+
+    def collect(
+        self, occurrences: Iterable[tuple[int, Any]]
+    ) -> tuple[set[int], dict[int, list[int]]]:
+        """``scan``'s answer from the occurrences of ``words`` (index of the last
+        character, payload) found by someone else's pass over the folded draft
+        (``Lexicon.scan_all``: one automaton for the lexicon and these words)."""
         found = set(self.always)
         starts: dict[int, list[int]] = {i: [] for i in self.anchored}
-        if self._automaton is not None:
-            for end, (length, required, leading) in self._automaton.iter(folded):
-                found.update(required)
-                for i in leading:
-                    starts[i].append(end - length + 1)
+        for end, (length, required, leading) in occurrences:
+            found.update(required)
+            for i in leading:
+                starts[i].append(end - length + 1)
         return found, starts
 
     @staticmethod

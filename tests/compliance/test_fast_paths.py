@@ -191,8 +191,8 @@ class _Everything:
     def __init__(self, size: int) -> None:
         self.size = size
 
-    def scan(self, folded: str) -> tuple[set[int], dict[int, list[int]]]:
-        del folded
+    def collect(self, occurrences: object) -> tuple[set[int], dict[int, list[int]]]:
+        del occurrences
         return set(range(self.size)), {}
 
 
