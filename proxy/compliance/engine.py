@@ -95,13 +95,16 @@ class Engine:
 
     def check(self, request: CheckRequest, policy_version: str) -> CheckResult:
         raw = self._text_findings(request.text, request.at)
-        raw += self._context_findings(request)
+        if request.attachments or request.account == "personal" or (
+            request.official_allowed is False
+        ):
+            raw += self._context_findings(request)
+        if not raw:  # most drafts: nothing to sort, rank or validate
+            return CheckResult.model_construct(verdict="ok", policy=policy_version, findings=[])
         findings = [self._finding(r, request) for r in _without_overlaps(raw)]
         findings.sort(key=lambda f: (f.start, f.end, -f.severity.rank, f.rule))
-        verdict = max((f.severity for f in findings), key=lambda s: s.rank, default=None)
-        return CheckResult(
-            verdict=verdict.value if verdict else "ok", policy=policy_version, findings=findings
-        )
+        verdict = max((f.severity for f in findings), key=lambda s: s.rank)
+        return CheckResult(verdict=verdict.value, policy=policy_version, findings=findings)
 
     # --- detectors ------------------------------------------------------------------
 
