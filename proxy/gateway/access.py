@@ -1,7 +1,8 @@
 """The access addon: identity, per-role decisions and refusals for catalog platforms.
 
 - Hosts outside the platform catalog are tunnelled without TLS interception
-  (``tls_clienthello`` sets ``ignore_connection``) and need no identity.
+  (``next_layer`` tunnels them once the ClientHello is in, else ``tls_clienthello``
+  sets ``ignore_connection``) and need no identity.
 - For catalog hosts the client is identified (``identity.py``) at ``CONNECT`` (a 407 asks
   for the proxy login there, where browsers can answer it) and on every request.
 - Each request gets a decision from the pure ``proxy.policy.decide`` core; refusals are a
@@ -23,9 +24,12 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from mitmproxy import connection, ctx, exceptions, http, tls
+from mitmproxy.proxy import layer
+from mitmproxy.proxy.layers import TCPLayer
+from mitmproxy.proxy.layers.tls import ServerTLSLayer, parse_client_hello
 
 from proxy.gateway import decisionlog, refusal
 from proxy.gateway.identity import Identifier, IpRanges, Outcome, StoreDirectory, UserDirectory
@@ -36,6 +40,7 @@ from proxy.policy.loader import PolicyError
 from proxy.runtime import Compiled, PolicyState
 
 log = logging.getLogger("sargs.gateway")
+V = TypeVar("V")
 
 # --- grants --------------------------------------------------------------------------------
 
@@ -127,6 +132,66 @@ def without_header(
     return tuple(field for field in fields if field[0].lower() != name)
 
 
+def read_headers(
+    fields: tuple[tuple[bytes, bytes], ...],
+) -> tuple[RequestHeaders, tuple[tuple[bytes, bytes], ...] | None]:
+    """``scan_headers(fields)`` and, when a Proxy-Authorization header is present,
+    ``without_header(fields, b"proxy-authorization")`` (else None), in one pass."""
+    found: list[str | None] = [None, None, None, None, None]
+    kept: list[tuple[bytes, bytes]] = []
+    stripped = False
+    for field in fields:
+        i = _WANTED.get(field[0].lower())
+        if i is None:
+            kept.append(field)
+            continue
+        if i == 0:
+            stripped = True
+        else:
+            kept.append(field)
+        if found[i] is None:
+            found[i] = field[1].decode("utf-8", "surrogateescape")
+    headers = RequestHeaders(found[0], found[1], found[2] or "", found[3] or "", found[4] or "")
+    return headers, tuple(kept) if stripped else None
+
+
+class ByClient(Generic[V]):
+    """A value per live client connection, dropped with the connection (like a
+    ``WeakKeyDictionary``), found by identity: ``Connection`` compares and hashes in
+    Python, which a ``WeakKeyDictionary`` lookup calls on every request."""
+
+    def __init__(self) -> None:
+        self._data: dict[int, tuple[weakref.ref[connection.Client], V]] = {}
+
+    def get(self, client: connection.Client) -> V | None:
+        entry = self._data.get(id(client))
+        if entry is None or entry[0]() is not client:
+            return None
+        return entry[1]
+
+    def __setitem__(self, client: connection.Client, value: V) -> None:
+        key = id(client)
+        entry = self._data.get(key)
+        if entry is not None and entry[0]() is client:
+            self._data[key] = (entry[0], value)
+            return
+        data = self._data
+
+        def forget(ref: weakref.ref[connection.Client]) -> None:
+            if (held := data.get(key)) is not None and held[0] is ref:
+                del data[key]
+
+        self._data[key] = (weakref.ref(client, forget), value)
+
+    def pop(self, client: connection.Client) -> None:
+        entry = self._data.get(id(client))
+        if entry is not None and entry[0]() is client:
+            del self._data[id(client)]
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
 class Target(NamedTuple):
     host: str
     match: HostMatch
@@ -181,12 +246,8 @@ class Access:
         self.now = now
         self.identifier = identifier or Identifier(directory)
         self.service_url = ""
-        self._logins: weakref.WeakKeyDictionary[connection.Client, str] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._known: weakref.WeakKeyDictionary[connection.Client, _Known] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._logins: ByClient[str] = ByClient()
+        self._known: ByClient[_Known] = ByClient()
         self._langs: dict[str | None, str] = {}
         self._ranges: tuple[Compiled | None, IpRanges | None] = (None, None)
         self._watcher: asyncio.Task[None] | None = None
@@ -263,16 +324,37 @@ class Access:
         assert self.state is not None, "configure() loads the policy"
         return self.state.current
 
+    def _intercepts(self, sni: str | None, server: connection.Address | None) -> bool:
+        """Whether TLS to this SNI or destination is for a catalog host (decrypted)."""
+        catalog = self._compiled().catalog
+        for host in (sni, server[0] if server else None):
+            if host and catalog.match(host) is not None:
+                return True
+        return False
+
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        """Tunnel non-catalog TLS as soon as its ClientHello is complete, the way
+        mitmproxy's ``ignore_hosts`` does: no TLS layers are stacked over a connection we
+        never decrypt (each would pass every read and write through it), and no
+        ``tls_clienthello`` round through every addon. Anything not decided here (a
+        ClientHello split over several reads, QUIC) is still decided there."""
+        if type(nextlayer.layer) is not ServerTLSLayer:  # mitmproxy's choice: intercept TLS
+            return
+        context = nextlayer.context
+        try:
+            hello = parse_client_hello(nextlayer.data_client())  # type: ignore[no-untyped-call]
+        except ValueError:
+            return  # mitmproxy's TLS layer reports it
+        if hello is None or self._intercepts(hello.sni, context.server.address):
+            return
+        nextlayer.layer = TCPLayer(context, ignore=True)
+
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Intercept TLS only for catalog hosts; tunnel everything else untouched."""
         if data.ignore_connection:
             return
-        compiled = self._compiled()
-        server = data.context.server.address
-        for host in (data.client_hello.sni, server[0] if server else None):
-            if host and compiled.catalog.match(host) is not None:
-                return
-        data.ignore_connection = True
+        if not self._intercepts(data.client_hello.sni, data.context.server.address):
+            data.ignore_connection = True
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error:
@@ -303,11 +385,10 @@ class Access:
         request = flow.request
         compiled = self._compiled()
         target = match_host(compiled, request.host, lambda: request.pretty_host)
-        fields = request.headers.fields
-        seen = scan_headers(fields)
+        seen, stripped = read_headers(request.headers.fields)
         header = seen.proxy_authorization
-        if header is not None:  # ours: never forwarded upstream
-            request.headers.fields = without_header(fields, b"proxy-authorization")
+        if stripped is not None:  # Proxy-Authorization is ours: never forwarded upstream
+            request.headers.fields = stripped
         if target is None:
             return
         lang = self._lang(seen.accept_language)
@@ -403,7 +484,7 @@ class Access:
                 compiled, header, outcome, expires, self.identifier.generation
             )
         else:
-            self._known.pop(client, None)
+            self._known.pop(client)
         return outcome
 
 

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import base64
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from mitmproxy import exceptions
+from mitmproxy.options import Options
+from mitmproxy.proxy import events, layer
+from mitmproxy.proxy.context import Context
+from mitmproxy.proxy.layers import TCPLayer
+from mitmproxy.proxy.layers.tls import ServerTLSLayer
 from mitmproxy.test import taddons, tflow, tutils
 
-from proxy.gateway.access import Access, classify, scan_headers, wants_html
+from proxy.gateway.access import (
+    Access,
+    ByClient,
+    classify,
+    read_headers,
+    scan_headers,
+    wants_html,
+    without_header,
+)
 from proxy.gateway.identity import Identifier, MemoryDirectory
 from proxy.policy.catalog import HostKind
 from proxy.policy.decide import Decision, RequestKind, Rule, Subject
@@ -54,6 +68,42 @@ def test_wants_html(method: str, accept: str, dest: str, xrw: str, html: bool) -
 )
 def test_classify(host_kind: HostKind, posting: bool, html: bool, kind: RequestKind) -> None:
     assert classify(host_kind, posting, html) is kind
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ((b"Host", b"x.com"), (b"Proxy-Authorization", b"Basic YQ=="), (b"Accept", b"*/*")),
+        ((b"proxy-authorization", b"a"), (b"PROXY-AUTHORIZATION", b"b"), (b"X", b"1")),
+        ((b"Host", b"x.com"), (b"Accept-Language", b"lv"), (b"Sec-Fetch-Dest", b"document")),
+        (),
+    ],
+)
+def test_read_headers_is_scan_and_strip_in_one_pass(
+    fields: tuple[tuple[bytes, bytes], ...],
+) -> None:
+    seen, stripped = read_headers(fields)
+    assert seen == scan_headers(fields)
+    if seen.proxy_authorization is None:
+        assert stripped is None
+    else:
+        assert stripped == without_header(fields, b"proxy-authorization")
+
+
+def test_by_client_forgets_a_closed_connection() -> None:
+    import gc
+
+    values: ByClient[str] = ByClient()
+    one, two = tflow.tclient_conn(), tflow.tclient_conn()
+    values[one] = "a"
+    values[two] = "b"
+    values[one] = "c"
+    assert (values.get(one), values.get(two), len(values)) == ("c", "b", 2)
+    values.pop(two)
+    assert values.get(two) is None
+    del one
+    gc.collect()
+    assert len(values) == 0
 
 
 def login(user: str, password: str) -> str:
@@ -153,6 +203,64 @@ async def test_tls_is_intercepted_only_for_catalog_hosts(
     with taddons.context(access):
         access.tls_clienthello(data)  # type: ignore[arg-type]
     assert data.ignore_connection is ignored
+
+
+def client_hello(sni: str | None) -> bytes:
+    """The first TLS record a real client sends (Python's ssl, no socket)."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    outgoing = ssl.MemoryBIO()
+    tls = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=sni)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def tls_next_layer(data: bytes, address: tuple[str, int]) -> layer.NextLayer:
+    """A CONNECT tunnel's layer decision as mitmproxy's NextLayer addon leaves it for TLS."""
+    context = Context(tflow.tclient_conn(), Options())
+    context.server.address = address
+    nextlayer = layer.NextLayer(context)
+    nextlayer.events.append(events.DataReceived(context.client, data))
+    nextlayer.layer = ServerTLSLayer(context)
+    return nextlayer
+
+
+@pytest.mark.parametrize(
+    ("sni", "address", "tunnelled"),
+    [
+        ("x.com", ("x.com", 443), False),
+        ("www.facebook.com", ("157.240.0.35", 443), False),
+        (None, ("pbs.twimg.com", 443), False),
+        ("example.org", ("x.com", 443), False),  # destination on the catalog
+        ("example.org", ("example.org", 443), True),
+        (None, ("127.0.0.1", 8443), True),
+    ],
+)
+async def test_non_catalog_tls_is_tunnelled_at_the_layer_decision(
+    access: Access, sni: str | None, address: tuple[str, int], tunnelled: bool
+) -> None:
+    nextlayer = tls_next_layer(client_hello(sni), address)
+    with taddons.context(access):
+        access.next_layer(nextlayer)
+    if tunnelled:
+        assert isinstance(nextlayer.layer, TCPLayer)
+        assert nextlayer.layer.flow is None  # ignored: no TCP flow, no hooks, untouched
+    else:
+        assert isinstance(nextlayer.layer, ServerTLSLayer)
+
+
+async def test_layer_decision_left_to_tls_clienthello_when_unsure(access: Access) -> None:
+    hello = client_hello("example.org")
+    partial = tls_next_layer(hello[:40], ("example.org", 443))  # the rest not yet read
+    garbled = tls_next_layer(hello[:5] + b"\x00" * (len(hello) - 5), ("example.org", 443))
+    plain = tls_next_layer(hello, ("example.org", 443))
+    plain.layer = TCPLayer(plain.context)  # not TLS interception: not ours to change
+    with taddons.context(access):
+        for nextlayer in (partial, garbled, plain):
+            before = nextlayer.layer
+            access.next_layer(nextlayer)
+            assert nextlayer.layer is before
 
 
 async def test_configure_rejects_a_bad_policy_naming_file_and_line(tmp_path: Path) -> None:
