@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mitmproxy import ctx, http
-from mitmproxy.net.http.headers import infer_content_encoding
+from mitmproxy.net.http.headers import infer_content_encoding, parse_content_type
 from pydantic import ValidationError
 
 from proxy.compliance.model import CheckRequest
@@ -59,6 +59,8 @@ DEFAULT_SCRIPT = ROOT / "extension" / "compose-guard.js"
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 GENERATED = "sargs.generated"
 """``flow.metadata`` key set on responses a Sargs addon made (never injected, never streamed)."""
+_JUDGED = "sargs.inject.judged"
+"""``flow.metadata``: the response headers ``responseheaders`` judged, kept for ``response``."""
 
 # --- pure HTML rewriting ----------------------------------------------------------------------
 
@@ -85,10 +87,21 @@ def insertion_point(document: str) -> int:
 
     Never before the doctype (that would switch the page to quirks mode).
     """
+    return _insertion_point(document, None)
+
+
+def _body_start(document: str, offset: int = 0) -> int:
+    body = _BODY.search(document, offset)
+    return body.start() if body else len(document)
+
+
+def _insertion_point(document: str, body_start: int | None) -> int:
+    """``insertion_point``; ``body_start``: where ``<body`` starts, when already known."""
     start = _PROLOGUE.match(document)
     offset = start.end() if start else 0
-    body = _BODY.search(document, offset)
-    limit = body.start() if body else len(document)
+    if body_start is None or body_start < offset:  # (a <body inside the prologue: look on)
+        body_start = _body_start(document, offset)
+    limit = body_start
     for pattern in (_HEAD, _HTML):
         found = pattern.search(document, offset, limit)
         if found:
@@ -120,10 +133,10 @@ class MetaPolicy(NamedTuple):
     """Span of the content attribute's value inside ``tag``."""
 
 
-def meta_policies(document: str) -> list[MetaPolicy]:
-    """Enforced ``<meta http-equiv="Content-Security-Policy">`` tags before ``<body>``."""
-    body = _BODY.search(document)
-    limit = body.start() if body else len(document)
+def meta_policies(document: str, body_start: int | None = None) -> list[MetaPolicy]:
+    """Enforced ``<meta http-equiv="Content-Security-Policy">`` tags before ``<body>``
+    (``body_start``: where it starts, when already known)."""
+    limit = _body_start(document) if body_start is None else body_start
     out = []
     for m in _META.finditer(document, 0, limit):
         attrs = _attributes(m.group(0))
@@ -160,9 +173,10 @@ def rewrite(
 
     ``origin`` may be a callable: it is only needed (and called) when the page has a CSP.
     """
-    metas = meta_policies(document)
+    body_start = _body_start(document)
+    metas = meta_policies(document, body_start)
     if not header_values and not metas:  # no policy to adjust: the common, cheap case
-        at = insertion_point(document)
+        at = _insertion_point(document, body_start)
         return Rewritten(document[:at] + script_tag(attrs, None) + document[at:], [], None)
     if callable(origin):
         origin = origin()
@@ -201,6 +215,16 @@ def _ascii_compatible(charset: str) -> bool:
         return True  # unknown: treat as bytes (latin-1 view keeps them exactly)
 
 
+@lru_cache(maxsize=256)
+def _declared_charset(content_type: str) -> str | None:
+    """``infer_content_encoding``'s answer when the header names a charset (then the body
+    is never looked at), else None; remembered per Content-Type value."""
+    parsed = parse_content_type(content_type)
+    if parsed is not None and parsed[2].get("charset"):
+        return infer_content_encoding(content_type)
+    return None
+
+
 def decode_html(content: bytes, content_type: str) -> tuple[str, str | None]:
     """The document as text and the codec to encode it back (``None``: latin-1 view).
 
@@ -208,7 +232,7 @@ def decode_html(content: bytes, content_type: str) -> tuple[str, str | None]:
     which maps every byte to one character and back: the page's bytes are kept exactly,
     even invalid ones, and our ASCII-only tag lands in the right place.
     """
-    charset = infer_content_encoding(content_type, content)
+    charset = _declared_charset(content_type) or infer_content_encoding(content_type, content)
     if _ascii_compatible(charset):
         return content.decode("latin-1"), None
     return content.decode(charset, "replace"), charset
@@ -218,20 +242,68 @@ def encode_html(document: str, codec: str | None) -> bytes:
     return document.encode(codec or "latin-1")
 
 
-def _response_headers(fields: tuple[tuple[bytes, bytes], ...]) -> tuple[str, str, str]:
-    """Content-Type, Content-Disposition and Content-Length in one pass (first wins)."""
+class ResponseHeaders(NamedTuple):
+    """The response headers injection reads, found in one pass (first occurrence wins,
+    like ``Headers.get``; every Content-Security-Policy, like ``get_all``)."""
+
+    content_type: str
+    disposition: str
+    length: str
+    encoded: bool
+    """A Content-Encoding or Transfer-Encoding header is present."""
+    policies: list[str]
+
+
+_CONTENT_TYPE, _DISPOSITION, _LENGTH = b"content-type", b"content-disposition", b"content-length"
+_CSP = b"content-security-policy"
+_CODINGS = frozenset({b"content-encoding", b"transfer-encoding"})
+
+
+def scan_response_headers(fields: tuple[tuple[bytes, bytes], ...]) -> ResponseHeaders:
+    """One pass over raw header fields (each ``Headers.get`` scans them all again and
+    converts every name)."""
     ctype = disposition = length = None
+    encoded = False
+    policies: list[str] = []
     for name, value in fields:
         lower = name.lower()
-        if lower == b"content-type":
+        if lower == _CONTENT_TYPE:
             if ctype is None:
                 ctype = value.decode("latin-1")
-        elif lower == b"content-disposition":
+        elif lower == _CSP:
+            policies.append(value.decode("utf-8", "surrogateescape"))
+        elif lower == _DISPOSITION:
             if disposition is None:
                 disposition = value.decode("latin-1")
-        elif lower == b"content-length" and length is None:
-            length = value.decode("latin-1")
-    return ctype or "", disposition or "", length or ""
+        elif lower == _LENGTH:
+            if length is None:
+                length = value.decode("latin-1")
+        elif lower in _CODINGS:
+            encoded = True
+    return ResponseHeaders(ctype or "", disposition or "", length or "", encoded, policies)
+
+
+def set_body(response: http.Response, body: bytes, encoded: bool) -> None:
+    """``response.content = body``; for a body without Content- or Transfer-Encoding
+    (``encoded`` false) the same result in one pass over the headers: the body as is,
+    Content-Length set where the first one was (others dropped) or added at the end."""
+    if encoded:
+        response.content = body
+        return
+    length = str(len(body)).encode()
+    fields: list[tuple[bytes, bytes]] = []
+    found = False
+    for field in response.headers.fields:
+        if field[0].lower() == _LENGTH:
+            if not found:
+                fields.append((field[0], length))
+                found = True
+        else:
+            fields.append(field)
+    if not found:
+        fields.append((_LENGTH, length))
+    response.raw_content = body
+    response.headers.fields = tuple(fields)
 
 
 def _utcnow() -> datetime:
@@ -427,27 +499,42 @@ class Inject:
 
     # -- pages -------------------------------------------------------------------------------
 
-    def _candidate(self, flow: http.HTTPFlow) -> bool:
-        """An allowed platform page load that we may buffer and inject into."""
+    def _candidate(self, flow: http.HTTPFlow) -> ResponseHeaders | None:
+        """An allowed platform page load that we may buffer and inject into: its headers
+        (else None). The headers' verdict is remembered for the response hook while the
+        headers stay the same (the same ``fields`` tuple: any change replaces it)."""
         response = flow.response
         assert response is not None
         metadata = flow.metadata
         decision = metadata.get("sargs.decision")
         if not isinstance(decision, Decision) or not decision.allowed:
-            return False
+            return None
         if metadata.get(GENERATED) or metadata.get("sargs.kind") != RequestKind.page:
-            return False
-        status = response.status_code
+            return None
+        status = response.data.status_code  # ``status_code`` without the property
         if not 200 <= status < 300 or status in (204, 205, 206):
-            return False
-        if flow.request.method != "GET":
-            return False
-        ctype, disposition, length = _response_headers(response.headers.fields)
-        if not ctype.lower().startswith(("text/html", "application/xhtml+xml")):
-            return False
-        if "attachment" in disposition.lower():
-            return False
-        return not (length.isdigit() and int(length) > self.max_bytes)
+            return None
+        if flow.request.data.method.upper() != b"GET":  # ``method`` without decoding
+            return None
+        fields = response.headers.fields
+        judged = metadata.get(_JUDGED)
+        if judged is not None and judged[0] is fields and judged[1] == self.max_bytes:
+            return judged[2]  # type: ignore[no-any-return]
+        found = self._page_headers(fields)
+        metadata[_JUDGED] = (fields, self.max_bytes, found)
+        return found
+
+    def _page_headers(self, fields: tuple[tuple[bytes, bytes], ...]) -> ResponseHeaders | None:
+        """The headers of an HTML page small enough to buffer, shown inline (else None)."""
+        headers = scan_response_headers(fields)
+        if not headers.content_type.lower().startswith(("text/html", "application/xhtml+xml")):
+            return None
+        if "attachment" in headers.disposition.lower():
+            return None
+        length = headers.length
+        if length.isdigit() and int(length) > self.max_bytes:
+            return None
+        return headers
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.error or flow.response is None or flow.metadata.get(GENERATED):
@@ -455,34 +542,39 @@ class Inject:
         decision = flow.metadata.get("sargs.decision")
         if not isinstance(decision, Decision) or not decision.allowed:
             return  # not a platform flow, or answered by the access addon
-        if not (self.enabled and self._candidate(flow)):
+        if not (self.enabled and self._candidate(flow) is not None):
             flow.response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if response is None or flow.error or response.stream or not self.enabled:
             return
-        if not self._candidate(flow):
-            return
+        found = self._candidate(flow)
         metadata = flow.metadata
-        try:
-            content = response.get_content(strict=True)
-        except ValueError:
-            log.warning("not injecting: undecodable Content-Encoding %r",
-                        response.headers.get("Content-Encoding"))
+        metadata.pop(_JUDGED, None)  # only between the two hooks
+        if found is None:
             return
+        if found.encoded:
+            try:
+                content = response.get_content(strict=True)
+            except ValueError:
+                log.warning("not injecting: undecodable Content-Encoding %r",
+                            response.headers.get("Content-Encoding"))
+                return
+        else:
+            content = response.raw_content  # what get_content returns without an encoding
         if not content or len(content) > 4 * self.max_bytes:
             return
-        document, codec = decode_html(content, _response_headers(response.headers.fields)[0])
+        document, codec = decode_html(content, found.content_type)
         attrs = {
             "data-backend": RESERVED,
             "data-platform": str(metadata.get("sargs.platform", "")),
             "data-lang": str(metadata.get("sargs.lang", "en")),
             "data-account": "personal",
         }
-        headers = response.headers.get_all("Content-Security-Policy")
-        rewritten = rewrite(document, headers, lambda: page_origin(flow), attrs)
-        if rewritten.headers != headers:
+        policies = found.policies
+        rewritten = rewrite(document, policies, lambda: page_origin(flow), attrs)
+        if rewritten.headers != policies:
             response.headers.set_all("Content-Security-Policy", rewritten.headers)
-        response.content = encode_html(rewritten.html, codec)
+        set_body(response, encode_html(rewritten.html, codec), found.encoded)
         metadata["sargs.injected"] = True

@@ -25,6 +25,8 @@ from proxy.gateway.inject import (
     insertion_point,
     meta_policies,
     rewrite,
+    scan_response_headers,
+    set_body,
 )
 from proxy.policy.decide import Decision, RequestKind, Rule, Subject
 from proxy.policy.model import Action
@@ -122,6 +124,46 @@ def test_charsets_survive(charset: str, text: str) -> None:
     back = encode_html(result.html, codec)
     assert TAG.search(back.decode(charset))
     assert TAG.sub("", back.decode(charset)) == document
+
+
+def test_response_headers_in_one_pass() -> None:
+    fields = (
+        (b"Content-Type", b"text/html; charset=utf-8"),
+        (b"content-security-policy", b"script-src 'self'"),
+        (b"CONTENT-TYPE", b"text/plain"),
+        (b"Content-Length", b"12"),
+        (b"Content-Security-Policy", b"img-src *"),
+        (b"Content-Disposition", b"inline"),
+    )
+    found = scan_response_headers(fields)
+    headers = http.Headers(fields)
+    assert found.content_type == headers.get_all("Content-Type")[0]  # the first one wins
+    assert found.policies == headers.get_all("Content-Security-Policy")
+    assert (found.length, found.disposition, found.encoded) == ("12", "inline", False)
+    assert scan_response_headers(((b"Transfer-Encoding", b"chunked"),)).encoded
+    assert scan_response_headers(((b"content-encoding", b"gzip"),)).encoded
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [(b"Content-Type", b"text/html"), (b"Content-Length", b"5"), (b"X-A", b"1")],
+        [(b"Content-Type", b"text/html")],  # no length: added at the end
+        [(b"content-length", b"5"), (b"Content-Length", b"5"), (b"X-A", b"1")],  # dup dropped
+        [(b"Content-Encoding", b"gzip"), (b"Content-Length", b"5")],
+        [(b"Transfer-Encoding", b"chunked")],  # no Content-Length beside a transfer coding
+        [(b"Content-Encoding", b"nonsense"), (b"Content-Length", b"5")],
+    ],
+)
+def test_set_body_is_mitmproxys_content_setter(fields: list[tuple[bytes, bytes]]) -> None:
+    body = b"<html><head></head>caf\xc3\xa9</html>"
+    ours, theirs = (http.Response.make(200, b"hello", fields) for _ in range(2))
+    ours.headers.fields = theirs.headers.fields = tuple(fields)
+    set_body(ours, body, scan_response_headers(ours.headers.fields).encoded)
+    theirs.content = body
+    assert ours.headers.fields == theirs.headers.fields
+    assert ours.raw_content == theirs.raw_content
+    assert ours.get_content(strict=False) == body
 
 
 def test_invalid_bytes_are_kept_exactly() -> None:
