@@ -44,6 +44,8 @@ FLUSH_BYTES = 64 * 1024
 _INFO = logging.INFO
 _fromtimestamp = datetime.fromtimestamp
 _dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_string = json.encoder.encode_basestring
+"""What ``_dumps`` does with a ``str`` (ensure_ascii=False), without the Python-level call."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -271,6 +273,6 @@ def record(
     # The line ``json.dumps`` writes for that event plus ts, from cached parts: per
     # request only the time and the path differ.
     before, after = _fragments_for(decision, subject, host, method, kind, policy)
-    line = f'{{"ts": "{_timestamp(time.time())}", {before}, "path": {_dumps(path)}, {after}}}'
+    line = f'{{"ts": "{_timestamp(time.time())}", {before}, "path": {_string(path)}, {after}}}'
     for handler in fast:
         handler.write_line(line)
