@@ -108,6 +108,9 @@ class AccessPolicy:
         self.tz = ZoneInfo(policy.institution.timezone)
         self._deny = {d.platform: d for d in policy.deny}
         self._platforms = frozenset(policy.platforms)
+        self._by_role: dict[tuple[object, ...], Decision] = {}
+        """Decisions made by roles alone, by what made them (bounded by the policy: its
+        platforms × kinds × levels × clauses × roles); Decisions are immutable."""
         self._rules: dict[tuple[str, str], _Compiled] = {}
         for role_id, role in policy.roles.items():
             for platform_id in policy.platforms:
@@ -178,6 +181,21 @@ class AccessPolicy:
                 False, Action.block, platform, Rule.no_role,
                 f"no known role for {subject.user or 'this address'}",
             )
+        if grant_id is None:  # decided by roles: the same few answers again and again
+            key = (platform, kind, best, best_rule, best_role, media)
+            decision = self._by_role.get(key)
+            if decision is None:
+                decision = self._by_role[key] = self._decision(
+                    platform, kind, best, best_rule, best_role, media, None, None)
+            return decision
+        return self._decision(platform, kind, best, best_rule, best_role, media, grant_id,
+                              expires)
+
+    @staticmethod
+    def _decision(
+        platform: str, kind: RequestKind, best: Action, best_rule: Rule,
+        best_role: str | None, media: bool, grant_id: str | None, expires: datetime | None,
+    ) -> Decision:
         who = f"grant {grant_id}" if grant_id else f"role {best_role}"
         if best is Action.block:
             return Decision(False, best, platform, best_rule,
