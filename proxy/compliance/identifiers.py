@@ -264,13 +264,15 @@ class Identifiers:
         )
         self._marker_before = (
             re.compile(
-                r"\n?\W{0,3}(?:" + "|".join(re.escape(m[::-1]) for m in markers) + r")(?!\w)",
+                r"\n?\W{0,3}" + _alternation([m[::-1] for m in markers]) + r"(?!\w)",
                 re.IGNORECASE,
             ).match
             if markers and len(markers[-1]) + 4 < _MARKER_REACH
             else None
         )
-        """``_marker`` read backwards from a candidate: one attempt instead of a search."""
+        """``_marker`` read backwards from a candidate: one attempt instead of a search.
+        Its markers are one alternation factored on their characters (``_alternation``):
+        with IGNORECASE the regex engine tries every branch of a plain alternation."""
         self._marker_span = len(markers[-1]) + 5 if markers else 0
         self.public: set[str] = set()
         for value in config.public:
@@ -368,9 +370,13 @@ class Identifiers:
             places.append(start)
         for m in _matches(_PHONE, text, places):
             candidate = m.group()
-            digits = _NOT_DIGIT.sub("", candidate)
-            if not 7 <= len(digits) <= 15 or _DATE.match(candidate) or _yyyymmdd(candidate):
-                continue
+            if candidate.isascii() and candidate.isdigit():  # _DATE needs separators
+                if not 7 <= len(candidate) <= 15 or _yyyymmdd(candidate):
+                    continue
+            else:
+                digits = _NOT_DIGIT.sub("", candidate)
+                if not 7 <= len(digits) <= 15 or _DATE.match(candidate) or _yyyymmdd(candidate):
+                    continue
             if self._after_marker(text, m.start()):
                 continue
             out += [
@@ -471,6 +477,27 @@ class _Digits:
                 runs.append((start - shift, end - shift))
             self._runs = runs
         return self._runs
+
+
+def _alternation(words: list[str]) -> str:
+    """A regex matching exactly ``words`` (non-empty), factored on their first characters
+    ("ab|ac|b" becomes "(?=[ab])(?:a(?=[bc])(?:b|c)|b)"), so that a failed match costs one class
+    test per position. The same strings match (only which branch is taken may differ)."""
+    tails: dict[str, list[str]] = {}
+    for word in words:
+        tails.setdefault(word[:1], []).append(word[1:])
+    branches = [
+        re.escape(head) + (_alternation(rest) if rest != [""] else "")
+        if head
+        else ""
+        for head, rest in tails.items()
+    ]
+    if len(branches) == 1:
+        return branches[0]
+    if "" in tails:
+        return "(?:" + "|".join(branches) + ")"
+    heads = "".join(re.escape(head) for head in tails)
+    return "(?=[" + heads + "])(?:" + "|".join(branches) + ")"
 
 
 def _ascii_marks(text: str) -> bytes | None:
