@@ -17,11 +17,14 @@ Decisions (docs/rules.md):
 - Role mailboxes (info@, press@ …, listed in the policy) are not personal data.
 - Compact 8-digit dates (20261123) are read as dates, not as Latvian mobile numbers.
 
-Speed (every check runs these): one pass finds the draft's runs of digits; every
-expression but the e-mail one begins at a run (at its first digit, or at the "+", "(" or
-two capital letters just before it), so each is tried there only (``_matches``: the same
-matches as ``finditer`` over the whole draft), and each scheme only when the draft holds
-as many digits as its numbers need. E-mail addresses are matched from their "@" only.
+Speed (every check runs these): the draft's bytes are classified once (``_Digits``:
+digit, capital, phone separator) and each scheme runs only when the shape its numbers
+need is there ("AA00", six digits in a row, seven digits linked by separators) and the
+draft holds as many digits as they need; most posts stop there. Every expression but
+the e-mail one begins at a run of digits (at its first digit, or at the "+", "(" or two
+capital letters just before it), so each is tried there only (``_matches``: the same
+matches as ``finditer`` over the whole draft). E-mail addresses are matched from their
+"@" only.
 A phone candidate made of digits alone is decided from its regions' metadata
 (``_DigitsPlan``: what ``PhoneNumberMatcher`` would find, without its generic work); any
 other goes through the matcher. Reference markers are read backwards from a candidate.
@@ -159,6 +162,8 @@ class _DigitsPlan:
     one expression (lookahead for the general one, then the types' alternation)."""
     formats: tuple[tuple[re.Pattern[str] | None, re.Pattern[str], bool], ...]
     """(leading digits, pattern, national prefix required) in metadata order."""
+    prefix_required: bool
+    """Whether any format requires the national prefix (if none does, none is read)."""
 
     @classmethod
     def build(cls, region: str) -> _DigitsPlan | None:
@@ -217,6 +222,7 @@ class _DigitsPlan:
             kept_lengths=kept,
             valid=valid,
             formats=formats,
+            prefix_required=any(required for _, _, required in formats),
         )
 
     def decides(self, digits: str) -> bool:
@@ -240,7 +246,7 @@ class _DigitsPlan:
         valid = self.valid.get(len(national))
         if valid is None or not valid.fullmatch(national):
             return None
-        if stripped:
+        if stripped or not self.prefix_required:
             return national
         for leading, pattern, prefix_required in self.formats:
             if (leading is None or leading.match(national)) and pattern.fullmatch(national):
@@ -308,12 +314,18 @@ class Identifiers:
         """Identity numbers in a draft holding ``digits`` digits (at least eight)."""
         out = []
         if digits >= 10:
-            six = [start for start, end in runs if end - start >= 6]  # LV and SE begin so
-            for m in _matches(_LV_CODE, text, six):
+            # A match begins a run and ends it, or the run stops at its separator: LV has
+            # 11 digits or 6 and "-"; SE 10 or 12, or 6 or 8 and "-" or "+".
+            lv = [s for s, e in runs if e - s == 11 or (e - s == 6 and text[e : e + 1] == "-")]
+            se = [
+                s for s, e in runs
+                if e - s in (10, 12) or (e - s in (6, 8) and text[e : e + 1] in ("-", "+"))
+            ]
+            for m in _matches(_LV_CODE, text, lv):
                 number = m.group().replace("-", "")
                 if number[0] <= "3" and pvn.is_valid(number) and number not in self.public:
                     out.append(Span(m.start(), m.end(), "id-number"))
-            for m in _matches(_SE_PNR, text, six):
+            for m in _matches(_SE_PNR, text, se):
                 if personnummer.is_valid(m.group()) and _compact(m.group()) not in self.public:
                     out.append(Span(m.start(), m.end(), "id-number"))
         eight = [start for start, end in runs if end - start == 8 and start]

@@ -258,7 +258,84 @@ def test_mixed_drafts(seed: int) -> None:
     assert sum(same(draft(rng, pieces)) for _ in range(600)) > 300
 
 
-PIECES = st.sampled_from(PHONES + NOISE + IDENTIFIERS + ADDRESSES + WORDS + SEPARATORS)
+# ---- what staff write: numbers with separators in four languages ----------------------
+
+SEPARATED = [
+    # times
+    "9:00", "9.00", "9.00 līdz 17.00", "klockan 9–17", "kl. 9.00-17.00", "09:00-17:00",
+    "nga ora 9 deri në 17", "8.30–16.30", "08 30 - 16 30", "9 - 17", "10.00 - 18.00",
+    # dates and years
+    "15. martam", "15.03.2026", "2026-03-15", "15/3", "15 mars 2026", "15 marsi 2026",
+    "2020-2024", "2020–2024", "2020 - 2024", "1990. - 2000.", "2019/2020", "2024.gada",
+    "2026 03 15", "15 03 2026", "2012-01-02 08", "20.-22. maijā",
+    # thousands and amounts
+    "1 000 000", "1,200", "1 200", "10.000", "1.200.000", "1 200 000 000", "12 345 678",
+    "1 234 567,89 EUR", "2 500 000 €", "300 000 kr", "1.234.567", "99 999 999", "1 200 synpunkter",
+    # buses, rooms, articles
+    "Buss 3 och 12", "3, 12 un 22", "autobusët 3, 12 dhe 22", "tel. 1 2 3 4 5 6 7 8",
+    "telpa 2.12", "panti 12.3.4", "§ 12 - 14", "Nr. 1-2/345", "lieta Nr. 12 345 678",
+    # phone numbers with spaces, dashes, dots, brackets and country codes
+    "+371 26 555 123", "26 555 123", "26-555-123", "26.555.123", "(+371) 26555123",
+    "(26) 555 123", "+46 70 123 45 67", "070-123 45 67", "08-123 456 78", "+383 44 123 456",
+    "044 123 456", "+355 69 123 4567", "069 123 4567", "04 222 3333", "29 123 456",
+    "291 23 456", "2912 3456", "00371 29123456", "+371 2912 3456", "0037129123456",
+    "67 123 456", "6712 3456", "+371 67 123 456", "371 29 123 456", "29 12 34 56",
+    "29-12-34-56", "29.12.34.56", "2912-3456", "29123456 29123457", "2 9123456",
+    "29123456 12", "12 29123456", "070 123 45 67 08 123 456", "0701234567-0701234568",
+    "29 123 456 / 29 123 457", "+46 (0)70-123 45 67", "070 - 123 45 67", "29\t123\t456",
+    "070  123  45  67", "29 - 123 - 456", "+371 29-123-456", "070.123.45.67",
+]
+LEAD_INS = [
+    "Zvaniet", "pa tālruni", "Ring", "tfn", "Telefononi", "numri", "Call", "from", "no",
+    "līdz", "till", "deri", "Nr.", "ärende", "vendimi", "", "(", "—", "ca", "över",
+]
+
+
+def test_realistic_posts() -> None:
+    """The benchmark's posts, and the same posts with numbers written as staff write them."""
+    rng = random.Random(11)
+    assert sum(same(post) for post in bench._POSTS) >= 3
+    for post in bench._POSTS:
+        words = post.split(" ")
+        for _ in range(30):
+            at = rng.randrange(len(words))
+            piece = f"{rng.choice(LEAD_INS)} {rng.choice(SEPARATED)}".strip()
+            same(" ".join([*words[:at], piece, *words[at:]]))
+
+
+def test_separated_numbers() -> None:
+    found = 0
+    for piece in SEPARATED:
+        for text in (piece, f"Zvaniet {piece}.", f"x{piece}", f"{piece}a", f"({piece})",
+                     f"tel: {piece}, vai", f"{piece}\n{piece}"):
+            found += same(text)
+    assert found > 60
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_digit_groups(seed: int) -> None:
+    """Groups of digits joined by every separator a candidate may hold, after the ways a
+    number can begin (country codes, international and national prefixes)."""
+    rng = random.Random(500 + seed)
+    heads = ["", "", "+371 ", "+46 ", "+383 ", "+355 ", "00371 ", "0046 ", "0", "(0) ", "+",
+             "(", "371 ", "46 ", "2", "29", "07", "04", "06"]
+    seps = [" ", " ", "-", ".", " - ", "  ", "(", ")", "\t", ") ", " (", "--", ". ", "/"]
+    found = 0
+    for _ in range(700):
+        groups = [
+            "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 5)))
+            for _ in range(rng.randint(1, 5))
+        ]
+        number = rng.choice(heads) + groups[0]
+        for group in groups[1:]:
+            number += rng.choice(seps) + group
+        found += same(f"{rng.choice(LEAD_INS)} {number} {rng.choice(WORDS)}")
+    assert found > 100
+
+
+PIECES = st.sampled_from(
+    PHONES + NOISE + IDENTIFIERS + ADDRESSES + WORDS + SEPARATORS + SEPARATED
+)
 NOISY = st.text(alphabet="0123456789 +-().,/@:x#aZāž😀\n\t", max_size=12)
 
 

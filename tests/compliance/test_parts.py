@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from proxy.compliance.config import Links, PersonalData
-from proxy.compliance.identifiers import Identifiers, _DigitsPlan
+from proxy.compliance.identifiers import Identifiers, _alternation, _Digits, _DigitsPlan
 from proxy.compliance.lexicon import Entry, Lexicon
 from proxy.compliance.links import LinkChecker, edit_distance, skeleton
 from proxy.compliance.normalize import fold_text
@@ -107,3 +109,37 @@ def test_phone_digits_decided_from_metadata() -> None:
     assert not lv.decides("0037129123456")
     assert se.national_number("0701234567") == "701234567"
     assert se.national_number("701234567") is None  # a national prefix is expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "", "abc", "a1b22c333", "9:00 līdz 17.00", "😀 12 ā 345 ö 6", "12\u2013345", "x\u0663y 12",
+        "\uff11\uff12 34", "12 \ud800 34", "ĀĀ00 AA00 LV30", "1234567890123456789",
+    ],
+)
+def test_digit_runs_as_the_regex_finds_them(text: str) -> None:
+    """Runs in code points, from the classified bytes or (digits of other scripts, lone
+    surrogates) the plain way."""
+    view = _Digits(text)
+    runs = [m.span() for m in re.finditer(r"\d+", text)]
+    assert view.runs() == runs
+    assert view.count == sum(end - start for start, end in runs)
+
+
+def test_digit_shapes() -> None:
+    assert _Digits("LV30 TREL").holds(b"AA00")
+    assert not _Digits("lv30 ĀĀ30").holds(b"AA00")
+    assert _Digits("29 12-34 (56").phone_shaped()
+    assert not _Digits("9:00 līdz 17.00, 1 200").phone_shaped()
+    assert _Digits("x\u0663").phone_shaped()  # another script's digit: every shape may be
+
+
+def test_marker_alternation_matches_the_same_words() -> None:
+    words = ["Nr.", "Nr", "No.", "ärende", "Reg. Nr.", "§", "#", "a", "ab", "abc"]
+    pattern = re.compile(_alternation(words) + r"\Z", re.IGNORECASE)
+    for word in words:
+        assert pattern.match(word)
+        assert pattern.match(word.upper())
+    for other in ("N", "Nr.x", "Re", "ärend", "b", ""):
+        assert not pattern.match(other), other
