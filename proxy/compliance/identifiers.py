@@ -36,7 +36,6 @@ same the second time.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -49,6 +48,7 @@ from stdnum.lv import pvn
 from stdnum.se import personnummer
 
 from proxy.compliance.config import PersonalData
+from proxy.compliance.prefilter import matches_at
 
 # The left boundary of each candidate is a look-behind placed after its first character
 # ("\d(?<![\w-]\d)" is "(?<![\w-])\d"): an expression that starts with a character class
@@ -321,15 +321,15 @@ class Identifiers:
                 s for s, e in runs
                 if e - s in (10, 12) or (e - s in (6, 8) and text[e : e + 1] in ("-", "+"))
             ]
-            for m in _matches(_LV_CODE, text, lv):
+            for m in matches_at(_LV_CODE, text, lv):
                 number = m.group().replace("-", "")
                 if number[0] <= "3" and pvn.is_valid(number) and number not in self.public:
                     out.append(Span(m.start(), m.end(), "id-number"))
-            for m in _matches(_SE_PNR, text, se):
+            for m in matches_at(_SE_PNR, text, se):
                 if personnummer.is_valid(m.group()) and _compact(m.group()) not in self.public:
                     out.append(Span(m.start(), m.end(), "id-number"))
         eight = [start for start, end in runs if end - start == 8 and start]
-        for m in _matches(_AL_NID, text, eight):
+        for m in matches_at(_AL_NID, text, eight):
             value = text[m.start() - 1 : m.end()].upper()
             if nipt.is_valid(value) and value not in self.public:
                 out.append(Span(m.start() - 1, m.end(), "id-number"))
@@ -340,13 +340,13 @@ class Identifiers:
         places = [s - 2 for s, e in runs if e - s >= 2 and s >= 2 and _UPPER2(text, s - 2, s)]
         return [
             Span(m.start(), m.end(), "iban")
-            for m in _matches(_IBAN, text, places)
+            for m in matches_at(_IBAN, text, places)
             if iban.is_valid(m.group()) and _compact(m.group()) not in self.public
         ]
 
     def _cards(self, text: str, runs: list[tuple[int, int]]) -> list[Span]:
         out = []
-        for m in _matches(_CARD, text, [start for start, _ in runs]):
+        for m in matches_at(_CARD, text, [start for start, _ in runs]):
             digits = re.sub(r"\D", "", m.group())
             if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits):
                 out.append(Span(m.start(), m.end(), "card"))
@@ -380,7 +380,7 @@ class Identifiers:
             if start and text[start - 1] in "+(":
                 places.append(start - 1)
             places.append(start)
-        for m in _matches(_PHONE, text, places):
+        for m in matches_at(_PHONE, text, places):
             candidate = m.group()
             if candidate.isascii() and candidate.isdigit():  # _DATE needs separators
                 if not 7 <= len(candidate) <= 15 or _yyyymmdd(candidate):
@@ -528,23 +528,6 @@ def _ascii_marks(text: str) -> bytes | None:
 def _runs(text: str) -> list[tuple[int, int]]:
     """[start, end) of each run of digits (``\\d+``) in ``text``."""
     return _Digits(text).runs()
-
-
-def _matches(pattern: re.Pattern[str], text: str, places: list[int]) -> Iterator[re.Match[str]]:
-    """``pattern.finditer(text)`` for a pattern that can only match at ``places`` (in
-    increasing order): the same matches, tried there only.
-
-    A match is looked for at each place not inside the previous match, which is what
-    ``finditer`` does at every position; a look-behind still sees the draft before the
-    place (``match(text, pos)`` does not cut the string there).
-    """
-    done = 0
-    for pos in places:
-        if pos >= done:
-            m = pattern.match(text, pos)
-            if m is not None:
-                yield m
-                done = m.end()
 
 
 def _local_char(char: str) -> bool:

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import tldextract
 
 from proxy.compliance.config import Links
+from proxy.compliance.prefilter import matches_at
 
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
@@ -118,7 +118,7 @@ class LinkChecker:
         out: list[LinkSpan] = []
         taken: list[tuple[int, int]] = []
         if "://" in text:
-            for m in _matches(_SCHEME_URL, text, _scheme_places(text)):
+            for m in matches_at(_SCHEME_URL, text, _scheme_places(text)):
                 start, end = m.start(), _trim(text, m.start(), m.end())
                 taken.append((start, end))
                 kind = self._scheme_kind(m.group(1).lower(), m.group(2))
@@ -200,19 +200,6 @@ def _scheme_places(text: str) -> list[int]:
             places.append(at - 4)
         at = text.find("://", at + 3)
     return places
-
-
-def _matches(pattern: re.Pattern[str], text: str, places: list[int]) -> Iterator[re.Match[str]]:
-    """``pattern.finditer(text)`` for a pattern that can only match at ``places`` (in
-    increasing order): a match is looked for at each place not inside the previous one,
-    as ``finditer`` does at every position; a look-behind still sees the draft before."""
-    done = 0
-    for pos in places:
-        if pos >= done:
-            m = pattern.match(text, pos)
-            if m is not None:
-                yield m
-                done = m.end()
 
 
 def _words_with_hosts(text: str) -> list[tuple[int, int]]:

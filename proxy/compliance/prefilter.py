@@ -23,7 +23,7 @@ engine's findings with and without this filter on many drafts.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from re import _constants as c  # type: ignore[attr-defined]
 from re import _parser as sre  # type: ignore[attr-defined]
 from typing import Any
@@ -224,3 +224,17 @@ class Prefilter:
                 out.append(m)
                 done = max(m.end(), start + 1)
         return out
+
+
+def matches_at(pattern: re.Pattern[str], text: str, places: list[int]) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern that can only match at ``places`` (in
+    increasing order): a match is looked for at each place not inside the previous one,
+    as ``finditer`` does at every position; a look-behind still sees the text before the
+    place (``match(text, pos)`` does not cut the string there)."""
+    done = 0
+    for pos in places:
+        if pos >= done:
+            m = pattern.match(text, pos)
+            if m is not None:
+                yield m
+                done = m.end()
