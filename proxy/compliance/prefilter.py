@@ -214,17 +214,7 @@ class Prefilter:
     @staticmethod
     def matches(regex: re.Pattern[str], folded: str, starts: list[int]) -> list[re.Match[str]]:
         """``regex.finditer(folded)`` for a pattern that can only match at ``starts``."""
-        out: list[re.Match[str]] = []
-        done = 0
-        for start in sorted(set(starts)):
-            if start < done:
-                continue
-            m = regex.match(folded, start)
-            if m is not None:
-                out.append(m)
-                done = max(m.end(), start + 1)
-        return out
-
+        return list(matches_at(regex, folded, sorted(set(starts))))
 
 def matches_at(pattern: re.Pattern[str], text: str, places: list[int]) -> Iterator[re.Match[str]]:
     """``pattern.finditer(text)`` for a pattern that can only match at ``places`` (in

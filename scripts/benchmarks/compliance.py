@@ -54,6 +54,7 @@ from proxy.compliance.model import CheckRequest
 from proxy.policy.loader import load
 from proxy.policy.model import Policy
 from proxy.settings import ROOT
+from scripts.benchmarks._callgrind import Callgrind
 from scripts.benchmarks._wrk import cpu_seconds, run_wrk
 
 EXAMPLE = ROOT / "policies" / "institutions" / "example"
@@ -382,37 +383,17 @@ COUNTED_REQUESTS = int(os.environ.get("BENCH_COUNT_REQUESTS", "400"))
 
 
 def _count_server(kind: str, bodies: list[bytes] | None, tmp: str) -> float:
-    """Instructions one server process executes per answered request: the server runs
-    under ``valgrind --tool=callgrind --instr-atstart=no``; counting is switched on
-    (``callgrind_control``) around ``COUNTED_REQUESTS`` requests sent one after another on
-    one keep-alive connection, then on again for as long while idle, which is subtracted
-    (timers of the service: policy watch, bundle polling)."""
-    import glob
+    """Instructions one server process executes per answered request (``_callgrind``):
+    ``COUNTED_REQUESTS`` requests sent one after another on one keep-alive connection,
+    less what the server does idle for as long (the service's timers: policy watch,
+    bundle polling)."""
     import http.client
 
     port = _free_port()
-    out = Path(tmp) / f"callgrind.{kind}.{port}"
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-         sys.executable, "-m", "scripts.benchmarks.compliance", "serve", kind, str(port), tmp],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env=dict(os.environ, PYTHONHASHSEED="0"),
-    )
-
-    def control(*args: str) -> None:
-        subprocess.run(["callgrind_control", *args, str(proc.pid)], check=True,
-                       capture_output=True, timeout=60)
-
-    def dumped(n: int) -> int:
-        for line in Path(f"{out}.{n}").read_text().splitlines():
-            if line.startswith("totals:"):
-                return int(line.split()[1])
-        raise RuntimeError(f"no totals in {out}.{n}")
-
+    server = Callgrind(f"{kind}.{port}", Path(tmp), "scripts.benchmarks.compliance",
+                       ["serve", kind, str(port), tmp])
     try:
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"the {kind} server did not start under valgrind")
+        server.ready()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
         def one(i: int) -> None:
@@ -428,29 +409,12 @@ def _count_server(kind: str, bodies: list[bytes] | None, tmp: str) -> float:
 
         for i in range(50):  # warm-up
             one(i)
-        control("-z")
-        control("-i", "on")
-        started = time.perf_counter()
-        for i in range(COUNTED_REQUESTS):
-            one(i)
-        busy = time.perf_counter() - started
-        control("-i", "off")
-        control("-d")
-        control("-i", "on")
-        time.sleep(busy)
-        control("-i", "off")
-        control("-d")
-        time.sleep(0.2)
+        busy, seconds = server.count(lambda: [one(i) for i in range(COUNTED_REQUESTS)])
+        idle, _ = server.count(lambda: time.sleep(seconds))
         conn.close()
-        return (dumped(1) - dumped(2)) / COUNTED_REQUESTS
+        return (busy - idle) / COUNTED_REQUESTS
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        for path in glob.glob(f"{out}*"):
-            os.unlink(path)
+        server.stop()
 
 
 def count_benchmark() -> dict[str, float]:

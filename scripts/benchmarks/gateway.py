@@ -67,7 +67,6 @@ import concurrent.futures
 import contextlib
 import functools
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -79,6 +78,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.benchmarks._callgrind import Callgrind
 from scripts.benchmarks._wrk import cpu_seconds, run_wrk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,7 +262,6 @@ SETTLE_SECONDS = 0.2 * TIME_SCALE + 1.5
 """Counting goes on this long after a run's last request: work the run deferred (the
 spool's flush and delivery) is counted with it."""
 IDLE_SECONDS = 3.0
-_TOTALS = re.compile(r"^totals:\s+(\d+)", re.MULTILINE)
 
 
 @dataclass
@@ -274,54 +273,6 @@ class Counted:
     """Beyond its requests: accept, CONNECT, the ClientHello, TLS bytes, close."""
     idle_per_second: float
     """Background work (timers) while no request is served: should be ~0."""
-
-
-class Callgrind:
-    """A proxy running under ``valgrind --tool=callgrind --instr-atstart=no``: counting is
-    switched on only around measured runs (``callgrind_control``, through vgdb)."""
-
-    def __init__(self, mode: str, out_dir: Path, args: list[str]) -> None:
-        self.mode = mode
-        self.prefix = out_dir / f"callgrind.{mode}"
-        env = dict(os.environ, PYTHONHASHSEED="0", BENCH_TIME_SCALE=str(TIME_SCALE))
-        self.proc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-             f"--callgrind-out-file={self.prefix}.%p",
-             sys.executable, "-m", "scripts.benchmarks._servers", *args],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        self.dumps = 0
-
-    def ready(self) -> None:
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
-            self.proc.kill()
-            raise RuntimeError(f"{self.mode} proxy under valgrind did not start")
-
-    def _control(self, *args: str) -> None:
-        subprocess.run(["callgrind_control", *args, str(self.proc.pid)], check=True,
-                       capture_output=True, timeout=300)
-
-    def count(self, action: Callable[[], object], settle: float = 0.0) -> tuple[int, float]:
-        """Instructions executed while ``action`` ran and ``settle`` seconds after it, and
-        the wall-clock seconds they took."""
-        self._control("-i", "on")
-        start = time.perf_counter()
-        action()
-        time.sleep(settle)
-        elapsed = time.perf_counter() - start
-        self._control("-i", "off")
-        self._control("-d")
-        self.dumps += 1
-        dump = Path(f"{self.prefix}.{self.proc.pid}.{self.dumps}")
-        found = _TOTALS.search(dump.read_text(encoding="utf-8", errors="replace"))
-        if found is None:
-            raise RuntimeError(f"no totals in {dump}")
-        return int(found.group(1)), elapsed
-
-    @property
-    def last_dump(self) -> Path:
-        return Path(f"{self.prefix}.{self.proc.pid}.{self.dumps}")
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -415,9 +366,10 @@ def count_instructions(origin_port: int, origin_tls: int, tmp: Path,
             ports[mode] = _free_port()
             confdir = tmp / f"count-{mode}"
             confdir.mkdir()
-            proxies[mode] = Callgrind(mode, out, [
+            proxies[mode] = Callgrind(mode, out, "scripts.benchmarks._servers", [
                 "proxy", mode, str(ports[mode]), str(origin_port), str(origin_tls),
-                str(confdir), str(tmp / f"count-decisions-{mode}.jsonl")])
+                str(confdir), str(tmp / f"count-decisions-{mode}.jsonl")],
+                env={"BENCH_TIME_SCALE": str(TIME_SCALE)})
         for proxy in proxies.values():
             proxy.ready()
 
@@ -436,12 +388,7 @@ def count_instructions(origin_port: int, origin_tls: int, tmp: Path,
                     shutil.copy(dump, kept / dump.name)
     finally:
         for proxy in proxies.values():
-            proxy.proc.terminate()
-        for proxy in proxies.values():
-            try:
-                proxy.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proxy.proc.kill()
+            proxy.stop()
     return {name: {mode: by_mode[mode][name] for mode in by_mode} for name in scenarios}
 
 
