@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import ahocorasick
-
+from proxy.compliance.automaton import WordAutomaton
 from proxy.compliance.normalize import fold
 
 
@@ -58,14 +56,12 @@ class Lexicon:
             by_key.setdefault(key, []).append((stem, tuple(dict.fromkeys(entries))))
         self.size = len(grouped)
         extra = extra or {}
-        self._automaton: Any = ahocorasick.Automaton()
-        for key in by_key.keys() | extra.keys():
-            self._automaton.add_word(
-                key, (len(key), tuple(by_key.get(key, ())), extra.get(key))
-            )
-        self._empty = not (by_key or extra)
-        if not self._empty:
-            self._automaton.make_automaton()
+        self._automaton = WordAutomaton(
+            {
+                key: (len(key), tuple(by_key.get(key, ())), extra.get(key))
+                for key in by_key.keys() | extra.keys()
+            }
+        )
 
     def scan(self, text: str) -> list[Hit]:
         """Every term occurrence on word boundaries (stems extended to the word's end)."""
@@ -76,10 +72,8 @@ class Lexicon:
         word occurrence, from one pass over ``text``."""
         hits: list[Hit] = []
         extras: list[tuple[int, object]] = []
-        if self._empty:
-            return hits, extras
         n = len(text)
-        for last, (length, variants, payload) in self._automaton.iter(text):
+        for last, (length, variants, payload) in self._automaton.find(text):
             if payload is not None:
                 extras.append((last, payload))
             if not variants:

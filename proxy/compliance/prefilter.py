@@ -28,8 +28,7 @@ from re import _constants as c  # type: ignore[attr-defined]
 from re import _parser as sre  # type: ignore[attr-defined]
 from typing import Any
 
-import ahocorasick
-
+from proxy.compliance.automaton import WordAutomaton
 from proxy.compliance.normalize import fold
 
 MIN_WORD = 3
@@ -180,12 +179,7 @@ class Prefilter:
         }
         """Every word to look for, with (its length, the patterns requiring it, the
         anchored patterns it begins): what ``collect`` takes, from any automaton."""
-        self._automaton: Any = None
-        if self.words:
-            self._automaton = ahocorasick.Automaton()
-            for word, payload in self.words.items():
-                self._automaton.add_word(word, payload)
-            self._automaton.make_automaton()
+        self._automaton = WordAutomaton(self.words)
 
     def candidates(self, folded: str) -> set[int]:
         """Indices of the patterns that may match the draft whose folded text is given."""
@@ -194,8 +188,7 @@ class Prefilter:
     def scan(self, folded: str) -> tuple[set[int], dict[int, list[int]]]:
         """The patterns that may match, and for anchored ones where they may start (in
         the folded text; an anchored pattern without a start cannot match)."""
-        found = () if self._automaton is None else self._automaton.iter(folded)
-        return self.collect(found)
+        return self.collect(self._automaton.find(folded))
 
     def collect(
         self, occurrences: Iterable[tuple[int, Any]]
