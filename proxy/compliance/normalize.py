@@ -13,6 +13,7 @@ import codecs
 import re
 import unicodedata
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -66,8 +67,11 @@ class Folded:
 
     Three shapes, cheapest first: folding kept every position (``astral`` empty, no
     arrays); it kept every position but the draft has characters outside the BMP, which
-    count twice in UTF-16 (``astral``: their code point indices); or it changed lengths
-    (``ß`` → ``ss``, collapsed spaces, lone combining marks): one span per character.
+    count twice in UTF-16; or it changed lengths (``ß`` → ``ss``, collapsed spaces, lone
+    combining marks): one span per character (``starts``, ``ends``).
+
+    ``astral`` always holds the code point indices of the draft's characters outside the
+    BMP (what ``Utf16Index`` needs for the draft as typed).
     """
 
     text: str
@@ -124,9 +128,13 @@ def _fold_by_character(text: str) -> Folded:
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
+    astral: list[int] = []
     pos = 0
-    for char in text:
-        width = 2 if ord(char) > 0xFFFF else 1
+    for index, char in enumerate(text):
+        width = 1
+        if ord(char) > 0xFFFF:
+            width = 2
+            astral.append(index)
         piece = _TABLE[ord(char)]
         if piece == " " and out and out[-1] == " ":
             ends[-1] = pos + width
@@ -138,7 +146,7 @@ def _fold_by_character(text: str) -> Folded:
                 starts.append(pos)
                 ends.append(pos + width)
         pos += width
-    return Folded("".join(out), tuple(starts), tuple(ends))
+    return Folded("".join(out), tuple(starts), tuple(ends), tuple(astral))
 
 
 # --- folding at C speed -----------------------------------------------------------------
@@ -203,8 +211,12 @@ class Utf16Index:
 
     __slots__ = ("_astral",)
 
-    def __init__(self, text: str) -> None:
-        self._astral = [m.start() for m in _ASTRAL.finditer(text)]
+    def __init__(self, text: str | None = None, *, astral: Sequence[int] | None = None) -> None:
+        """From the text, or from the code point indices of its astral characters
+        (``Folded.astral``: known once the text is folded, no second pass)."""
+        if astral is None:
+            astral = [m.start() for m in _ASTRAL.finditer(text or "")]
+        self._astral = astral
 
     def __call__(self, index: int) -> int:
         return index + bisect_left(self._astral, index) if self._astral else index

@@ -68,3 +68,14 @@ def test_mostly_outside_the_code_space() -> None:
     assert len([c for c in cyrillic if not c.isascii()]) > _MAX_LOOKUPS
     assert _same(cyrillic).text == "министерство иностранных дел латвии"
     _same("Дом " * 3 + "Ārā")  # a few: looked up one by one
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain ascii", "Ārā 😀 x", "Дом " * 6 + "😀 👍", "Straße 😀  two  spaces 👍", "😀"],
+)
+def test_astral_indices_in_every_shape(text: str) -> None:
+    """Utf16Index of the draft as typed is built from them (no second pass)."""
+    expected = tuple(i for i, c in enumerate(text) if ord(c) > 0xFFFF)
+    assert fold_text(text).astral == expected
+    assert _fold_translated(text).astral == expected
