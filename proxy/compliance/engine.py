@@ -92,6 +92,7 @@ class Engine:
         self.tz = ZoneInfo(policy.institution.timezone)
         self._text_cache: dict[tuple[str, str | None, str], tuple[str, str]] = {}
         """Messages by (rule, kind, language): policy texts only, bounded by the policy."""
+        self._clean: dict[str, CheckResult] = {}
 
     def check(self, request: CheckRequest, policy_version: str) -> CheckResult:
         raw = self._text_findings(request.text, request.at)
@@ -100,11 +101,21 @@ class Engine:
         ):
             raw += self._context_findings(request)
         if not raw:  # most drafts: nothing to sort, rank or validate
-            return CheckResult.model_construct(verdict="ok", policy=policy_version, findings=[])
+            return self.clean(policy_version)
         findings = [self._finding(r, request) for r in _without_overlaps(raw)]
         findings.sort(key=lambda f: (f.start, f.end, -f.severity.rank, f.rule))
         verdict = max((f.severity for f in findings), key=lambda s: s.rank)
         return CheckResult(verdict=verdict.value, policy=policy_version, findings=findings)
+
+    def clean(self, policy_version: str) -> CheckResult:
+        """The answer for a draft without findings: one (frozen) object per version."""
+        result = self._clean.get(policy_version)
+        if result is None:
+            if len(self._clean) > 16:
+                self._clean.clear()
+            result = CheckResult(verdict="ok", policy=policy_version, findings=[])
+            self._clean[policy_version] = result
+        return result
 
     # --- detectors ------------------------------------------------------------------
 

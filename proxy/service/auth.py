@@ -477,15 +477,20 @@ def _carries_credentials(request: web.Request) -> bool:
 
 @web.middleware
 async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unsafe requests from other sites are refused before any handler runs."""
-    if request.method in UNSAFE and (
-        not request.path.startswith("/api/") or _carries_credentials(request)
-    ):
+    """Unsafe requests from other sites are refused before any handler runs.
+
+    The API takes them when they carry no credentials (the check is called from every
+    platform's pages). API handlers render no pages, so they never start a pre-session:
+    their answers go out as they are (the check is on the hot path)."""
+    api = request.path.startswith("/api/")
+    if request.method in UNSAFE and (not api or _carries_credentials(request)):
         foreign = cross_origin(request)
         if foreign is not None:
             log.warning("refused %s %s from origin %s", request.method, request.path, foreign)
             return json_error(403, f"cross-site request refused (origin {foreign})")
     response = await handler(request)
+    if api:
+        return response
     pre = request.get(_PRE_NEW)
     if pre and isinstance(response, web.StreamResponse) and not response.prepared:
         set_cookie(request, response, PRE_COOKIE, str(pre), max_age=3600)

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from proxy.i18n import LANGUAGES, negotiate
 from proxy.policy.decide import Grant, RequestKind, Subject
-from proxy.service import keys
+from proxy.service import cors, keys
 
 routes = web.RouteTableDef()
 
@@ -66,14 +66,6 @@ async def _preflight(request: web.Request) -> web.Response:
         "Access-Control-Allow-Headers": "Authorization, Accept-Language",
         "Access-Control-Max-Age": "600",
     })
-
-
-async def _cors(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer on these paths (errors such as 401 included) carries the CORS headers
-    for an allowed extension origin: a signal, not a middleware, so other routes pay
-    nothing but a path test."""
-    if request.path in CORS_PATHS:
-        response.headers.update(_cors_headers(request))
 
 
 # --- who is asking --------------------------------------------------------------------
@@ -220,4 +212,5 @@ def setup(app: web.Application) -> None:
     app.add_routes(routes)
     for path in CORS_PATHS:
         app.router.add_route("OPTIONS", path, _preflight)
-    app.on_response_prepare.append(_cors)
+    # every answer on these paths (errors such as 401 included), for an allowed origin
+    cors.allow(app, CORS_PATHS, _cors_headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,31 @@ async def test_cors_preflight_and_header(client) -> None:
     resp = await client.post("/api/v1/check", json={"text": 1})
     assert resp.status == 422
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.put("/api/v1/check", json={"text": "ok"})
+    assert resp.status == 405  # the router's own answer carries it too
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    resp = await client.get("/healthz", headers={"Origin": "https://x.com"})
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_clean_answers_follow_the_policy_version(aiohttp_client, tmp_path: Path) -> None:
+    """Answers without findings are serialized once per policy version: a reload shows."""
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies)
+    example = policies / "institutions" / "example"
+    state = PolicyState(example)
+    client = await aiohttp_client(create_app(Settings(policy=example, var_dir=tmp_path), state))
+    before = state.current.version
+    first = await (await client.post("/api/v1/check", json={"text": "Sveiki!"})).json()
+    assert first == {"verdict": "ok", "policy": before, "findings": []}
+    compliance = example / "compliance.yaml"
+    compliance.write_text(
+        compliance.read_text().replace("    - Blue Heron\n", "    - Blue Heron\n    - Red Kite\n")
+    )
+    assert state.reload() is None
+    assert state.current.version != before
+    again = await (await client.post("/api/v1/check", json={"text": "Labdien!"})).json()
+    assert again == {"verdict": "ok", "policy": state.current.version, "findings": []}
 
 
 async def test_policy_summary(client) -> None:
