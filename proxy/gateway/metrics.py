@@ -11,6 +11,16 @@ dicts). Other parts set the gauges they own:
     metrics.spool_depth.set(len(spool))     # events waiting for the service
 
 Metric names (``sargs_gateway_*``) are listed in docs/deployment.md.
+
+Per-request counts are plain Python numbers, not prometheus_client's ``Counter`` and
+``Histogram``: those take a lock per ``inc``/``observe`` and the histogram walks its
+buckets in Python, which cost more per request than everything else here. Counting runs
+on the event loop's one thread; a scrape (the metrics server's thread) reads the numbers
+through a collector (``_Collector``) that builds the same exposition prometheus_client's
+own metrics give (names, labels, ``_total``, ``_bucket``/``_count``/``_sum``,
+``_created``). Reading an int or a list's copy is atomic under the GIL; a scrape that
+lands in the middle of a count sees that one request in ``_bucket``/``_count`` before
+its ``_sum``, never a count lost.
 """
 
 from __future__ import annotations
@@ -18,31 +28,130 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from mitmproxy import http
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Gauge, generate_latest, start_http_server
+from prometheus_client import metrics as prometheus_metrics
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from proxy.settings import Settings
 
 log = logging.getLogger("sargs.gateway.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_LE = (*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf")  # type: ignore[no-untyped-call]
+"""The ``le`` label of each bucket, ``+Inf`` last."""
 _COUNTED = "sargs.metrics.counted"
+_BOUND_MAX = 4096
+"""Most decision objects remembered with their series (the access addon reuses a few
+dozen; a decision with a grant is new each time)."""
+
+_Family = tuple[str, str, tuple[str, ...]]
+"""Name, help text, label names."""
+DECISIONS: _Family = (
+    "sargs_gateway_decisions",
+    "Requests to catalog platforms by decided access level and outcome.",
+    ("platform", "action", "outcome"),
+)
+FINDINGS: _Family = (
+    "sargs_gateway_findings",
+    "Findings of the server-side post check, by rule and severity.",
+    ("rule", "severity"),
+)
+LATENCY: _Family = (
+    "sargs_gateway_request_duration_seconds",
+    "From the request's first byte to the end of the gateway's answer, per platform.",
+    ("platform",),
+)
 
 
 def _field(item: Any, name: str) -> str:
     value = item.get(name) if isinstance(item, dict) else getattr(item, name, None)
     return str(value) if value is not None else "unknown"
+
+
+class Count:
+    """One counter series: a number only the event loop's thread adds to."""
+
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.created = time.time()
+
+
+class Latency:
+    """One histogram series: per-bucket counts (not cumulative; ``+Inf`` last) and the sum."""
+
+    __slots__ = ("counts", "created", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.sum = 0.0
+        self.created = time.time()
+
+    def observe(self, seconds: float) -> None:
+        """Like ``Histogram.observe``: the first bucket whose bound is ≥ ``seconds``."""
+        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+
+def _use_created() -> bool:
+    """Whether prometheus_client exposes ``_created`` series (its
+    ``PROMETHEUS_DISABLE_CREATED_SERIES`` switch), so ours follow the same switch."""
+    return bool(getattr(prometheus_metrics, "_use_created", True))
+
+
+class _Collector:
+    """The per-request series as metric families, built at scrape time."""
+
+    def __init__(
+        self,
+        decisions: dict[tuple[str, ...], Count],
+        findings: dict[tuple[str, ...], Count],
+        latency: dict[tuple[str, ...], Latency],
+    ) -> None:
+        self.decisions = decisions
+        self.findings = findings
+        self.latency = latency
+
+    def describe(self) -> Iterator[Metric]:
+        """The names (so the registry refuses a second collector of the same names)."""
+        for name, doc, labels in (DECISIONS, FINDINGS):
+            yield CounterMetricFamily(name, doc, labels=labels)
+        name, doc, labels = LATENCY
+        yield HistogramMetricFamily(name, doc, labels=labels)
+
+    def collect(self) -> Iterator[Metric]:
+        created = _use_created()
+        for (name, doc, labels), series in (
+            (DECISIONS, self.decisions), (FINDINGS, self.findings)
+        ):
+            counter = CounterMetricFamily(name, doc, labels=labels)
+            for values, count in tuple(series.items()):  # (one atomic copy)
+                counter.add_metric(values, count.value, count.created if created else None)
+            yield counter
+        name, doc, labels = LATENCY
+        histogram = HistogramMetricFamily(name, doc, labels=labels)
+        for values, latency in tuple(self.latency.items()):
+            counts = tuple(latency.counts)  # one atomic copy: count = the +Inf bucket
+            total = latency.sum
+            buckets, acc = [], 0
+            for le, n in zip(_LE, counts, strict=True):
+                acc += n
+                buckets.append((le, float(acc)))
+            histogram.add_metric(values, buckets, total)
+            if created:
+                histogram.samples.append(Sample(
+                    name + "_created", dict(zip(labels, values, strict=True)), latency.created
+                ))
+        yield histogram
 
 
 class GatewayMetrics:
@@ -66,26 +175,16 @@ class GatewayMetrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._bundle_loaded_at: float | None = None
-        self._bound: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
-        self.decisions = Counter(
-            "sargs_gateway_decisions",
-            "Requests to catalog platforms by decided access level and outcome.",
-            ["platform", "action", "outcome"],
-            registry=self.registry,
-        )
-        self.findings = Counter(
-            "sargs_gateway_findings",
-            "Findings of the server-side post check, by rule and severity.",
-            ["rule", "severity"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "sargs_gateway_request_duration_seconds",
-            "From the request's first byte to the end of the gateway's answer, per platform.",
-            ["platform"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self.decisions: dict[tuple[str, ...], Count] = {}
+        """(platform, action, outcome) → count."""
+        self.findings: dict[tuple[str, ...], Count] = {}
+        """(rule, severity) → count."""
+        self.latency: dict[tuple[str, ...], Latency] = {}
+        """(platform,) → latency histogram."""
+        self._bound: dict[int, tuple[object, Count, Latency]] = {}
+        """id(decision) → (that decision, its series); the decision kept so its id stays
+        its own."""
+        self.registry.register(_Collector(self.decisions, self.findings, self.latency))
         self.bundle_age = Gauge(
             "sargs_gateway_bundle_age_seconds",
             "Seconds since the policy bundle in force was loaded (NaN: never).",
@@ -115,8 +214,13 @@ class GatewayMetrics:
         return max(0.0, time.time() - self._bundle_loaded_at)
 
     def observe_findings(self, findings: Iterable[Any]) -> None:
+        series = self.findings
         for finding in findings:
-            self.findings.labels(_field(finding, "rule"), _field(finding, "severity")).inc()
+            key = (_field(finding, "rule"), _field(finding, "severity"))
+            count = series.get(key)
+            if count is None:
+                count = series[key] = Count()
+            count.value += 1
 
     # --- mitmproxy hooks ------------------------------------------------------------------
 
@@ -142,42 +246,50 @@ class GatewayMetrics:
             self._server = self._thread = None
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._count(flow)
-
-    def error(self, flow: http.HTTPFlow) -> None:
-        self._count(flow)
-
-    def _count(self, flow: http.HTTPFlow) -> None:
+        """Count the flow's decision, findings and latency, once per flow (a flow may end
+        in ``response`` and then ``error``, or be seen twice)."""
         metadata = flow.metadata
         decision = metadata.get("sargs.decision")
         if decision is None or _COUNTED in metadata:
             return
         metadata[_COUNTED] = True
-        counter, latency = self._children(decision)
-        counter.inc()
+        bound = self._bound.get(id(decision))
+        if bound is None or bound[0] is not decision:
+            bound = self._bind(decision)
+        bound[1].value += 1
         findings = metadata.get("sargs.findings")
         if findings:
             self.observe_findings(findings)
         started = flow.request.data.timestamp_start
         if started:
-            latency.observe(max(0.0, time.time() - started))
+            elapsed = time.time() - started
+            if elapsed < 0.0:  # (a clock step back)
+                elapsed = 0.0
+            latency = bound[2]  # Latency.observe, inlined: this runs per request
+            latency.counts[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+            latency.sum += elapsed
 
-    def _children(self, decision: Any) -> tuple[Any, Any]:
-        """The decision counter's and latency histogram's children for this decision,
-        bound once per (platform, action, outcome): ``labels()`` per request costs more
-        than the count itself."""
+    error = response
+
+    def _bind(self, decision: Any) -> tuple[object, Count, Latency]:
+        """The decision's counter and latency series, found once per decision object (the
+        access addon hands out the same few decisions again and again) and created once
+        per (platform, action, outcome): building label keys per request costs more than
+        the count itself."""
+        platform = _field(decision, "platform")
         allowed = bool(getattr(decision, "allowed", False))
-        key = (_field(decision, "platform"), _field(decision, "action"), allowed)
-        children = self._bound.get(key)
-        if children is None:
-            platform, action, _ = key
-            children = (
-                self.decisions.labels(platform, action, "allowed" if allowed else "refused"),
-                self.latency.labels(platform),
-            )
-            if len(self._bound) < 4096:  # platforms × actions: a few dozen in practice
-                self._bound[key] = children
-        return children
+        key = (platform, _field(decision, "action"), "allowed" if allowed else "refused")
+        count = self.decisions.get(key)
+        if count is None:
+            count = self.decisions[key] = Count()
+        latency = self.latency.get((platform,))
+        if latency is None:
+            latency = self.latency[(platform,)] = Latency()
+        bound = (decision, count, latency)
+        if len(self._bound) >= _BOUND_MAX:  # decisions with grants are new objects
+            self._bound.clear()
+        self._bound[id(decision)] = bound
+        return bound
 
     def registry_text(self) -> str:
         """The exposition text, as a scrape would see it."""
