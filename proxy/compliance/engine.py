@@ -35,7 +35,7 @@ from proxy.compliance.prefilter import Prefilter
 from proxy.policy.model import Policy
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per draft: see normalize.Folded
 class _Raw:
     rule: str
     start: int

@@ -25,7 +25,7 @@ class Entry:
     """For embargo terms: the index of the embargo."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per draft: see normalize.Folded
 class Hit:
     entry: Entry
     start: int

@@ -51,7 +51,7 @@ _HOMOGLYPHS = str.maketrans(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # made per draft: see normalize.Folded
 class LinkSpan:
     start: int
     end: int

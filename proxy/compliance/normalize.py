@@ -61,7 +61,7 @@ class _FoldTable(dict[int, str]):
 _TABLE = _FoldTable()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Folded:
     """The folded text and the way back to UTF-16 offsets of the draft.
 
@@ -72,6 +72,10 @@ class Folded:
 
     ``astral`` always holds the code point indices of the draft's characters outside the
     BMP (what ``Utf16Index`` needs for the draft as typed).
+
+    Read-only by convention, not ``frozen``: a frozen dataclass sets each field through
+    ``object.__setattr__``, which triples what making one costs, and this one, like the
+    detectors' spans and hits, is made for every draft.
     """
 
     text: str
