@@ -20,9 +20,9 @@ from proxy.service import (
     me,
     metrics,
     openapi,
+    pipeline,
     policywatch,
 )
-from proxy.service.errors import error_middleware
 from proxy.settings import ROOT, Settings
 from proxy.store.db import open_store
 
@@ -47,13 +47,12 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings, policy: PolicyState | None = None) -> web.Application:
-    app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.max_body_bytes
-    )
+    app = web.Application(client_max_size=settings.max_body_bytes)
     app[keys.SETTINGS] = settings
     app[keys.POLICY] = policy or PolicyState(settings.policy)
     app.cleanup_ctx.append(_store_ctx)  # first: the other parts use the store
     policywatch.setup(app)  # reload on change, audit every reload (proxy/service/policywatch.py)
+    pipeline.setup(app)  # metrics, CORS, cross-site refusal, errors (proxy/service/pipeline.py)
     app.add_routes(routes)
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
     home.setup(app)  # GET /: links and guidelines (proxy/service/home.py)

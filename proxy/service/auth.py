@@ -51,7 +51,7 @@ from aiohttp import web
 
 from proxy.policy.model import Policy, Role
 from proxy.service import keys
-from proxy.service.errors import Handler, json_error
+from proxy.service.errors import json_error
 from proxy.service.pages import render, wants_html
 from proxy.settings import Settings
 from proxy.store import audit, users
@@ -475,26 +475,31 @@ def _carries_credentials(request: web.Request) -> bool:
         "Authorization", "").lower().startswith("basic ")
 
 
-@web.middleware
-async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Unsafe requests from other sites are refused before any handler runs.
+def cross_site_refusal(request: web.Request) -> web.Response | None:
+    """403 for an unsafe request from another site, before any handler runs.
 
     The API takes them when they carry no credentials (the check is called from every
-    platform's pages). API handlers render no pages, so they never start a pre-session:
-    their answers go out as they are (the check is on the hot path)."""
-    api = request.path.startswith("/api/")
-    if request.method in UNSAFE and (not api or _carries_credentials(request)):
+    platform's pages)."""
+    if request.method in UNSAFE and (
+        not request.path.startswith("/api/") or _carries_credentials(request)
+    ):
         foreign = cross_origin(request)
         if foreign is not None:
             log.warning("refused %s %s from origin %s", request.method, request.path, foreign)
             return json_error(403, f"cross-site request refused (origin {foreign})")
-    response = await handler(request)
-    if api:
-        return response
+    return None
+
+
+def after(request: web.Request, response: web.StreamResponse) -> None:
+    """A page that started a pre-login session (``csrf_token``) sets its cookie.
+
+    API handlers render no pages, so they never start one: their answers are left
+    as they are (the check is on the hot path)."""
+    if request.path.startswith("/api/"):
+        return
     pre = request.get(_PRE_NEW)
-    if pre and isinstance(response, web.StreamResponse) and not response.prepared:
+    if pre and not response.prepared:
         set_cookie(request, response, PRE_COOKIE, str(pre), max_age=3600)
-    return response
 
 
 def set_cookie(request: web.Request, response: web.StreamResponse, name: str, value: str,
@@ -576,5 +581,4 @@ def _str(value: object) -> str:
 def setup(app: web.Application) -> None:
     settings = app[keys.SETTINGS]
     app[AUTH] = Auth(settings, settings.session_hours * 3600)
-    app.middlewares.append(origin_middleware)
     app.add_routes(routes)

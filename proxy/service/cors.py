@@ -1,10 +1,9 @@
 """CORS headers on every answer of the paths that page scripts and extensions call.
 
 Each part registers its paths with a function that gives the headers for a request
-(``allow``); one ``on_response_prepare`` receiver adds them to every answer on those
-paths, errors included (a 422 from the error middleware, a 401, a 405 from the router),
-so the calling page can read them. A signal, not a middleware: other routes pay one
-dictionary lookup, and there is one receiver however many parts use it.
+(``allow``); the service's one middleware (``pipeline.py``) adds them to every answer on
+those paths, errors included (a 422 for a bad field, a 401, a 405 from the router), so
+the calling page can read them. Other paths pay one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -20,14 +19,11 @@ _PATHS = web.AppKey("sargs.cors", dict[str, Headers])
 
 def allow(app: web.Application, paths: Iterable[str], headers: Headers) -> None:
     """Answers on ``paths`` (exact) carry ``headers(request)``."""
-    if _PATHS not in app:
-        app[_PATHS] = {}
-        app.on_response_prepare.append(_add_headers)
-    for path in paths:
-        app[_PATHS][path] = headers
+    app.setdefault(_PATHS, {}).update(dict.fromkeys(paths, headers))
 
 
-async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
-    headers = request.app[_PATHS].get(request.path)
-    if headers is not None:
-        response.headers.update(headers(request))
+def headers(request: web.Request) -> Mapping[str, str] | None:
+    """The CORS headers the answer to ``request`` carries (None: not a CORS path)."""
+    found = request.app.get(_PATHS)
+    allowed = found.get(request.path) if found else None
+    return allowed(request) if allowed is not None else None

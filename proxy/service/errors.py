@@ -1,5 +1,5 @@
-"""Domain errors turned into HTTP answers in one middleware: 4xx name the field, never 5xx
-for bad input."""
+"""Domain errors turned into HTTP answers (``answer``, called by ``pipeline.py`` for
+whatever a handler raises): 4xx name the field, never 5xx for bad input."""
 
 from __future__ import annotations
 
@@ -32,18 +32,17 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ValidationError as exc:
+def answer(request: web.Request, exc: Exception) -> web.Response | None:
+    """The answer for a domain error a handler raised, or None (not one of ours)."""
+    if isinstance(exc, ValidationError):
         details = validation_details(exc)
         fields = ", ".join(d["field"] for d in details)
         return json_error(422, f"invalid request: {fields}", details=details)
-    except json.JSONDecodeError as exc:
+    if isinstance(exc, json.JSONDecodeError):
         return json_error(400, f"body is not valid JSON: {exc.msg} at position {exc.pos}")
-    except UnicodeDecodeError:
+    if isinstance(exc, UnicodeDecodeError):
         return json_error(400, "body is not valid UTF-8")
-    except web.HTTPRequestEntityTooLarge:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[SETTINGS].max_body_bytes
         return json_error(413, f"request body too large: at most {limit} bytes")
+    return None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -131,24 +130,9 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "(unmatched)"
 
 
-@web.middleware
-async def metrics_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    metrics = request.app[METRICS]
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        metrics.observe_latency(
-            request.method, _route(request), status, time.perf_counter() - started
-        )
+def observe(request: web.Request, status: int, seconds: float) -> None:
+    """One answered request (``pipeline.py``: the final status, errors included)."""
+    request.app[METRICS].observe_latency(request.method, _route(request), status, seconds)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
@@ -163,5 +147,4 @@ async def metrics_handler(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[METRICS] = ServiceMetrics()
-    app.middlewares.insert(0, metrics_middleware)  # outermost: sees the final status
     app.router.add_get("/metrics", metrics_handler)

@@ -1,0 +1,59 @@
+"""Every request's way through the service, in one middleware.
+
+Four concerns wrap every handler, each a plain function in its own module:
+
+1. the latency metric, by route pattern and final status (``metrics.py``);
+2. CORS headers on the paths page scripts and extensions call, errors included
+   (``cors.py``);
+3. refusal of unsafe requests from other sites, and the pre-login cookie a page may
+   have started (``auth.py``);
+4. answers for domain errors: 422 naming the field, 400 for a body that is not JSON,
+   413 for one too large (``errors.py``).
+
+They run in one layer because every aiohttp middleware and response-signal receiver
+is a coroutine (and a ``partial``) per request: as three middlewares and a signal they
+cost the check API, the service's hot path, as much as the rules engine does on a
+typical post.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from proxy.service import auth, cors, errors, metrics
+from proxy.service.errors import Handler
+
+
+@web.middleware
+async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    allow = cors.headers(request)
+    try:
+        response: web.StreamResponse | None = auth.cross_site_refusal(request)
+        if response is None:
+            try:
+                response = await handler(request)
+            except Exception as exc:
+                response = errors.answer(request, exc)
+                if response is None:
+                    raise
+            else:
+                auth.after(request, response)
+        status = response.status
+        if allow:
+            response.headers.update(allow)
+        return response
+    except web.HTTPException as exc:  # redirects, 401, 404, 405: aiohttp answers them
+        status = exc.status
+        if allow:
+            exc.headers.update(allow)
+        raise
+    finally:
+        metrics.observe(request, status, time.perf_counter() - started)
+
+
+def setup(app: web.Application) -> None:
+    app.middlewares.append(pipeline)
