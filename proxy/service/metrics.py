@@ -22,15 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from proxy import series
 from proxy.compliance.model import CheckResult
 from proxy.service import keys
 
@@ -44,21 +38,22 @@ Refresher = Callable[[web.Application], Awaitable[None]]
 class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        self.latency = Histogram(
+        # Counted per request: lock-free series (proxy/series.py), bounded label values
+        # (verdicts, rule ids × severities, route patterns × statuses).
+        self.latency = series.Histogram(
             "sargs_service_request_duration_seconds",
             "Time to answer a request, by method, route pattern and status.",
-            ["method", "route", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            ("method", "route", "status"),
+            LATENCY_BUCKETS,
         )
-        self.checks = Counter(
-            "sargs_checks", "Draft checks answered, by verdict.", ["verdict"],
-            registry=self.registry,
+        self.checks = series.Counter(
+            "sargs_checks", "Draft checks answered, by verdict.", ("verdict",)
         )
-        self.findings = Counter(
+        self.findings = series.Counter(
             "sargs_findings", "Findings of draft checks, by rule and severity.",
-            ["rule", "severity"], registry=self.registry,
+            ("rule", "severity"),
         )
+        series.register(self.registry, self.latency, self.checks, self.findings)
         self.grants_active = Gauge(
             "sargs_grants_active", "Temporary access grants in force now.",
             registry=self.registry,
@@ -72,25 +67,26 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.refreshers: list[Refresher] = [refresh_policy, refresh_store_counts]
-        # Label children by their values (``labels()`` checks and locks on every call);
-        # the values are bounded: verdicts, rule ids × severities, routes × statuses.
-        self._children: dict[tuple[object, ...], Any] = {}
-
-    def _child(self, metric: Any, *values: str) -> Any:
-        key = (id(metric), *values)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*values)
-        return child
+        self._routes: dict[tuple[object, str, int], series.Observed] = {}
+        """(resource, method, status) → its latency series, without formatting labels."""
 
     def observe_check(self, result: CheckResult) -> None:
         """Count one answered check: its verdict and each finding's rule and severity."""
-        self._child(self.checks, result.verdict).inc()
+        self.checks.labels(result.verdict).value += 1
         for finding in result.findings:
-            self._child(self.findings, finding.rule, finding.severity.value).inc()
+            self.findings.labels(finding.rule, finding.severity.value).value += 1
 
-    def observe_latency(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._child(self.latency, method, route, str(status)).observe(seconds)
+    def observe_request(self, request: web.Request, status: int, seconds: float) -> None:
+        """One answered request, by its route's pattern (``pipeline.py``)."""
+        resource = request.match_info.route.resource
+        key = (resource, request.method, status)
+        observed = self._routes.get(key)
+        if observed is None:
+            route = resource.canonical if resource is not None else "(unmatched)"
+            observed = self.latency.labels(request.method, route, str(status))
+            if len(self._routes) < 4096:  # resources × methods × statuses: bounded
+                self._routes[key] = observed
+        observed.observe(seconds)
 
 
 METRICS = web.AppKey("sargs.metrics", ServiceMetrics)
@@ -125,14 +121,9 @@ async def refresh_store_counts(app: web.Application) -> None:
     metrics.requests_pending.set(pending)
 
 
-def _route(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "(unmatched)"
-
-
 def observe(request: web.Request, status: int, seconds: float) -> None:
     """One answered request (``pipeline.py``: the final status, errors included)."""
-    request.app[METRICS].observe_latency(request.method, _route(request), status, seconds)
+    request.app[METRICS].observe_request(request, status, seconds)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
