@@ -79,3 +79,15 @@ def test_astral_indices_in_every_shape(text: str) -> None:
     expected = tuple(i for i, c in enumerate(text) if ord(c) > 0xFFFF)
     assert fold_text(text).astral == expected
     assert _fold_translated(text).astral == expected
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_ascii_drafts(seed: int) -> None:
+    """Plain ASCII drafts take ``str.lower``: the same, tabs, breaks and runs of spaces
+    included."""
+    rng = random.Random(seed)
+    alphabet = "".join(chr(i) for i in range(1, 128)) + "    aaaa"
+    for size in (1, 3, 40, 280):
+        _same("".join(rng.choice(alphabet) for _ in range(size)))
+    _same("Plain  ASCII\\twith\\nbreaks")
+    assert fold_text("TOP Secret, Ministry").text == "top secret, ministry"
