@@ -143,11 +143,14 @@ class Engine:
         # Patterns on the folded draft first, then those on the draft as typed (each in
         # policy order): ties between findings are kept in the order they are found.
         candidates, starts = self.prefilter.collect(occurrences)
+        anchored = self.prefilter.anchored
         for i in sorted(candidates, key=self._pattern_order):
             rule_id, regex, kind, on_folded = self.patterns[i]
             anchors = starts.get(i)
             if anchors is not None:
                 matches: Iterable[re.Match[str]] = Prefilter.matches(regex, folded.text, anchors)
+            elif i in anchored:
+                continue  # none of the words its matches begin with is in the draft
             else:
                 matches = regex.finditer(folded.text if on_folded else text)
             for m in matches:

@@ -95,8 +95,8 @@ class Folded:
 def fold_text(text: str) -> Folded:
     """Fold a draft, keeping the map back to UTF-16 offsets."""
     if text.isascii() and text.isprintable():  # no tab or line break: ``lower`` folds it
-        folded = text.lower()
-        return _fold_by_character(text) if "  " in folded else Folded(folded)
+        lowered = text.lower()
+        return _fold_by_character(text) if "  " in lowered else Folded(lowered)
     raw = _encode(text, _LOOK_UP, _ENCODING)[0].translate(_FOLD_BYTES)
     folded: str = _decode(raw, "strict", _DECODING)[0]
     astral: list[int] = []

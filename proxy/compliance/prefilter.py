@@ -187,7 +187,8 @@ class Prefilter:
 
     def scan(self, folded: str) -> tuple[set[int], dict[int, list[int]]]:
         """The patterns that may match, and for anchored ones where they may start (in
-        the folded text; an anchored pattern without a start cannot match)."""
+        the folded text; an anchored pattern without starts, not in the dict, cannot
+        match)."""
         return self.collect(self._automaton.find(folded))
 
     def collect(
@@ -197,11 +198,11 @@ class Prefilter:
         character, payload) found by someone else's pass over the folded draft
         (``Lexicon.scan_all``: one automaton for the lexicon and these words)."""
         found = set(self.always)
-        starts: dict[int, list[int]] = {i: [] for i in self.anchored}
+        starts: dict[int, list[int]] = {}
         for end, (length, required, leading) in occurrences:
             found.update(required)
             for i in leading:
-                starts[i].append(end - length + 1)
+                starts.setdefault(i, []).append(end - length + 1)
         return found, starts
 
     @staticmethod

@@ -61,6 +61,8 @@ GENERATED = "sargs.generated"
 """``flow.metadata`` key set on responses a Sargs addon made (never injected, never streamed)."""
 _JUDGED = "sargs.inject.judged"
 """``flow.metadata``: the response headers ``responseheaders`` judged, kept for ``response``."""
+_PAGE = RequestKind.page
+"""(An enum member read from its class costs as much as a dict look-up and a call.)"""
 
 # --- pure HTML rewriting ----------------------------------------------------------------------
 
@@ -73,6 +75,21 @@ _PROLOGUE = re.compile(
 )
 _META = re.compile(r"<meta\s[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>"']+))?""")
+
+# The same expressions over a page's bytes (``insert_tag``): each matches exactly where
+# its text twin matches in the page's latin-1 view (``decode_html``). There ``\s`` also
+# matches \x1c-\x1f, \x85 and \xa0, and ``\xef`` also matches ``\xcf`` (ï, Ï) under
+# IGNORECASE; no other latin-1 character folds to an ASCII letter, and U+FEFF is not in
+# latin-1. (tests/gateway/test_inject.py checks every byte value.)
+_S = rb"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0"
+_HEAD_B = re.compile(rb"<head(?:[" + _S + rb"][^>]*)?>", re.IGNORECASE)
+_HTML_B = re.compile(rb"<html(?:[" + _S + rb"][^>]*)?>", re.IGNORECASE)
+_BODY_B = re.compile(rb"<body[" + _S + rb">]", re.IGNORECASE)
+_PROLOGUE_B = re.compile(
+    rb"(?:[\xcf\xef]\xbb\xbf|[" + _S + rb"]+|<!--.*?-->|<!doctype[^>]*>|<\?xml[^>]*\?>)*",
+    re.IGNORECASE | re.DOTALL,
+)
+_META_B = re.compile(rb"<meta[" + _S + rb"][^>]*>", re.IGNORECASE)
 
 
 class Rewritten(NamedTuple):
@@ -139,13 +156,22 @@ def meta_policies(document: str, body_start: int | None = None) -> list[MetaPoli
     limit = _body_start(document) if body_start is None else body_start
     out = []
     for m in _META.finditer(document, 0, limit):
-        attrs = _attributes(m.group(0))
-        names = {name: (value, span) for name, value, span in reversed(attrs)}
-        equiv = names.get("http-equiv", ("", None))[0].strip().lower()
-        content, span = names.get("content", ("", None))
-        if equiv == "content-security-policy" and span is not None:
-            out.append(MetaPolicy(m.start(), m.end(), m.group(0), content, span))
+        policy = _meta_policy(m.group(0))
+        if policy is not None:
+            out.append(MetaPolicy(m.start(), m.end(), m.group(0), *policy))
     return out
+
+
+def _meta_policy(tag: str) -> tuple[str, tuple[int, int]] | None:
+    """An enforced policy's text and the span of its content attribute's value in ``tag``
+    (a ``<meta …>`` tag), or None when the tag is no ``http-equiv`` CSP."""
+    attrs = _attributes(tag)
+    names = {name: (value, span) for name, value, span in reversed(attrs)}
+    equiv = names.get("http-equiv", ("", None))[0].strip().lower()
+    content, span = names.get("content", ("", None))
+    if equiv == "content-security-policy" and span is not None:
+        return content, span
+    return None
 
 
 def script_tag(attrs: dict[str, str], nonce: str | None) -> str:
@@ -206,6 +232,28 @@ def rewrite(
     return Rewritten(document[:at] + tag + document[at:], headers, result.nonce)
 
 
+def insert_tag(content: bytes, tag: bytes) -> bytes | None:
+    """``rewrite`` of a page without Content-Security-Policy headers, done on its bytes
+    (an ASCII-compatible charset: ``page_charset`` is None): the bytes ``rewrite`` and
+    ``encode_html`` would give, or None when the page has a ``<meta>`` policy to adjust
+    (then ``rewrite`` does all of it). The common case, so no decoding, no encoding and
+    no lists: a few C-speed searches."""
+    body = _BODY_B.search(content)
+    body_start = body.start() if body else len(content)
+    for meta in _META_B.finditer(content, 0, body_start):
+        if _meta_policy(meta.group().decode("latin-1")) is not None:
+            return None
+    prologue = _PROLOGUE_B.match(content)
+    offset = prologue.end() if prologue else 0
+    if body_start < offset:  # (a <body inside the prologue: look on, as rewrite does)
+        body = _BODY_B.search(content, offset)
+        body_start = body.start() if body else len(content)
+    found = _HEAD_B.search(content, offset, body_start) or _HTML_B.search(
+        content, offset, body_start)
+    at = found.end() if found else offset
+    return b"".join((content[:at], tag, content[at:]))
+
+
 @lru_cache(maxsize=64)
 def _ascii_compatible(charset: str) -> bool:
     try:
@@ -213,6 +261,12 @@ def _ascii_compatible(charset: str) -> bool:
         return codec.encode("<head>")[0] == b"<head>" and codec.decode(b"<head>")[0] == "<head>"
     except (LookupError, UnicodeError, ValueError):
         return True  # unknown: treat as bytes (latin-1 view keeps them exactly)
+
+
+@lru_cache(maxsize=256)
+def _is_page_type(content_type: str) -> bool:
+    """An HTML document (remembered per Content-Type value)."""
+    return content_type.lower().startswith(("text/html", "application/xhtml+xml"))
 
 
 @lru_cache(maxsize=256)
@@ -232,10 +286,17 @@ def decode_html(content: bytes, content_type: str) -> tuple[str, str | None]:
     which maps every byte to one character and back: the page's bytes are kept exactly,
     even invalid ones, and our ASCII-only tag lands in the right place.
     """
-    charset = _declared_charset(content_type) or infer_content_encoding(content_type, content)
-    if _ascii_compatible(charset):
+    charset = page_charset(content, content_type)
+    if charset is None:
         return content.decode("latin-1"), None
     return content.decode(charset, "replace"), charset
+
+
+def page_charset(content: bytes, content_type: str) -> str | None:
+    """The page's charset, or None when it is ASCII-compatible (viewed as latin-1, or
+    rewritten as bytes: ``insert_tag``)."""
+    charset = _declared_charset(content_type) or infer_content_encoding(content_type, content)
+    return None if _ascii_compatible(charset) else charset
 
 
 def encode_html(document: str, codec: str | None) -> bytes:
@@ -252,45 +313,75 @@ class ResponseHeaders(NamedTuple):
     encoded: bool
     """A Content-Encoding or Transfer-Encoding header is present."""
     policies: list[str]
+    length_at: int = -1
+    """Where the only Content-Length field is (-1: none, or several): for ``set_body``."""
 
 
-_CONTENT_TYPE, _DISPOSITION, _LENGTH = b"content-type", b"content-disposition", b"content-length"
-_CSP = b"content-security-policy"
-_CODINGS = frozenset({b"content-encoding", b"transfer-encoding"})
+_LENGTH = b"content-length"
+_TYPE, _POLICY, _DISPOSITION, _LENGTH_FIELD, _CODING = range(5)
+_FIELDS = {
+    b"content-type": _TYPE,
+    b"content-security-policy": _POLICY,
+    b"content-disposition": _DISPOSITION,
+    _LENGTH: _LENGTH_FIELD,
+    b"content-encoding": _CODING,
+    b"transfer-encoding": _CODING,
+}
+"""The header names injection reads (lower case), by what it reads them for."""
+_response_headers = tuple.__new__
+"""``ResponseHeaders(...)`` without its Python-level ``__new__`` (every field given)."""
 
 
 def scan_response_headers(fields: tuple[tuple[bytes, bytes], ...]) -> ResponseHeaders:
     """One pass over raw header fields (each ``Headers.get`` scans them all again and
-    converts every name)."""
+    converts every name); one dict look-up per field that is none of ours."""
     ctype = disposition = length = None
     encoded = False
     policies: list[str] = []
+    length_at = at = -1
+    wanted = _FIELDS.get
     for name, value in fields:
-        lower = name.lower()
-        if lower == _CONTENT_TYPE:
+        at += 1
+        kind = wanted(name.lower())
+        if kind is None:
+            continue
+        if kind == _TYPE:
             if ctype is None:
                 ctype = value.decode("latin-1")
-        elif lower == _CSP:
+        elif kind == _POLICY:
             policies.append(value.decode("utf-8", "surrogateescape"))
-        elif lower == _DISPOSITION:
+        elif kind == _DISPOSITION:
             if disposition is None:
                 disposition = value.decode("latin-1")
-        elif lower == _LENGTH:
+        elif kind == _LENGTH_FIELD:
             if length is None:
                 length = value.decode("latin-1")
-        elif lower in _CODINGS:
+                length_at = at
+            else:
+                length_at = -1  # several: set_body drops the others
+        else:
             encoded = True
-    return ResponseHeaders(ctype or "", disposition or "", length or "", encoded, policies)
+    return _response_headers(ResponseHeaders, (
+        ctype or "", disposition or "", length or "", encoded, policies, length_at))
 
 
-def set_body(response: http.Response, body: bytes, encoded: bool) -> None:
+def set_body(response: http.Response, body: bytes, encoded: bool, length_at: int = -1) -> None:
     """``response.content = body``; for a body without Content- or Transfer-Encoding
     (``encoded`` false) the same result in one pass over the headers: the body as is,
-    Content-Length set where the first one was (others dropped) or added at the end."""
+    Content-Length set where the first one was (others dropped) or added at the end.
+    ``length_at``: where the only Content-Length field is, when known (``ResponseHeaders``):
+    then only that field is replaced."""
     if encoded:
         response.content = body
         return
     length = str(len(body)).encode()
+    data = response.data
+    old = data.headers.fields
+    if 0 <= length_at < len(old) and old[length_at][0].lower() == _LENGTH:
+        data.content = body
+        data.headers.fields = (*old[:length_at], (old[length_at][0], length),
+                               *old[length_at + 1:])
+        return
     fields: list[tuple[bytes, bytes]] = []
     found = False
     for field in response.headers.fields:
@@ -378,6 +469,7 @@ class Inject:
         self.max_body_bytes = max_body_bytes
         self.enabled = True
         self.max_bytes = DEFAULT_MAX_BYTES
+        self._tags: dict[tuple[str, str], bytes] = {}
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -499,59 +591,62 @@ class Inject:
 
     # -- pages -------------------------------------------------------------------------------
 
-    def _candidate(self, flow: http.HTTPFlow) -> ResponseHeaders | None:
-        """An allowed platform page load that we may buffer and inject into: its headers
-        (else None). The headers' verdict is remembered for the response hook while the
-        headers stay the same (the same ``fields`` tuple: any change replaces it)."""
-        response = flow.response
-        assert response is not None
+    def _candidate(
+        self, flow: http.HTTPFlow, response: http.Response, judged: Any = None
+    ) -> ResponseHeaders | None:
+        """A page load that we may buffer and inject into (the caller saw an allowed
+        decision and no ``GENERATED``): its headers, else None. ``responseheaders``
+        remembers the headers' verdict in ``flow.metadata[_JUDGED]``; ``response`` passes
+        it back as ``judged`` and it holds while the headers stay the same (the same
+        ``fields`` tuple: any change replaces it)."""
         metadata = flow.metadata
-        decision = metadata.get("sargs.decision")
-        if not isinstance(decision, Decision) or not decision.allowed:
-            return None
-        if metadata.get(GENERATED) or metadata.get("sargs.kind") != RequestKind.page:
+        if metadata.get("sargs.kind") != _PAGE:
             return None
         status = response.data.status_code  # ``status_code`` without the property
         if not 200 <= status < 300 or status in (204, 205, 206):
             return None
         if flow.request.data.method.upper() != b"GET":  # ``method`` without decoding
             return None
-        fields = response.headers.fields
-        judged = metadata.get(_JUDGED)
-        if judged is not None and judged[0] is fields and judged[1] == self.max_bytes:
+        fields = response.data.headers.fields
+        if judged and judged[0] is fields and judged[1] == self.max_bytes:
             return judged[2]  # type: ignore[no-any-return]
-        found = self._page_headers(fields)
-        metadata[_JUDGED] = (fields, self.max_bytes, found)
+        headers = scan_response_headers(fields)
+        length = headers.length
+        page = (  # an HTML page small enough to buffer, shown inline
+            _is_page_type(headers.content_type)
+            and not (headers.disposition and "attachment" in headers.disposition.lower())
+            and not (length.isdigit() and int(length) > self.max_bytes)
+        )
+        found = headers if page else None
+        if judged is None:  # (responseheaders: remember for response)
+            metadata[_JUDGED] = (fields, self.max_bytes, found)
         return found
 
-    def _page_headers(self, fields: tuple[tuple[bytes, bytes], ...]) -> ResponseHeaders | None:
-        """The headers of an HTML page small enough to buffer, shown inline (else None)."""
-        headers = scan_response_headers(fields)
-        if not headers.content_type.lower().startswith(("text/html", "application/xhtml+xml")):
-            return None
-        if "attachment" in headers.disposition.lower():
-            return None
-        length = headers.length
-        if length.isdigit() and int(length) > self.max_bytes:
-            return None
-        return headers
-
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.error or flow.response is None or flow.metadata.get(GENERATED):
+        response = flow.response
+        if flow.error or response is None:
             return
-        decision = flow.metadata.get("sargs.decision")
+        metadata = flow.metadata
+        decision = metadata.get("sargs.decision")
         if not isinstance(decision, Decision) or not decision.allowed:
             return  # not a platform flow, or answered by the access addon
-        if not (self.enabled and self._candidate(flow) is not None):
-            flow.response.stream = True
+        if metadata.get(GENERATED):
+            return
+        if not (self.enabled and self._candidate(flow, response) is not None):
+            response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if response is None or flow.error or response.stream or not self.enabled:
             return
-        found = self._candidate(flow)
         metadata = flow.metadata
-        metadata.pop(_JUDGED, None)  # only between the two hooks
+        judged = metadata.pop(_JUDGED, None)  # only between the two hooks
+        decision = metadata.get("sargs.decision")
+        if not isinstance(decision, Decision) or not decision.allowed:
+            return
+        if metadata.get(GENERATED):
+            return
+        found = self._candidate(flow, response, judged or ())
         if found is None:
             return
         if found.encoded:
@@ -562,19 +657,45 @@ class Inject:
                             response.headers.get("Content-Encoding"))
                 return
         else:
-            content = response.raw_content  # what get_content returns without an encoding
+            content = response.data.content  # what get_content returns without an encoding
         if not content or len(content) > 4 * self.max_bytes:
             return
-        document, codec = decode_html(content, found.content_type)
-        attrs = {
-            "data-backend": RESERVED,
-            "data-platform": str(metadata.get("sargs.platform", "")),
-            "data-lang": str(metadata.get("sargs.lang", "en")),
-            "data-account": "personal",
-        }
+        platform = str(metadata.get("sargs.platform", ""))
+        lang = str(metadata.get("sargs.lang", "en"))
         policies = found.policies
-        rewritten = rewrite(document, policies, lambda: page_origin(flow), attrs)
+        charset = page_charset(content, found.content_type)
+        if charset is None and not policies:  # the common case: no policy in the headers
+            body = insert_tag(content, self._tag(platform, lang))
+            if body is not None:  # (else a <meta> policy: rewrite below)
+                set_body(response, body, found.encoded, found.length_at)
+                metadata["sargs.injected"] = True
+                return
+        document = content.decode(charset, "replace") if charset else content.decode("latin-1")
+        rewritten = rewrite(document, policies, lambda: page_origin(flow),
+                            _attributes_of(platform, lang))
         if rewritten.headers != policies:
             response.headers.set_all("Content-Security-Policy", rewritten.headers)
-        set_body(response, encode_html(rewritten.html, codec), found.encoded)
+        set_body(response, encode_html(rewritten.html, charset), found.encoded)
         metadata["sargs.injected"] = True
+
+    def _tag(self, platform: str, lang: str) -> bytes:
+        """Our tag without a nonce, as latin-1 bytes (what ``encode_html`` makes of it),
+        built once per platform and language."""
+        key = (platform, lang)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = script_tag(_attributes_of(platform, lang), None).encode("latin-1")
+            if len(self._tags) >= 1024:
+                self._tags.clear()
+            self._tags[key] = tag
+        return tag
+
+
+def _attributes_of(platform: str, lang: str) -> dict[str, str]:
+    """The ``data-*`` attributes of our tag for a page of ``platform`` in ``lang``."""
+    return {
+        "data-backend": RESERVED,
+        "data-platform": platform,
+        "data-lang": lang,
+        "data-account": "personal",
+    }

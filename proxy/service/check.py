@@ -35,16 +35,17 @@ routes = web.RouteTableDef()
 
 @routes.post(CHECK)
 async def check(request: web.Request) -> web.Response:
+    app = request.app
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[keys.SETTINGS].max_body_bytes
+        limit = app[keys.SETTINGS].max_body_bytes
         return json_error(413, f"request body too large: a check takes at most {limit} bytes")
     draft = _draft(body)
     if draft.lang is None:
         lang = negotiate(request.headers.get("Accept-Language"))
         draft = draft.model_copy(update={"lang": lang})  # a valid value: no re-validation
-    compiled = request.app[keys.POLICY].current
+    compiled = app[keys.POLICY].current
     if draft.platform is not None and draft.platform not in compiled.loaded.policy.platforms:
         return json_error(
             422,
@@ -52,7 +53,7 @@ async def check(request: web.Request) -> web.Response:
             details=[{"field": "platform", "message": f"unknown platform {draft.platform!r}"}],
         )
     result = compiled.engine.check(draft, compiled.version)
-    request.app[METRICS].observe_check(result)
+    app[METRICS].observe_check(result)
     # bytes (a str body takes aiohttp's slower payload path); the header as one string
     body = _clean_body(result.policy) if not result.findings else _body(result)
     return web.Response(body=body, headers=_JSON)

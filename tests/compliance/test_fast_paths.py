@@ -188,6 +188,8 @@ ENGINE_PIECES = [
 class _Everything:
     """A prefilter that lets every pattern run over the whole draft (as without one)."""
 
+    anchored: dict[int, frozenset[str]] = {}  # noqa: RUF012  (no pattern is anchored)
+
     def __init__(self, size: int) -> None:
         self.size = size
 
