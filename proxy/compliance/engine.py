@@ -93,6 +93,15 @@ class Engine:
         self._text_cache: dict[tuple[str, str | None, str], tuple[str, str]] = {}
         """Messages by (rule, kind, language): policy texts only, bounded by the policy."""
         self._clean: dict[str, CheckResult] = {}
+        self._graded = {
+            account: {
+                rule_id: (rule.severity.of(account), rule.severity.of(account).rank)
+                for rule_id, rule in self.rules.items()
+            }
+            for account in ("official", "personal")
+        }
+        """Account → rule → (severity, its rank): read per finding, not computed (the
+        enum's hash and properties are Python code)."""
 
     def check(self, request: CheckRequest, policy_version: str) -> CheckResult:
         raw = self._text_findings(request.text, request.at)
@@ -102,10 +111,12 @@ class Engine:
             raw += self._context_findings(request)
         if not raw:  # most drafts: nothing to sort, rank or validate
             return self.clean(policy_version)
-        findings = [self._finding(r, request) for r in _without_overlaps(raw)]
-        findings.sort(key=lambda f: (f.start, f.end, -f.severity.rank, f.rule))
-        verdict = max((f.severity for f in findings), key=lambda s: s.rank)
-        return CheckResult(verdict=verdict.value, policy=policy_version, findings=findings)
+        graded = self._graded[request.account]
+        kept = [(r, *graded[r.rule]) for r in _without_overlaps(raw)]
+        kept.sort(key=lambda k: (k[0].start, k[0].end, -k[2], k[0].rule))
+        findings = [self._finding(r, severity, request) for r, severity, _ in kept]
+        verdict = _BY_RANK[max(rank for _, _, rank in kept)]
+        return CheckResult(verdict=verdict, policy=policy_version, findings=findings)
 
     def clean(self, policy_version: str) -> CheckResult:
         """The answer for a draft without findings: one (frozen) object per version."""
@@ -200,7 +211,7 @@ class Engine:
 
     # --- presentation -----------------------------------------------------------------
 
-    def _finding(self, raw: _Raw, request: CheckRequest) -> Finding:
+    def _finding(self, raw: _Raw, severity: Severity, request: CheckRequest) -> Finding:
         lang = request.lang or "en"
         message, guideline = self._texts(raw.rule, raw.kind, lang)
         if raw.ref >= 0 and "{until}" in message:
@@ -208,7 +219,7 @@ class Engine:
             message = message.replace("{until}", until.strftime("%Y-%m-%d %H:%M"))
         return Finding(  # validated: as cheap as model_construct in pydantic 2
             rule=cast(RuleId, raw.rule),  # keys of ``rules`` are rule ids
-            severity=self.rules[raw.rule].severity.of(request.account),
+            severity=severity,
             start=raw.start,
             end=raw.end,
             message=message,
@@ -226,6 +237,9 @@ class Engine:
             texts = (text.get(lang), guideline.text.get(lang) if guideline else "")
             self._text_cache[key] = texts
         return texts
+
+
+_BY_RANK = {Severity.info.rank: "info", Severity.warn.rank: "warn", Severity.block.rank: "block"}
 
 
 def _without_overlaps(raw: list[_Raw]) -> list[_Raw]:
