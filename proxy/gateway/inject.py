@@ -13,7 +13,9 @@ What it does (docs/injection.md explains why):
   :mod:`proxy.gateway.csp` so the script runs and nothing else is loosened; the tag
   carries the page's own nonce when the policy uses one. Bodies are decoded and encoded
   again through mitmproxy (gzip, br, deflate, zstd), charsets are kept byte for byte, and
-  Content-Length follows.
+  Content-Length follows. A page in an ASCII-compatible charset with no policy to adjust
+  (the common case) gets its tag inserted into its bytes (``insert_tag``: the same bytes
+  as ``rewrite`` on its latin-1 view, without decoding and encoding it).
 - Everything else of an allowed platform (video, images, scripts, JSON, and pages larger
   than ``sargs_inject_max_bytes``) is streamed through, never buffered.
 - The reserved path on the platform's own host is answered by the gateway and never

@@ -7,6 +7,7 @@ a real gateway are in test_browser_gateway.py.
 from __future__ import annotations
 
 import gzip
+import random
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,10 +23,12 @@ from proxy.gateway.inject import (
     Inject,
     decode_html,
     encode_html,
+    insert_tag,
     insertion_point,
     meta_policies,
     rewrite,
     scan_response_headers,
+    script_tag,
     set_body,
 )
 from proxy.policy.decide import Decision, RequestKind, Rule, Subject
@@ -159,11 +162,16 @@ def test_set_body_is_mitmproxys_content_setter(fields: list[tuple[bytes, bytes]]
     body = b"<html><head></head>caf\xc3\xa9</html>"
     ours, theirs = (http.Response.make(200, b"hello", fields) for _ in range(2))
     ours.headers.fields = theirs.headers.fields = tuple(fields)
+    hinted = http.Response.make(200, b"hello", fields)
+    hinted.headers.fields = tuple(fields)
+    scanned = scan_response_headers(hinted.headers.fields)
     set_body(ours, body, scan_response_headers(ours.headers.fields).encoded)
+    set_body(hinted, body, scanned.encoded, scanned.length_at)  # where Content-Length is
     theirs.content = body
-    assert ours.headers.fields == theirs.headers.fields
-    assert ours.raw_content == theirs.raw_content
-    assert ours.get_content(strict=False) == body
+    for response in (ours, hinted):
+        assert response.headers.fields == theirs.headers.fields
+        assert response.raw_content == theirs.raw_content
+        assert response.get_content(strict=False) == body
 
 
 def test_invalid_bytes_are_kept_exactly() -> None:
@@ -386,3 +394,85 @@ def test_other_paths_and_hosts_are_left_alone(addon: Inject) -> None:
     addon.request(outside)  # not a platform host: not ours to answer
     assert outside.response is None
 
+
+
+# --- the bytes fast path ----------------------------------------------------------------------
+
+_FRAGMENTS = [
+    "<!DOCTYPE html>", "<!doctype HTML public>", "<?xml version='1.0'?>", "<!-- c -->",
+    "<!-- <head> <body> -->", "\ufeff", "\xef\xbb\xbf", "\xcf\xbb\xbf", " ", "\n", "\xa0",
+    "\x85", "\x1c", "<html>", "<HTML lang=lv>", "<html\xa0lang=lv>", "<htmlx>", "<head>",
+    "<HEAD data-x='1'>", "<head\x85>", "<header>", "<headx>", "<title>t</title>",
+    "<meta charset=utf-8>", "<meta name=viewport content='width=device-width'>",
+    "<meta\xa0charset=x>", '<meta http-equiv="Content-Security-Policy" content="img-src *">',
+    "<meta http-equiv=content-security-policy-report-only content=\"script-src 'none'\">",
+    "<meta http-equiv=&#67;ontent-Security-Policy content=x>", "<body>", "<BODY class=a>",
+    "<body\x0c>", "<body\xa0x>", "<bodyx>", "<p>text</p>", "</head>", "é", "\xff", "<",
+]
+
+
+def _same_as_rewrite(document: str) -> None:
+    """``insert_tag`` on the page's bytes gives what ``rewrite`` gives on its latin-1 view,
+    or None exactly when ``rewrite`` has a ``<meta>`` policy to adjust."""
+    if any(ord(c) > 0xFF for c in document):
+        return  # (not a latin-1 view of any bytes)
+    content = document.encode("latin-1")
+    tag = script_tag(ATTRS, None).encode("latin-1")
+    ours = insert_tag(content, tag)
+    if meta_policies(document):
+        assert ours is None, document
+    else:
+        assert ours == rewrite(document, [], X, ATTRS).html.encode("latin-1"), document
+
+
+@pytest.mark.parametrize("byte", range(256))
+def test_insert_tag_reads_every_byte_as_the_latin1_view_does(byte: int) -> None:
+    c = chr(byte)
+    for document in (
+        f"{c}<html><head>", f"<!doctype html>{c}{c}<html>x", f"{c}\xbb\xbf<head>",
+        f"<html><head{c}x><body>", f"<html{c}a><body>", f"<html><body{c}<head>",
+        f"<head><meta{c}http-equiv=Content-Security-Policy content=a><body>",
+        f"<HeAd{c}>", f"<!--{c}--><head>", f"<?xml{c}?><html>",
+    ):
+        _same_as_rewrite(document)
+
+
+def test_insert_tag_is_rewrite_on_bytes_for_random_pages() -> None:
+    rng = random.Random(2)
+    for _ in range(3000):
+        _same_as_rewrite("".join(rng.choices(_FRAGMENTS, k=rng.randint(0, 12))))
+
+
+@pytest.mark.parametrize(
+    ("headers", "page"),
+    [
+        ({}, PAGE),  # the fast path
+        ({}, PAGE.replace(b"<title>", b"<meta http-equiv=Content-Security-Policy "
+                                       b"content=\"script-src 'none'\"><title>")),
+        ({"Content-Security-Policy": "script-src 'none'"}, PAGE),
+        ({}, PAGE.replace(b"<title>X", b"<title>\xc4\xb7 \xff")),
+    ],
+)
+def test_page_hooks_give_what_rewrite_gives(
+    addon: Inject, headers: dict[str, str], page: bytes
+) -> None:
+    flow = page_flow(page, headers=headers)
+    run(addon, flow)
+    response = flow.response
+    assert response is not None
+    expected = rewrite(page.decode("latin-1"), list(headers.values()), X,
+                       {**ATTRS, "data-account": "personal"})
+    assert response.raw_content == expected.html.encode("latin-1")
+    assert response.headers.get_all("Content-Security-Policy") == expected.headers
+    assert response.headers["Content-Length"] == str(len(response.raw_content or b""))
+    assert flow.metadata["sargs.injected"] is True
+
+
+def test_set_body_with_a_stale_length_position_still_sets_the_length() -> None:
+    response = http.Response.make(200, b"hello", {"Content-Type": "text/html"})
+    fields = response.headers.fields
+    assert fields[1][0].lower() == b"content-length"
+    set_body(response, b"<p>longer</p>", False, 0)  # (headers changed since the scan)
+    assert response.headers.fields == (fields[0], (fields[1][0], b"13"))
+    set_body(response, b"<p>x</p>", False, 7)  # out of range
+    assert response.headers["Content-Length"] == "8"
