@@ -55,6 +55,7 @@ from proxy.settings import ROOT
 log = logging.getLogger("sargs.inject")
 
 RESERVED = "/__sargs/"
+_RESERVED_BYTES = RESERVED.encode()
 SCRIPT_PATH = csp.SCRIPT_PATH
 CHECK_PATH = "/__sargs/api/v1/check"
 DEFAULT_SCRIPT = ROOT / "extension" / "compose-guard.js"
@@ -87,11 +88,22 @@ _S = rb"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0"
 _HEAD_B = re.compile(rb"<head(?:[" + _S + rb"][^>]*)?>", re.IGNORECASE)
 _HTML_B = re.compile(rb"<html(?:[" + _S + rb"][^>]*)?>", re.IGNORECASE)
 _BODY_B = re.compile(rb"<body[" + _S + rb">]", re.IGNORECASE)
-_PROLOGUE_B = re.compile(
-    rb"(?:[\xcf\xef]\xbb\xbf|[" + _S + rb"]+|<!--.*?-->|<!doctype[^>]*>|<\?xml[^>]*\?>)*",
+_PROLOGUE_PART = (
+    rb"(?:[\xcf\xef]\xbb\xbf|[" + _S + rb"]+|<!--.*?-->|<!doctype[^>]*>|<\?xml[^>]*\?>)"
+)
+_PROLOGUE_B = re.compile(_PROLOGUE_PART + rb"*", re.IGNORECASE | re.DOTALL)
+_META_B = re.compile(rb"<meta[" + _S + rb"][^>]*>", re.IGNORECASE)
+_META_OR_BODY_B = re.compile(rb"<(?:(meta)[" + _S + rb"][^>]*>|body[" + _S + rb">])",
+                             re.IGNORECASE)
+"""``_META_B`` and ``_BODY_B`` in one search: the metas before ``<body``, then ``<body``."""
+_USUAL_START_B = re.compile(
+    _PROLOGUE_PART + rb"*+(?:<html(?:[" + _S + rb"][^<>]*)?>)?[" + _S + rb"]*+"
+    rb"<head(?:[" + _S + rb"][^<>]*)?>",
     re.IGNORECASE | re.DOTALL,
 )
-_META_B = re.compile(rb"<meta[" + _S + rb"][^>]*>", re.IGNORECASE)
+"""The start of most pages: the prologue, maybe ``<html …>``, then ``<head …>``. No ``<``
+inside those tags, so neither ``<head`` nor ``<body`` can start before its end: when it
+matches, it ends where ``_insertion_point`` would insert."""
 
 
 class Rewritten(NamedTuple):
@@ -239,7 +251,28 @@ def insert_tag(content: bytes, tag: bytes) -> bytes | None:
     (an ASCII-compatible charset: ``page_charset`` is None): the bytes ``rewrite`` and
     ``encode_html`` would give, or None when the page has a ``<meta>`` policy to adjust
     (then ``rewrite`` does all of it). The common case, so no decoding, no encoding and
-    no lists: a few C-speed searches."""
+    no lists; on most pages two C-speed searches (``_insert_tag`` does the rest)."""
+    pos = 0
+    while True:
+        found = _META_OR_BODY_B.search(content, pos)
+        if found is None or found.group(1) is None:  # <body, or the end: no meta after
+            break
+        meta = found.group()
+        if meta.find(b"<", 1) >= 0:  # (a <body may start inside it: the long way)
+            return _insert_tag(content, tag)
+        # A policy needs an http-equiv attribute (names are never entity-encoded).
+        if b"http-equiv" in meta.lower() and _meta_policy(meta.decode("latin-1")):
+            return None
+        pos = found.end()
+    usual = _USUAL_START_B.match(content)
+    if usual is None:
+        return _insert_tag(content, tag)
+    at = usual.end()
+    return content[:at] + tag + content[at:]
+
+
+def _insert_tag(content: bytes, tag: bytes) -> bytes | None:
+    """``insert_tag`` step by step, as ``rewrite`` does it (any page)."""
     body = _BODY_B.search(content)
     body_start = body.start() if body else len(content)
     for meta in _META_B.finditer(content, 0, body_start):
@@ -253,7 +286,7 @@ def insert_tag(content: bytes, tag: bytes) -> bytes | None:
     found = _HEAD_B.search(content, offset, body_start) or _HTML_B.search(
         content, offset, body_start)
     at = found.end() if found else offset
-    return b"".join((content[:at], tag, content[at:]))
+    return content[:at] + tag + content[at:]
 
 
 @lru_cache(maxsize=64)
@@ -269,16 +302,6 @@ def _ascii_compatible(charset: str) -> bool:
 def _is_page_type(content_type: str) -> bool:
     """An HTML document (remembered per Content-Type value)."""
     return content_type.lower().startswith(("text/html", "application/xhtml+xml"))
-
-
-@lru_cache(maxsize=256)
-def _declared_charset(content_type: str) -> str | None:
-    """``infer_content_encoding``'s answer when the header names a charset (then the body
-    is never looked at), else None; remembered per Content-Type value."""
-    parsed = parse_content_type(content_type)
-    if parsed is not None and parsed[2].get("charset"):
-        return infer_content_encoding(content_type)
-    return None
 
 
 def decode_html(content: bytes, content_type: str) -> tuple[str, str | None]:
@@ -297,8 +320,22 @@ def decode_html(content: bytes, content_type: str) -> tuple[str, str | None]:
 def page_charset(content: bytes, content_type: str) -> str | None:
     """The page's charset, or None when it is ASCII-compatible (viewed as latin-1, or
     rewritten as bytes: ``insert_tag``)."""
-    charset = _declared_charset(content_type) or infer_content_encoding(content_type, content)
+    declared, charset = _declared_page_charset(content_type)
+    if declared:
+        return charset
+    charset = infer_content_encoding(content_type, content)
     return None if _ascii_compatible(charset) else charset
+
+
+@lru_cache(maxsize=256)
+def _declared_page_charset(content_type: str) -> tuple[bool, str | None]:
+    """Whether the header names a charset, and then ``page_charset``'s answer (the body
+    is never looked at), remembered per Content-Type value."""
+    parsed = parse_content_type(content_type)
+    if parsed is not None and parsed[2].get("charset"):
+        charset = infer_content_encoding(content_type)
+        return True, None if _ascii_compatible(charset) else charset
+    return False, None
 
 
 def encode_html(document: str, codec: str | None) -> bytes:
@@ -501,7 +538,9 @@ class Inject:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        if not flow.request.path.startswith(RESERVED):
+        # The raw path, as ``path`` would decode it (utf-8 keeps an ASCII prefix): every
+        # request to a platform passes here.
+        if not flow.request.data.path.startswith(_RESERVED_BYTES):
             return
         if "sargs.platform" not in flow.metadata:
             return  # not a platform host (the access addon marks every one it lets through)
