@@ -85,6 +85,19 @@ async def test_one_member_failing_does_not_skip_the_next(
     assert "a broke" in caplog.text
 
 
+def test_every_member_runs_in_order_around_a_failing_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    chain = Chain([Member("a", calls), Member("b", calls, fail=True), Member("c", calls),
+                   Member("d", calls)])
+    with caplog.at_level(logging.ERROR):
+        chain.request(tflow.tflow())  # type: ignore[attr-defined]
+    assert calls == ["a.request", "b.request", "c.request", "d.request"]
+    assert caplog.text.count("Addon error") == 1
+    assert "Addon error: b.request failed" in caplog.text
+
+
 def test_addon_halt_stops_the_event_as_in_mitmproxy() -> None:
     calls: list[str] = []
 
