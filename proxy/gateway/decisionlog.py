@@ -103,9 +103,12 @@ class LineHandler(logging.Handler):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
         def write(data: str) -> None:
-            view = memoryview(data.encode("utf-8"))
-            while view:
-                view = view[os.write(fd, view):]
+            raw = data.encode("utf-8")
+            written = os.write(fd, raw)
+            if written < len(raw):  # (a short write: the rest, without copies)
+                view = memoryview(raw)[written:]
+                while view:
+                    view = view[os.write(fd, view):]
 
         return cls(write, close=lambda: os.close(fd), **kwargs)
 
@@ -180,7 +183,7 @@ _second: list[Any] = [None, ""]
 
 def _timestamp(now: float) -> str:
     """``datetime.fromtimestamp(now, UTC).isoformat()``, formatting the date once a second."""
-    second = int(now)
+    second = now // 1  # (a float: cheaper than int(), exact all the same)
     if _second[0] != second:
         _second[:] = [second, _fromtimestamp(second, UTC).isoformat()[:19]]
     micro = round((now - second) * 1e6)
@@ -206,13 +209,32 @@ def _fast_handlers() -> list[LineHandler] | None:
 _FRAGMENTS_MAX = 4096
 _fragments: dict[tuple[Any, ...], tuple[str, str]] = {}
 """Serialized parts of lines around ``path`` for repeated (user, decision, host, ...)."""
+_by_identity: dict[tuple[Any, ...], tuple[Decision, Subject, tuple[str, str]]] = {}
+"""The same parts by the decision and subject objects themselves (the access addon hands
+out the same few again and again), kept beside them so that their ids stay theirs."""
 
 
 def _fragments_for(
     decision: Decision, subject: Subject, host: str, method: str, kind: RequestKind,
     policy: str,
 ) -> tuple[str, str]:
-    """The JSON of the fields before ``path`` and after it, as ``json.dumps`` writes them."""
+    """The JSON of the fields before ``path`` and after it, as ``json.dumps`` writes them:
+    found by the objects' identity (a 6-tuple key), else by their fields."""
+    key = (id(decision), id(subject), host, method, kind, policy)
+    found = _by_identity.get(key)
+    if found is not None and found[0] is decision and found[1] is subject:
+        return found[2]
+    parts = _fragments_by_value(decision, subject, host, method, kind, policy)
+    if len(_by_identity) >= _FRAGMENTS_MAX:
+        _by_identity.clear()
+    _by_identity[key] = (decision, subject, parts)
+    return parts
+
+
+def _fragments_by_value(
+    decision: Decision, subject: Subject, host: str, method: str, kind: RequestKind,
+    policy: str,
+) -> tuple[str, str]:
     key = (subject.user, subject.roles, subject.source, decision.platform, host, method,
            kind, decision.action, decision.allowed, decision.rule, decision.reason,
            decision.role, decision.grant, policy)
@@ -248,7 +270,8 @@ def record(
 ) -> None:
     if not log.isEnabledFor(_INFO):
         return
-    path = path.split("?", 1)[0]
+    if "?" in path:
+        path = path.split("?", 1)[0]
     fast = _fast_handlers()
     if fast is None:
         log.info("decision", extra={"event": {
