@@ -201,3 +201,28 @@ def test_fast_line_is_exactly_what_json_dumps_writes(
             "reason": "lasīt drīkst \"tikai\"", "role": "staff", "grant": grant,
             "policy": "p+1",
         }, ensure_ascii=False)
+
+
+def test_cached_parts_follow_each_decision_and_subject_object(
+    logger: logging.Logger, tmp_path: Path
+) -> None:
+    decisionlog.configure(tmp_path / "d.jsonl")
+    allowed = Decision(True, Action.allow, "x", Rule.role, "yes", "staff", None, None)
+    equal = Decision(True, Action.allow, "x", Rule.role, "yes", "staff", None, None)
+    refused = Decision(False, Action.block, "x", Rule.role, "no", "staff", None, None)
+    other = Subject("ilze", frozenset({"staff"}), "basic")
+    expected = []
+    for decision, subject in [(allowed, SUBJECT), (refused, SUBJECT), (equal, SUBJECT),
+                              (allowed, other), (refused, other), (allowed, SUBJECT)]:
+        decisionlog.record(decision, subject, host="x.com", method="GET", path="/",
+                           kind=RequestKind.page, policy="p")
+        expected.append((subject.user, decision.allowed, decision.reason))
+    for _ in range(3):  # objects made and dropped: a later one may reuse an id
+        decisionlog.record(
+            Decision(True, Action.read, "x", Rule.role, "new", "staff", "g", None),
+            Subject("temp", frozenset({"staff"})), host="x.com", method="GET", path="/",
+            kind=RequestKind.page, policy="p")
+        expected.append(("temp", True, "new"))
+    logger.handlers[0].flush()
+    lines = (tmp_path / "d.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [(e["user"], e["allowed"], e["reason"]) for e in map(json.loads, lines)] == expected
