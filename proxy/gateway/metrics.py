@@ -12,15 +12,10 @@ dicts). Other parts set the gauges they own:
 
 Metric names (``sargs_gateway_*``) are listed in docs/deployment.md.
 
-Per-request counts are plain Python numbers, not prometheus_client's ``Counter`` and
-``Histogram``: those take a lock per ``inc``/``observe`` and the histogram walks its
-buckets in Python, which cost more per request than everything else here. Counting runs
-on the event loop's one thread; a scrape (the metrics server's thread) reads the numbers
-through a collector (``_Collector``) that builds the same exposition prometheus_client's
-own metrics give (names, labels, ``_total``, ``_bucket``/``_count``/``_sum``,
-``_created``). Reading an int or a list's copy is atomic under the GIL; a scrape that
-lands in the middle of a count sees that one request in ``_bucket``/``_count`` before
-its ``_sum``, never a count lost.
+Per-request counts are lock-free series (``proxy/series.py``, shared with the service),
+not prometheus_client's ``Counter`` and ``Histogram``: those take a lock per
+``inc``/``observe`` and the histogram walks its buckets in Python, which cost more per
+request than everything else here. The exposition is the same.
 """
 
 from __future__ import annotations
@@ -29,24 +24,19 @@ import logging
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from mitmproxy import http
 from prometheus_client import CollectorRegistry, Gauge, generate_latest, start_http_server
-from prometheus_client import metrics as prometheus_metrics
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
 
+from proxy import series
 from proxy.settings import Settings
 
 log = logging.getLogger("sargs.gateway.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_LE = (*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf")  # type: ignore[no-untyped-call]
-"""The ``le`` label of each bucket, ``+Inf`` last."""
 _COUNTED = "sargs.metrics.counted"
 _BOUND_MAX = 4096
 """Most decision objects remembered with their series (the access addon reuses a few
@@ -76,84 +66,6 @@ def _field(item: Any, name: str) -> str:
     return str(value) if value is not None else "unknown"
 
 
-class Count:
-    """One counter series: a number only the event loop's thread adds to."""
-
-    __slots__ = ("created", "value")
-
-    def __init__(self) -> None:
-        self.value = 0
-        self.created = time.time()
-
-
-class Latency:
-    """One histogram series: per-bucket counts (not cumulative; ``+Inf`` last) and the sum."""
-
-    __slots__ = ("counts", "created", "sum")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.sum = 0.0
-        self.created = time.time()
-
-    def observe(self, seconds: float) -> None:
-        """Like ``Histogram.observe``: the first bucket whose bound is ≥ ``seconds``."""
-        self.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.sum += seconds
-
-
-def _use_created() -> bool:
-    """Whether prometheus_client exposes ``_created`` series (its
-    ``PROMETHEUS_DISABLE_CREATED_SERIES`` switch), so ours follow the same switch."""
-    return bool(getattr(prometheus_metrics, "_use_created", True))
-
-
-class _Collector:
-    """The per-request series as metric families, built at scrape time."""
-
-    def __init__(
-        self,
-        decisions: dict[tuple[str, ...], Count],
-        findings: dict[tuple[str, ...], Count],
-        latency: dict[tuple[str, ...], Latency],
-    ) -> None:
-        self.decisions = decisions
-        self.findings = findings
-        self.latency = latency
-
-    def describe(self) -> Iterator[Metric]:
-        """The names (so the registry refuses a second collector of the same names)."""
-        for name, doc, labels in (DECISIONS, FINDINGS):
-            yield CounterMetricFamily(name, doc, labels=labels)
-        name, doc, labels = LATENCY
-        yield HistogramMetricFamily(name, doc, labels=labels)
-
-    def collect(self) -> Iterator[Metric]:
-        created = _use_created()
-        for (name, doc, labels), series in (
-            (DECISIONS, self.decisions), (FINDINGS, self.findings)
-        ):
-            counter = CounterMetricFamily(name, doc, labels=labels)
-            for values, count in tuple(series.items()):  # (one atomic copy)
-                counter.add_metric(values, count.value, count.created if created else None)
-            yield counter
-        name, doc, labels = LATENCY
-        histogram = HistogramMetricFamily(name, doc, labels=labels)
-        for values, latency in tuple(self.latency.items()):
-            counts = tuple(latency.counts)  # one atomic copy: count = the +Inf bucket
-            total = latency.sum
-            buckets, acc = [], 0
-            for le, n in zip(_LE, counts, strict=True):
-                acc += n
-                buckets.append((le, float(acc)))
-            histogram.add_metric(values, buckets, total)
-            if created:
-                histogram.samples.append(Sample(
-                    name + "_created", dict(zip(labels, values, strict=True)), latency.created
-                ))
-        yield histogram
-
-
 class GatewayMetrics:
     """Decisions, findings, latency, bundle age and spool depth, in one registry.
 
@@ -175,16 +87,16 @@ class GatewayMetrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._bundle_loaded_at: float | None = None
-        self.decisions: dict[tuple[str, ...], Count] = {}
+        self.decisions = series.Counter(*DECISIONS)
         """(platform, action, outcome) → count."""
-        self.findings: dict[tuple[str, ...], Count] = {}
+        self.findings = series.Counter(*FINDINGS)
         """(rule, severity) → count."""
-        self.latency: dict[tuple[str, ...], Latency] = {}
+        self.latency = series.Histogram(*LATENCY, LATENCY_BUCKETS)
         """(platform,) → latency histogram."""
-        self._bound: dict[int, tuple[object, Count, Latency]] = {}
+        self._bound: dict[int, tuple[object, series.Count, series.Observed]] = {}
         """id(decision) → (that decision, its series); the decision kept so its id stays
         its own."""
-        self.registry.register(_Collector(self.decisions, self.findings, self.latency))
+        series.register(self.registry, self.decisions, self.findings, self.latency)
         self.bundle_age = Gauge(
             "sargs_gateway_bundle_age_seconds",
             "Seconds since the policy bundle in force was loaded (NaN: never).",
@@ -214,13 +126,8 @@ class GatewayMetrics:
         return max(0.0, time.time() - self._bundle_loaded_at)
 
     def observe_findings(self, findings: Iterable[Any]) -> None:
-        series = self.findings
         for finding in findings:
-            key = (_field(finding, "rule"), _field(finding, "severity"))
-            count = series.get(key)
-            if count is None:
-                count = series[key] = Count()
-            count.value += 1
+            self.findings.labels(_field(finding, "rule"), _field(finding, "severity")).value += 1
 
     # --- mitmproxy hooks ------------------------------------------------------------------
 
@@ -265,13 +172,13 @@ class GatewayMetrics:
             elapsed = time.time() - started
             if elapsed < 0.0:  # (a clock step back)
                 elapsed = 0.0
-            latency = bound[2]  # Latency.observe, inlined: this runs per request
-            latency.counts[bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+            latency = bound[2]  # Observed.observe, inlined: this runs per request
+            latency.counts[bisect_left(latency.bounds, elapsed)] += 1
             latency.sum += elapsed
 
     error = response
 
-    def _bind(self, decision: Any) -> tuple[object, Count, Latency]:
+    def _bind(self, decision: Any) -> tuple[object, series.Count, series.Observed]:
         """The decision's counter and latency series, found once per decision object (the
         access addon hands out the same few decisions again and again) and created once
         per (platform, action, outcome): building label keys per request costs more than
@@ -279,12 +186,8 @@ class GatewayMetrics:
         platform = _field(decision, "platform")
         allowed = bool(getattr(decision, "allowed", False))
         key = (platform, _field(decision, "action"), "allowed" if allowed else "refused")
-        count = self.decisions.get(key)
-        if count is None:
-            count = self.decisions[key] = Count()
-        latency = self.latency.get((platform,))
-        if latency is None:
-            latency = self.latency[(platform,)] = Latency()
+        count = self.decisions.labels(*key)
+        latency = self.latency.labels(platform)
         bound = (decision, count, latency)
         if len(self._bound) >= _BOUND_MAX:  # decisions with grants are new objects
             self._bound.clear()

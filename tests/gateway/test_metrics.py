@@ -20,7 +20,8 @@ from mitmproxy.test import taddons, tflow
 from mitmproxy.tools.dump import DumpMaster
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.gateway.metrics import LATENCY_BUCKETS, GatewayMetrics, Latency
+from proxy import series
+from proxy.gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
 from proxy.policy.decide import Decision, Rule
 from proxy.policy.model import Action
 
@@ -288,7 +289,7 @@ def test_latency_buckets_as_histogram_observe_counts_them(seconds: float) -> Non
 
     reference = Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=CollectorRegistry())
     reference.observe(seconds)
-    ours = Latency()
+    ours = series.Observed(LATENCY_BUCKETS)
     ours.observe(seconds)
     cumulative = list(itertools.accumulate(ours.counts))
     expected = [s.value for s in reference.collect()[0].samples if s.name == "h_bucket"]
