@@ -171,12 +171,12 @@ class Engine:
                 if on_folded:
                     start, end = folded.span(m.start(group), m.end(group))
                 else:
-                    utf16 = utf16 or Utf16Index(astral=folded.astral)
+                    utf16 = utf16 or Utf16Index(folded.astral)
                     start, end = utf16(m.start(group)), utf16(m.end(group))
                 out.append(_Raw(rule_id, start, end, kind))
         if not (self.identifiers or self.links):
             return out
-        utf16 = utf16 or Utf16Index(astral=folded.astral)
+        utf16 = utf16 or Utf16Index(folded.astral)
         if self.identifiers is not None:
             out += [
                 _Raw("personal-data", utf16(s.start), utf16(s.end), s.kind)

@@ -218,11 +218,9 @@ class Utf16Index:
 
     __slots__ = ("_astral",)
 
-    def __init__(self, text: str | None = None, *, astral: Sequence[int] | None = None) -> None:
-        """From the text, or from the code point indices of its astral characters
-        (``Folded.astral``: known once the text is folded, no second pass)."""
-        if astral is None:
-            astral = [m.start() for m in _ASTRAL.finditer(text or "")]
+    def __init__(self, astral: Sequence[int]) -> None:
+        """From the code point indices of the text's astral characters (``Folded.astral``:
+        known once the text is folded, no second pass over it)."""
         self._astral = astral
 
     def __call__(self, index: int) -> int:
