@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,17 @@ class WrkRun:
     report: str
 
 
-def run_wrk(port: int, lua: str, seconds: float, connections: int) -> WrkRun:
-    """``wrk -t1 -cN -dS --latency`` against 127.0.0.1:port with the given Lua script."""
+def on_cpu(cpu: int | None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that keeps the child process on one CPU (None: anywhere)."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def run_wrk(port: int, lua: str, seconds: float, connections: int,
+            cpu: int | None = None) -> WrkRun:
+    """``wrk -t1 -cN -dS --latency`` against 127.0.0.1:port with the given Lua script
+    (on CPU ``cpu`` alone, when given)."""
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".lua", delete=False) as f:
         f.write(lua)
         path = f.name
@@ -37,6 +47,7 @@ def run_wrk(port: int, lua: str, seconds: float, connections: int) -> WrkRun:
             ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
              "-s", path, f"http://127.0.0.1:{port}"],
             capture_output=True, text=True, timeout=seconds + 30, check=True,
+            preexec_fn=on_cpu(cpu),
         ).stdout
     finally:
         os.unlink(path)

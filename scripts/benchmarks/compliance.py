@@ -12,12 +12,15 @@ Run: ``.venv/bin/python -m scripts.benchmarks.compliance`` (``scripts/bench`` ca
   same way (``web.AppRunner``, no access log), started by this module; one load
   generator (``wrk``, one thread, the same connections and duration) drives both; each
   gets a warm-up run first; then ``ROUNDS`` alternating rounds, and the median and the
-  spread (min–max) of the per-round ratio are printed with p50/p99 latencies. The check
-  server is the whole service (``create_app``: every middleware, metrics, the store);
-  wrk sends each workload's drafts in turn (``WORKLOADS``): ``dense`` 280-character
-  drafts packed with findings (the worst case), ``posts`` sixteen realistic posts in the
-  four languages (one in four with a finding), ``clean`` short clean drafts (the cost of
-  the service around the engine).
+  spread (min–max) of the per-round ratio are printed with p50/p99 latencies. On a
+  machine with two CPUs or more the servers run on CPU 1 and wrk on CPU 0, so that
+  neither migrates or lands on the other's CPU. The check server is the whole service
+  (``create_app``: every middleware, metrics, the store); wrk sends each workload's
+  drafts in turn (``WORKLOADS``): ``dense`` 280-character drafts packed with findings
+  (the worst case), ``posts`` sixteen realistic posts in the four languages (one in four
+  with a finding), ``clean`` short clean drafts. A third server, the same service with
+  the rules skipped (every draft answered "ok" unread), takes the posts too: the ceiling
+  any rules engine in this service can reach, measured in the same rounds.
 
 - the same ratio from instruction counts (``count_benchmark``: each server under callgrind,
   a fixed number of requests): repeatable to a few per cent where wall-clock figures on
@@ -55,7 +58,7 @@ from proxy.policy.loader import load
 from proxy.policy.model import Policy
 from proxy.settings import ROOT
 from scripts.benchmarks._callgrind import Callgrind
-from scripts.benchmarks._wrk import cpu_seconds, run_wrk
+from scripts.benchmarks._wrk import cpu_seconds, on_cpu, run_wrk
 
 EXAMPLE = ROOT / "policies" / "institutions" / "example"
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -233,6 +236,11 @@ async def _serve(kind: str, port: int, var_dir: str) -> None:
         from proxy.settings import Settings
 
         app = create_app(Settings(policy=EXAMPLE, var_dir=Path(var_dir)), PolicyState(EXAMPLE))
+        if kind == "check-skipped":
+            def skip(engine: Engine, request: CheckRequest, policy_version: str) -> Any:
+                return engine.clean(policy_version)  # the draft is not read
+
+            setattr(Engine, "check", skip)  # noqa: B010 (a method replaced in this process)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -250,11 +258,16 @@ async def _serve(kind: str, port: int, var_dir: str) -> None:
         await runner.cleanup()
 
 
+SERVER_CPU, LOAD_CPU = (1, 0) if len(os.sched_getaffinity(0)) >= 2 else (None, None)
+"""Where the servers and wrk run (each on its own CPU when there are two)."""
+
+
 def _start(kind: str, port: int, var_dir: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "scripts.benchmarks.compliance", "serve", kind, str(port),
          var_dir],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        preexec_fn=on_cpu(SERVER_CPU),
     )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
@@ -286,7 +299,7 @@ def _wrk_script(bodies: list[bytes] | None) -> str:
 def _wrk(port: int, script: str, seconds: float, pid: int) -> tuple[Result, float]:
     """wrk's result and the server's CPU time per answered request (µs)."""
     cpu = cpu_seconds(pid)
-    run = run_wrk(port, script, seconds, CONNECTIONS)
+    run = run_wrk(port, script, seconds, CONNECTIONS, LOAD_CPU)
     cpu = cpu_seconds(pid) - cpu
     result = Result(run.rps, run.p50_ms, run.p99_ms, run.non_2xx)
     return result, cpu / max(1, run.requests) * 1e6
@@ -313,6 +326,19 @@ def _check_bodies(workload: str = "dense") -> list[bytes]:
     ]
 
 
+def _handler_seconds(port: int) -> tuple[float, float]:
+    """(sum, count) of the service's latency metric for answered checks."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    totals = [0.0, 0.0]
+    for line in text.splitlines():
+        if 'route="/api/v1/check"' in line and 'status="200"' in line and 'method="POST"' in line:
+            for i, suffix in enumerate(("_sum{", "_count{")):
+                if line.startswith("sargs_service_request_duration_seconds" + suffix):
+                    totals[i] += float(line.rsplit(" ", 1)[1])
+    return totals[0], totals[1]
+
+
 def _counted_checks(port: int) -> float:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
@@ -323,42 +349,60 @@ def _counted_checks(port: int) -> float:
     )
 
 
+SKIPPED = "rules skipped"
+"""The reference row: the service answering the posts with its rules engine skipped."""
+
+
 def api_benchmark() -> dict[str, float]:
-    """Median req/s ratio (check ÷ hello-world) per workload; {} when wrk is missing."""
+    """Median req/s ratio (check ÷ hello-world) per workload, and for ``SKIPPED``; {}
+    when wrk is missing."""
     if shutil.which("wrk") is None:
         print("wrk is missing (apt-get install -y wrk): API benchmark skipped")
         return {}
     scripts = {"hello": _wrk_script(None)}
     scripts.update({w: _wrk_script(_check_bodies(w)) for w in WORKLOADS})
-    print(f"== POST /api/v1/check vs aiohttp hello-world (each server alone in a subprocess; "
-          f"wrk -t1 -c{CONNECTIONS}, {SECONDS:g} s × {ROUNDS} rounds; "
+    pinned = (f"servers on CPU {SERVER_CPU}, wrk on CPU {LOAD_CPU}" if SERVER_CPU is not None
+              else "not pinned: one CPU")
+    print(f"== POST /api/v1/check vs aiohttp hello-world (each server alone in a subprocess, "
+          f"{pinned}; wrk -t1 -c{CONNECTIONS}, {SECONDS:g} s × {ROUNDS} rounds; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    ratios: dict[str, list[float]] = {w: [] for w in WORKLOADS}
-    cpu_ratios: dict[str, list[float]] = {w: [] for w in WORKLOADS}
+    rows = (*WORKLOADS, SKIPPED)
+    ratios: dict[str, list[float]] = {w: [] for w in rows}
+    cpu_ratios: dict[str, list[float]] = {w: [] for w in rows}
+    handled = {w: [0.0, 0.0] for w in rows}  # the service's latency metric: sum, count
     with tempfile.TemporaryDirectory() as tmp:
-        ports = {"hello": _free_port(), "check": _free_port()}
-        procs = {kind: _start(kind, port, tmp) for kind, port in ports.items()}
+        kinds = {"hello": "hello", "check": "check", SKIPPED: "check-skipped"}
+        ports = {name: _free_port() for name in kinds}
+        procs = {name: _start(kind, ports[name], tmp) for name, kind in kinds.items()}
+        runs = [("hello", "hello"), *(("check", w) for w in WORKLOADS), (SKIPPED, "posts")]
+
+        def measure(server: str, script: str, seconds: float) -> tuple[Result, float]:
+            return _wrk(ports[server], scripts[script], seconds, procs[server].pid)
+
         try:
-            for kind in scripts:  # warm-up: imports, policy, connections, caches of code
-                server = "hello" if kind == "hello" else "check"
-                _wrk(ports[server], scripts[kind], 1, procs[server].pid)
+            for server, script in runs:  # warm-up: imports, policy, connections, caches
+                measure(server, script, 1)
             for n in range(1, ROUNDS + 1):
-                hello, hello_cpu = _wrk(ports["hello"], scripts["hello"], SECONDS,
-                                        procs["hello"].pid)
+                hello, hello_cpu = measure("hello", "hello", SECONDS)
                 line = (f"round {n}: hello-world {hello.rps:>6,.0f} req/s "
                         f"(p50 {hello.p50_ms:.2f} ms, p99 {hello.p99_ms:.2f} ms, "
                         f"{hello_cpu:.0f} µs CPU/req)")
-                for workload in WORKLOADS:
-                    check, check_cpu = _wrk(ports["check"], scripts[workload], SECONDS,
-                                            procs["check"].pid)
+                for server, script in runs[1:]:
+                    row = script if server == "check" else SKIPPED
+                    before = _handler_seconds(ports[server])
+                    check, check_cpu = measure(server, script, SECONDS)
+                    after = _handler_seconds(ports[server])
+                    handled[row][0] += after[0] - before[0]
+                    handled[row][1] += after[1] - before[1]
                     if check.errors or hello.errors:
                         raise RuntimeError(f"non-2xx answers: hello {hello.errors}, "
-                                           f"check ({workload}) {check.errors}")
-                    ratios[workload].append(check.rps / hello.rps)
-                    cpu_ratios[workload].append(hello_cpu / check_cpu)
-                    line += (f"\n    /api/v1/check {workload:<6}{check.rps:>7,.0f} req/s "
+                                           f"{row} {check.errors}")
+                    ratios[row].append(check.rps / hello.rps)
+                    cpu_ratios[row].append(hello_cpu / check_cpu)
+                    label = f"/api/v1/check {row}" if server == "check" else f"{SKIPPED} (posts)"
+                    line += (f"\n    {label:<22}{check.rps:>7,.0f} req/s "
                              f"(p50 {check.p50_ms:.2f} ms, p99 {check.p99_ms:.2f} ms, "
-                             f"{check_cpu:.0f} µs CPU/req)   ratio {ratios[workload][-1]:.2f}")
+                             f"{check_cpu:.0f} µs CPU/req)   ratio {ratios[row][-1]:.2f}")
                 print(line)
             counted = _counted_checks(ports["check"])
         finally:
@@ -370,15 +414,18 @@ def api_benchmark() -> dict[str, float]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     summary = {}
-    for workload in WORKLOADS:
-        r, c = ratios[workload], cpu_ratios[workload]
-        summary[workload] = statistics.median(r)
-        print(f"{workload:<6} req/s ratio median {statistics.median(r):.2f} (spread "
+    for row in rows:
+        r, c = ratios[row], cpu_ratios[row]
+        summary[row] = statistics.median(r)
+        seconds, count = handled[row]
+        print(f"{row:<13} req/s ratio median {statistics.median(r):.2f} (spread "
               f"{min(r):.2f}–{max(r):.2f}); CPU per request, hello-world ÷ check: median "
-              f"{statistics.median(c):.2f} ({min(c):.2f}–{max(c):.2f})")
+              f"{statistics.median(c):.2f} ({min(c):.2f}–{max(c):.2f}); in the server, "
+              f"middleware and handler: {seconds / max(count, 1) * 1e6:.0f} µs per check")
     print("target ≥ 0.5 of hello-world's req/s: "
-          + ", ".join(f"{w} {'met' if v >= 0.5 else 'MISSED'} ({v:.2f})"
-                      for w, v in summary.items())
+          + ", ".join(f"{w} {'met' if summary[w] >= 0.5 else 'MISSED'} ({summary[w]:.2f})"
+                      for w in WORKLOADS)
+          + f"; the service with its rules skipped reaches {summary[SKIPPED]:.2f}"
           + "  (CPU ratio: what a server saturating its own core would reach)")
     print(f"checks counted by the service's /metrics: {counted:,.0f}")
     return summary
@@ -466,6 +513,7 @@ def main() -> None:
     print(f"realistic posts (246–273 chars, 1 in 4 with a finding): p50 {p50 * 1000:,.0f} µs  "
           f"p99 {p99 * 1000:,.0f} µs   lexicons ×10: p50 {b50 * 1000:,.0f} µs   "
           f"ratio p50 {b50 / p50:.2f}×")
+
     api_benchmark()
     if os.environ.get("BENCH_COUNT", "1") != "0":
         count_benchmark()
