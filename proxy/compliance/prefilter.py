@@ -125,13 +125,18 @@ def _leading(items: Sequence[tuple[Any, Any]]) -> _Words | None:
     return frozenset(["".join(run)]) if run else None
 
 
-def leading_words(regex: str) -> _Words | None:
-    """Words (as written, lower case) one of which every match of ``regex`` begins with."""
+def _parsed(regex: str) -> list[tuple[Any, Any]] | None:
+    """``regex`` read by Python's own regex parser; None where it cannot be read."""
     try:
-        parsed = sre.parse(regex, 0)
+        return list(sre.parse(regex, 0))
     except (re.error, RecursionError):
         return None
-    words = _leading(list(parsed))
+
+
+def leading_words(regex: str) -> _Words | None:
+    """Words (as written, lower case) one of which every match of ``regex`` begins with."""
+    parsed = _parsed(regex)
+    words = _leading(parsed) if parsed is not None else None
     if words is None or not all(w and w == fold(w) and w.islower() for w in words):
         return None
     return words
@@ -139,11 +144,8 @@ def leading_words(regex: str) -> _Words | None:
 
 def required_words(regex: str) -> _Words | None:
     """Folded words one of which every match of ``regex`` contains, or None (unknown)."""
-    try:
-        parsed = sre.parse(regex, 0)
-    except (re.error, RecursionError):
-        return None
-    words = _sequence(list(parsed))
+    parsed = _parsed(regex)
+    words = _sequence(parsed) if parsed is not None else None
     if words is None or _quality(words) < MIN_WORD:
         return None
     return words

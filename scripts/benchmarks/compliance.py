@@ -236,7 +236,7 @@ async def _serve(kind: str, port: int, var_dir: str) -> None:
         from proxy.settings import Settings
 
         app = create_app(Settings(policy=EXAMPLE, var_dir=Path(var_dir)), PolicyState(EXAMPLE))
-        if kind == "check-skipped":
+        if "skipped" in kind:
             def skip(engine: Engine, request: CheckRequest, policy_version: str) -> Any:
                 return engine.clean(policy_version)  # the draft is not read
 
@@ -244,7 +244,7 @@ async def _serve(kind: str, port: int, var_dir: str) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    if kind == "check-counted":
+    if "counted" in kind:
         # The service's background loops (policy watch, grant delivery, bundle) cost per
         # second, not per request; under valgrind they run ~50× longer per request and
         # their timing varies between runs: stopped while requests are counted.
@@ -489,6 +489,8 @@ def count_benchmark() -> dict[str, float]:
             check = _count_server("check-counted", _check_bodies(workload), tmp)
             ratios[workload] = hello / check
             line += f"   check {workload} {check / 1000:,.0f} k (ratio {hello / check:.2f})"
+        skipped = _count_server("check-counted-skipped", _check_bodies("posts"), tmp)
+        line += f"   {SKIPPED} (posts) {skipped / 1000:,.0f} k (ratio {hello / skipped:.2f})"
     print(line)
     return ratios
 
