@@ -9,21 +9,21 @@ Run: ``.venv/bin/python -m scripts.benchmarks.compliance`` (``scripts/bench`` ca
   (target < 1.5×);
 - ``POST /api/v1/check`` requests/s against an aiohttp hello-world endpoint (target: at
   least half of it). Like with like: each server runs alone in its own subprocess, the
-  same way (``web.AppRunner``, no access log), started by this module; one load
-  generator (``wrk``, one thread, the same connections and duration) drives both; each
-  gets a warm-up run first; then ``ROUNDS`` alternating rounds, and the median and the
-  spread (min–max) of the per-round ratio are printed with p50/p99 latencies. On a
-  machine with two CPUs or more the servers run on CPU 1 and wrk on CPU 0, so that
-  neither migrates or lands on the other's CPU. The check server is the whole service
-  (``create_app``: every middleware, metrics, the store); wrk sends each workload's
-  drafts in turn (``WORKLOADS``): ``dense`` 280-character drafts packed with findings
-  (the worst case), ``posts`` sixteen realistic posts in the four languages (one in four
-  with a finding), ``clean`` short clean drafts. A third server, the same service with
-  the rules skipped (every draft answered "ok" unread), takes the posts too: the ceiling
-  any rules engine in this service can reach, measured in the same rounds.
-  The service's own latency metric (middleware and handler, read from ``/metrics``
-  around each run) gives what a check costs inside the loaded server, to set beside the
-  engine's figures above, measured in a loop with the CPU caches warm.
+  same way (``web.AppRunner``, no access log), started by this module; one load generator
+  (``wrk``, one thread, the same connections and duration) drives both; each gets a
+  warm-up run first; then ``ROUNDS`` alternating rounds, and the median and the spread
+  (min–max) of the per-round ratio are printed with p50/p99 latencies. Where this process
+  may use two CPUs or more, the servers run on the second and wrk on the first (CPU 1 and
+  0 here), so that neither migrates or lands on the other's CPU. The check server is the
+  whole service (``create_app``: every middleware, metrics, the store); wrk sends each
+  workload's drafts in turn (``WORKLOADS``): ``dense`` 280-character drafts packed with
+  findings (the worst case), ``posts`` sixteen realistic posts in the four languages (one
+  in four with a finding), ``clean`` short clean drafts. A third server, the same service
+  with the rules skipped (every draft answered "ok" unread), takes the posts too: the
+  ceiling any rules engine in this service can reach, measured in the same rounds. The
+  service's own latency metric (middleware and handler, read from ``/metrics`` around each
+  run) gives what a check costs inside the loaded server, to set beside the engine's
+  figures above, measured in a loop with the CPU caches warm.
 
 - the same ratio from instruction counts (``count_benchmark``: each server under callgrind,
   a fixed number of requests; the rules-skipped service too): repeatable to a few per
@@ -262,8 +262,9 @@ async def _serve(kind: str, port: int, var_dir: str) -> None:
         await runner.cleanup()
 
 
-SERVER_CPU, LOAD_CPU = (1, 0) if len(os.sched_getaffinity(0)) >= 2 else (None, None)
-"""Where the servers and wrk run (each on its own CPU when there are two)."""
+_CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPU, LOAD_CPU = (_CPUS[1], _CPUS[0]) if len(_CPUS) >= 2 else (None, None)
+"""Where the servers and wrk run: each on a CPU of its own when this process may use two."""
 
 
 def _start(kind: str, port: int, var_dir: str) -> subprocess.Popen[str]:
