@@ -22,6 +22,7 @@ engine's findings with and without this filter on many drafts.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from re import _constants as c  # type: ignore[attr-defined]
@@ -181,7 +182,12 @@ class Prefilter:
         }
         """Every word to look for, with (its length, the patterns requiring it, the
         anchored patterns it begins): what ``collect`` takes, from any automaton."""
-        self._automaton = WordAutomaton(self.words)
+
+    @functools.cached_property
+    def _automaton(self) -> WordAutomaton[Payload]:
+        """Built only for ``scan``: the engine scans these words with its lexicon's
+        automaton (``Lexicon(extra=words)``) and calls ``collect``."""
+        return WordAutomaton(self.words)
 
     def candidates(self, folded: str) -> set[int]:
         """Indices of the patterns that may match the draft whose folded text is given."""
