@@ -3,7 +3,8 @@
 Page scripts of any origin call these (the content script runs on the platforms' pages):
 both answer CORS preflights and carry ``Access-Control-Allow-Origin: *``; no credentials
 are involved. Bodies larger than ``max_body_bytes`` get 413, invalid fields 422 naming the
-field (``errors.error_middleware``). The draft text is never stored or logged.
+field (``errors.answer``, called by ``pipeline.py``). The draft text is never stored or
+logged.
 
 The check is on the hot path (every pause in typing): the body is validated straight from
 bytes (``model_validate_json``), the answer serialized by pydantic-core
