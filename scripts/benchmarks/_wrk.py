@@ -1,9 +1,11 @@
-"""Running wrk and reading its report; a process's CPU time. Shared by the benchmarks."""
+"""Running wrk and reading its report; a process's CPU time; a free loopback port.
+Shared by the benchmarks."""
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -65,3 +67,10 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far (Linux ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -62,7 +62,7 @@ from proxy.policy.loader import load
 from proxy.policy.model import Policy
 from proxy.settings import ROOT
 from scripts.benchmarks._callgrind import Callgrind
-from scripts.benchmarks._wrk import cpu_seconds, on_cpu, run_wrk
+from scripts.benchmarks._wrk import cpu_seconds, free_port, on_cpu, run_wrk
 
 EXAMPLE = ROOT / "policies" / "institutions" / "example"
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -214,14 +214,6 @@ class Result(NamedTuple):
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _serve(kind: str, port: int, var_dir: str) -> None:
@@ -377,7 +369,7 @@ def api_benchmark() -> dict[str, float]:
     handled = {w: [0.0, 0.0] for w in rows}  # the service's latency metric: sum, count
     with tempfile.TemporaryDirectory() as tmp:
         kinds = {"hello": "hello", "check": "check", SKIPPED: "check-skipped"}
-        ports = {name: _free_port() for name in kinds}
+        ports = {name: free_port() for name in kinds}
         procs = {name: _start(kind, ports[name], tmp) for name, kind in kinds.items()}
         runs = [("hello", "hello"), *(("check", w) for w in WORKLOADS), (SKIPPED, "posts")]
 
@@ -449,7 +441,7 @@ def _count_server(kind: str, bodies: list[bytes] | None, tmp: str) -> float:
     bundle polling)."""
     import http.client
 
-    port = _free_port()
+    port = free_port()
     server = Callgrind(f"{kind}.{port}", Path(tmp), "scripts.benchmarks.compliance",
                        ["serve", kind, str(port), tmp])
     try:

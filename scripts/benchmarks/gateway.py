@@ -68,7 +68,6 @@ import contextlib
 import functools
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -79,7 +78,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.benchmarks._callgrind import Callgrind
-from scripts.benchmarks._wrk import cpu_seconds, run_wrk
+from scripts.benchmarks._wrk import cpu_seconds, free_port, run_wrk
 
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
@@ -110,12 +109,6 @@ def measured(pid: int, run: Callable[[], Result]) -> Result:
     result = run()
     result.cpu_us = (cpu_seconds(pid) - before) / max(1, result.requests) * 1e6
     return result
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _self_signed(directory: Path) -> tuple[str, str]:
@@ -363,7 +356,7 @@ def count_instructions(origin_port: int, origin_tls: int, tmp: Path,
     out.mkdir()
     try:
         for mode in COUNT_MODES:
-            ports[mode] = _free_port()
+            ports[mode] = free_port()
             confdir = tmp / f"count-{mode}"
             confdir.mkdir()
             proxies[mode] = Callgrind(mode, out, "scripts.benchmarks._servers", [
@@ -424,7 +417,7 @@ def wall_clock(tmp_path: Path, origin_port: int, origin_tls: int,
     all_ratios: dict[str, dict[str, tuple[float, float]]] = {}
     try:
         for mode in MODES:
-            ports[mode] = _free_port()
+            ports[mode] = free_port()
             confdir = tmp_path / mode
             confdir.mkdir()
             logs[mode] = tmp_path / f"decisions-{mode}.jsonl"
@@ -489,7 +482,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         cert, key = _self_signed(tmp_path)
-        origin_port, origin_tls = _free_port(), _free_port()
+        origin_port, origin_tls = free_port(), free_port()
         origin = [_start("origin", str(origin_port), str(origin_tls), cert, key)]
         try:
             if counting:

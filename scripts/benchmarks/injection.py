@@ -20,7 +20,6 @@ import base64
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts.benchmarks._servers import MapToOrigin
-from scripts.benchmarks._wrk import cpu_seconds, run_wrk
+from scripts.benchmarks._wrk import cpu_seconds, free_port, run_wrk
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "5")))
@@ -53,13 +52,6 @@ PAGE = (
     + "</body></html>"
 ).encode()
 CSP = f"script-src 'nonce-{NONCE}' 'strict-dynamic'; object-src 'none'; base-uri 'none'"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # --- the servers (subprocesses) ---------------------------------------------------------------
@@ -201,11 +193,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sargs-bench-") as tmp_name, \
             contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
-        origin_port = _free_port()
+        origin_port = free_port()
         stack.enter_context(_spawn("origin", str(origin_port)))
         ports, pids = {}, {}
         for mode in modes:  # both gateways up before any measurement
-            ports[mode] = _free_port()
+            ports[mode] = free_port()
             confdir = tmp / f"mitmproxy-{mode}"
             confdir.mkdir()
             pids[mode] = stack.enter_context(
