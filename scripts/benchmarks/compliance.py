@@ -55,6 +55,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
 from proxy.compliance.config import ComplianceConfig
 from proxy.compliance.engine import Engine
 from proxy.compliance.model import CheckRequest
@@ -323,27 +326,29 @@ def _check_bodies(workload: str = "dense") -> list[bytes]:
     ]
 
 
-def _handler_seconds(port: int) -> tuple[float, float]:
-    """(sum, count) of the service's latency metric for answered checks."""
+def _samples(port: int) -> list[Sample]:
+    """Every sample the service's ``/metrics`` shows now."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    totals = [0.0, 0.0]
-    for line in text.splitlines():
-        if 'route="/api/v1/check"' in line and 'status="200"' in line and 'method="POST"' in line:
-            for i, suffix in enumerate(("_sum{", "_count{")):
-                if line.startswith("sargs_service_request_duration_seconds" + suffix):
-                    totals[i] += float(line.rsplit(" ", 1)[1])
-    return totals[0], totals[1]
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+_ANSWERED_CHECK = {"method": "POST", "route": "/api/v1/check", "status": "200"}
+
+
+def _handler_seconds(port: int) -> tuple[float, float]:
+    """(sum, count) of the service's latency metric for answered checks."""
+    found = {
+        s.name: s.value for s in _samples(port)
+        if s.name.startswith("sargs_service_request_duration_seconds_")
+        and s.labels == _ANSWERED_CHECK
+    }
+    latency = "sargs_service_request_duration_seconds"
+    return found.get(f"{latency}_sum", 0.0), found.get(f"{latency}_count", 0.0)
 
 
 def _counted_checks(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("sargs_checks_total{")
-    )
+    return sum(s.value for s in _samples(port) if s.name == "sargs_checks_total")
 
 
 SKIPPED = "rules skipped"
