@@ -1,0 +1,69 @@
+"""What the Sargs add-ons learned about one flow: one typed record under one metadata key.
+
+The access add-on creates it (identity, platform, request kind, language, decision); the
+post check adds its verdict and findings; injection says what it injected; the decision
+log, metrics and the event spool read it. Every add-on goes through :func:`info` — no
+other ``flow.metadata`` key is Sargs's (mitmproxy's ``proxyauth`` shares what it learned
+the same way, through one value).
+
+Findings are kept as (rule, severity) pairs: the record never holds draft text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mitmproxy import flow as mflow
+
+from proxy.policy.decide import Decision, RequestKind, Subject
+
+KEY = "sargs"
+"""The one ``flow.metadata`` key Sargs uses."""
+
+Generated = Literal["access", "posts", "inject", "reserved"]
+"""Which add-on answered the flow itself (block page, refused post, reserved path)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One finding of an outgoing-post check, as far as logs and metrics may know it."""
+
+    rule: str
+    severity: str
+
+
+@dataclass(slots=True)
+class FlowInfo:
+    """Sargs's view of one flow; fields stay ``None`` until an add-on learns them."""
+
+    subject: Subject | None = None
+    platform: str | None = None
+    host: str | None = None
+    """The canonical host the decision was made for."""
+    kind: RequestKind | None = None
+    lang: str = "en"
+    decision: Decision | None = None
+    verdict: str | None = None
+    """The outgoing-post check's verdict (``ok``/``info``/``warn``/``block``), if checked."""
+    findings: list[Hit] = field(default_factory=list)
+    refused: str | None = None
+    """Why Sargs refused the flow itself when it was not the access decision (a post's
+    findings, an unreadable post, a host mismatch...): a short machine-readable reason."""
+    generated: Generated | None = None
+    injected: bool = False
+    recorded: bool = False
+    """Set once the flow's outcome reached the event spool and metrics (each counts once)."""
+
+
+def info(flow: mflow.Flow) -> FlowInfo:
+    """The flow's record, created on first access."""
+    record = flow.metadata.get(KEY)
+    if record is None:
+        record = flow.metadata[KEY] = FlowInfo()
+    return record  # type: ignore[no-any-return]
+
+
+def peek(flow: mflow.Flow) -> FlowInfo | None:
+    """The flow's record if an add-on made one (a flow Sargs never looked at has none)."""
+    return flow.metadata.get(KEY)  # type: ignore[no-any-return]
