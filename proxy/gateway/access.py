@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import weakref
@@ -25,18 +26,30 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import layer
 from mitmproxy.proxy.layers import TCPLayer
 from mitmproxy.proxy.layers.tls import ServerTLSLayer, parse_client_hello
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from proxy.gateway import decisionlog, refusal
-from proxy.gateway.flowinfo import info
-from proxy.gateway.identity import Identifier, IpRanges, Outcome, StoreDirectory, UserDirectory
+from proxy.gateway import decisionlog, hosts, refusal
+from proxy.gateway.destinations import DestinationGuard
+from proxy.gateway.extract import Request, carries_text, operation_name
+from proxy.gateway.flowinfo import info, peek
+from proxy.gateway.identity import (
+    ANONYMOUS,
+    Identifier,
+    IpRanges,
+    Outcome,
+    StoreDirectory,
+    UserDirectory,
+)
 from proxy.i18n import negotiate
-from proxy.policy.catalog import HostKind, HostMatch
-from proxy.policy.decide import Grant, RequestKind
+from proxy.policy.canonical import canonical_path, is_unsafe
+from proxy.policy.catalog import HostKind
+from proxy.policy.decide import Grant, RequestKind, Subject
 from proxy.policy.loader import PolicyError
 from proxy.runtime import Compiled, PolicyState
 
@@ -73,7 +86,6 @@ class MemoryGrants:
 # --- pure parsers --------------------------------------------------------------------------
 
 _DOCUMENT_DESTS = frozenset({"document", "iframe", "frame"})
-_POST_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def wants_html(method: str, accept: str, sec_fetch_dest: str, requested_with: str = "") -> bool:
@@ -155,26 +167,9 @@ def read_headers(
     return headers, tuple(kept) if stripped else None
 
 
-class Target(NamedTuple):
-    host: str
-    match: HostMatch
-
-
-def match_host(
-    compiled: Compiled, host: str, host_header: str | Callable[[], str]
-) -> Target | None:
-    """The catalog platform of a request, by its destination or else its Host header
-    (``host_header`` may be a callable: only computed when the destination does not match)."""
-    hit = compiled.catalog.match(host) if host else None
-    if hit is not None:
-        return Target(host, hit)
-    if callable(host_header):
-        host_header = host_header()
-    if host_header and host_header != host:
-        hit = compiled.catalog.match(host_header)
-        if hit is not None:
-            return Target(host_header, hit)
-    return None
+def identified(outcome: Outcome) -> bool:
+    """Whether the client is known: a login or a configured address range (not anonymous)."""
+    return outcome.subject is not None and outcome.subject.source != ANONYMOUS.source
 
 
 def _utcnow() -> datetime:
@@ -219,6 +214,7 @@ class Access:
         self._langs: dict[str | None, str] = {}
         self._ranges: tuple[Compiled | None, IpRanges | None] = (None, None)
         self._watcher: asyncio.Task[None] | None = None
+        self.destinations = DestinationGuard()
 
     # -- options ---------------------------------------------------------------------------
 
@@ -242,6 +238,12 @@ class Access:
             "sargs_reload_interval", float, 1.0,
             "Seconds between checks of the policy files for changes.",
         )
+        loader.add_option(
+            "sargs_allowed_upstreams", Sequence[str], [],
+            "Inside addresses the gateway may relay to although they are loopback, private "
+            "or link-local (IT's explicit exceptions): ADDRESS[/PREFIX][:PORT], IPv6 in "
+            "brackets, e.g. 10.20.0.0/16:3128 or [fd00::1]:80. Nothing inside by default.",
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "sargs_policy" in updated or self.state is None:
@@ -255,8 +257,33 @@ class Access:
             if url and not url.startswith(("http://", "https://")):
                 raise _options_error(f"sargs_service_url: {url!r} is not an http(s) URL")
             self.service_url = url.rstrip("/")
+        if updated & {"sargs_allowed_upstreams", "listen_host", "listen_port",
+                      "sargs_service_url", "mode"}:
+            self._configure_destinations()
         if "sargs_database" in updated and ctx.options.sargs_database:
             self.identifier.directory = _store_directory(ctx.options.sargs_database)
+
+    def _configure_destinations(self) -> None:
+        """The IT allow-list and Sargs's own listening addresses (never a destination)."""
+        own: list[tuple[str, int]] = []
+        options = ctx.options
+        if options.listen_host and options.listen_port:
+            own.append((options.listen_host, int(options.listen_port)))
+        service = urlsplit(self.service_url) if self.service_url else None
+        if service is not None and service.hostname:
+            own.append((service.hostname, service.port or (443 if service.scheme == "https"
+                                                             else 80)))
+        proxies = []
+        for mode in options.mode:
+            if mode.startswith("upstream:"):
+                url = urlsplit(mode.partition(":")[2])
+                if url.hostname:
+                    proxies.append((url.hostname, url.port or (443 if url.scheme == "https"
+                                                                else 8080)))
+        try:
+            self.destinations.configure(options.sargs_allowed_upstreams, own, proxies)
+        except ValueError as exc:
+            raise _options_error(f"sargs_allowed_upstreams: {exc}") from None
 
     def _use_policy(self, path: Path | None) -> None:
         if path is None:
@@ -325,6 +352,7 @@ class Access:
             data.ignore_connection = True
 
     async def http_connect(self, flow: http.HTTPFlow) -> None:
+        """Every CONNECT needs an identity, and never to an inside address."""
         if flow.response or flow.error:
             return
         request = flow.request
@@ -332,34 +360,30 @@ class Access:
         if header is not None:
             del request.headers["Proxy-Authorization"]  # ours: never forwarded upstream
         compiled = self._compiled()
-        if compiled.catalog.match(request.host) is None:
-            return
+        lang = self._lang(request.headers.get("Accept-Language"))
+        record = info(flow)
+        record.lang = lang
         outcome = await self._identify(compiled, flow, header)
-        if outcome.subject is None:
-            lang = negotiate(request.headers.get("Accept-Language"))
-            info(flow).generated = "access"
-            flow.response = refusal.login_required(
-                compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html=False
-            )
+        if not identified(outcome):
+            self._refuse_login(flow, compiled, outcome, lang, html=False)
             return
+        assert outcome.subject is not None
+        record.subject = outcome.subject
         if header and outcome.subject.source == "basic":
             # Requests inside the tunnel carry no Proxy-Authorization: remember it for
             # this connection (plain-HTTP proxy requests carry it on every request).
             self._logins[flow.client_conn] = header
-        info(flow).subject = outcome.subject
+        await self._refuse_inside(flow, request.host, request.port, lang)
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
         request = flow.request
         compiled = self._compiled()
-        target = match_host(compiled, request.host, lambda: request.pretty_host)
         seen, stripped = read_headers(request.headers.fields)
         header = seen.proxy_authorization
         if stripped is not None:  # Proxy-Authorization is ours: never forwarded upstream
             request.headers.fields = stripped
-        if target is None:
-            return
         lang = self._lang(seen.accept_language)
         method = request.method
         html = wants_html(method, seen.accept, seen.sec_fetch_dest, seen.requested_with)
@@ -368,34 +392,95 @@ class Access:
         outcome = await self._identify(
             compiled, flow, header or self._logins.get(flow.client_conn)
         )
-        subject = outcome.subject
-        if subject is None:
-            record.generated = "access"
-            flow.response = refusal.login_required(
-                compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html
-            )
+        if not identified(outcome):
+            self._refuse_login(flow, compiled, outcome, lang, html)
             return
-        match = target.match
-        platform = match.platform
-        full_path = request.path
-        posting = (
-            method in _POST_METHODS
-            and match.kind is HostKind.site
-            and compiled.catalog.posting_endpoint(
-                platform, target.host, method, full_path
-            ) is not None
+        subject = outcome.subject
+        assert subject is not None
+        record.subject = subject
+        if await self._refuse_inside(flow, request.host, request.port, lang):
+            return
+        host = request.host.lower().rstrip(".")
+        match = compiled.catalog.match(host) if host else None
+        why = hosts.mismatch(
+            request.host, request.port,
+            [*request.headers.get_all("Host"), *([request.authority] if request.authority else [])],
+            flow.server_conn.address if flow.server_conn.address else None,
+            flow.client_conn.sni,
         )
-        kind = classify(match.kind, posting, html)
+        if why is not None:
+            self._refuse_mismatch(flow, compiled, subject, why, lang)
+            return
+        if match is None:
+            return  # outside the catalog: identified, relayed (never to an inside address)
+        record.platform = match.platform
+        record.host = host
+        if match.kind is HostKind.site and is_unsafe(method):
+            if canonical_path(request.path) is None:
+                self._refuse(flow, "unreadable-path", 400, "unreadable_request", lang)
+                return
+            # Decided in ``request``, once the body is in: it tells a post from a read.
+            request.stream = False
+            return
+        kind = classify(match.kind, False, html)
+        self._decide(flow, compiled, subject, kind, html)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        """The decision on an unsafe request to a platform, with its body read: a post
+        (a posting endpoint, text or not), a listed reading call, or another write."""
+        if flow.response or flow.error or not flow.live:
+            return
+        record = peek(flow)
+        if record is None or record.platform is None or record.kind is not None:
+            return
+        request = flow.request
+        compiled = self._compiled()
+        platform, host = record.platform, record.host or ""
+        path = canonical_path(request.path)
+        assert path is not None  # requestheaders refused the unreadable
+        assert record.subject is not None
+        try:
+            content = request.get_content(strict=True) or b""
+        except ValueError:
+            content = None  # an encoding nobody can read: no operation name, no reading call
+        body = Request(
+            content or b"", request.headers.get("Content-Type", ""),
+            request.path.partition("?")[2],
+        )
+        catalog = compiled.catalog
+        endpoint = catalog.posting_endpoint(platform, host, path)
+        operation = operation_name(body) if content is not None else None
+        reading = catalog.reading_call(platform, host, path, operation)
+        if endpoint is not None:
+            kind = RequestKind.post
+            readable = content is not None
+            if reading is not None and readable and not carries_text(body, endpoint.text):
+                kind = RequestKind.api  # a read on an endpoint that also receives posts
+        else:
+            kind = RequestKind.api if reading is not None else RequestKind.write
+        headers = request.headers
+        html = wants_html(
+            request.method, headers.get("Accept", ""), headers.get("Sec-Fetch-Dest", ""),
+            headers.get("X-Requested-With", ""),
+        )
+        self._decide(flow, compiled, record.subject, kind, html)
+
+    def _decide(
+        self, flow: http.HTTPFlow, compiled: Compiled, subject: Subject, kind: RequestKind,
+        html: bool,
+    ) -> None:
+        """Decide a catalog request, record it, and answer a refusal."""
+        record = info(flow)
+        request = flow.request
+        platform = record.platform
+        assert platform is not None
         grants = self.grants.active(subject.user) if subject.user else ()
         decision = compiled.access.decide(subject, platform, kind, self.now(), grants)
-        path = full_path.split("?", 1)[0]
+        path = request.path.split("?", 1)[0]
         decisionlog.record(
-            decision, subject, host=target.host, method=method, path=path,
-            kind=kind, policy=compiled.version,
+            decision, subject, host=record.host or request.host, method=request.method,
+            path=path, kind=kind, policy=compiled.version,
         )
-        record.subject = subject
-        record.platform = platform
-        record.host = target.host
         record.kind = kind
         record.decision = decision
         if decision.allowed:
@@ -403,14 +488,89 @@ class Access:
         policy = compiled.loaded.policy
         url = f"{request.scheme}://{request.pretty_host}{path}"
         service_url = self.service_url or policy.institution.service_url
-        explanation = refusal.explain(policy, decision, lang, service_url, url)
+        explanation = refusal.explain(policy, decision, record.lang, service_url, url)
         record.generated = "access"
         if html:
             flow.response = refusal.block_page(
-                explanation, decision, subject, lang, compiled.version, url
+                explanation, decision, subject, record.lang, compiled.version, url
             )
         else:
-            flow.response = refusal.block_json(explanation, decision, lang)
+            flow.response = refusal.block_json(explanation, decision, record.lang)
+
+    # -- refusals that are not access decisions ----------------------------------------------
+
+    def _refuse_login(
+        self, flow: http.HTTPFlow, compiled: Compiled, outcome: Outcome, lang: str, html: bool
+    ) -> None:
+        record = info(flow)
+        record.generated = "access"
+        identity = compiled.loaded.policy.identity
+        if outcome.retry_after:
+            record.refused = "login-limited"
+            flow.response = refusal.login_limited(outcome.retry_after, lang)
+        elif "basic" in identity.sources:
+            record.refused = outcome.challenge or "login-required"
+            flow.response = refusal.login_required(
+                identity.realm, outcome.challenge or "", lang, html
+            )
+        else:
+            record.refused = "not-identified"
+            flow.response = refusal.refused_json(403, "not-identified", "not_identified", lang)
+
+    def _refuse(
+        self, flow: http.HTTPFlow, reason: str, status: int, message: str, lang: str
+    ) -> None:
+        record = info(flow)
+        record.refused = reason
+        record.generated = "access"
+        flow.response = refusal.refused_json(status, reason, message, lang)
+
+    async def _refuse_inside(
+        self, flow: http.HTTPFlow, host: str, port: int, lang: str
+    ) -> bool:
+        """Refuse at once a destination that is plainly inside (an address, ``localhost``);
+        names are resolved and judged when the connection opens (``server_connect``)."""
+        why = await self.destinations.refusal(host, port)
+        if why is None:
+            return False
+        log.warning("%s", json.dumps({
+            "event": "destination-refused", "host": host, "port": port, "reason": why,
+            "user": subject.user if (subject := info(flow).subject) else None,
+        }))
+        self._refuse(flow, "destination", 403, "destination_refused", lang)
+        return True
+
+    def _refuse_mismatch(
+        self, flow: http.HTTPFlow, compiled: Compiled, subject: Subject, why: str, lang: str
+    ) -> None:
+        """A request whose names disagree: 421, logged with the platform it aimed at."""
+        record = info(flow)
+        request = flow.request
+        # The platform it aimed at: its Host header's (or :authority's), else the tunnel's.
+        names = [*request.headers.get_all("Host"), request.authority, request.host,
+                 flow.server_conn.address[0] if flow.server_conn.address else ""]
+        for name in names:
+            parsed = hosts.split_authority(name) if name else None
+            match = compiled.catalog.match(parsed[0]) if parsed else None
+            if match is not None:
+                record.platform, record.host = match.platform, parsed[0] if parsed else None
+                grants = self.grants.active(subject.user) if subject.user else ()
+                record.kind = RequestKind.write if is_unsafe(request.method) else RequestKind.api
+                record.decision = compiled.access.decide(
+                    subject, match.platform, record.kind, self.now(), grants
+                )
+                break
+        log.warning("%s", json.dumps({
+            "event": "host-mismatch", "user": subject.user, "platform": record.platform,
+            "method": request.method, "reason": why,
+        }))
+        self._refuse(flow, "host-mismatch", 421, "host_mismatch", lang)
+
+    # -- upstream connections ------------------------------------------------------------------
+
+    async def server_connect(self, data: ServerConnectionHookData) -> None:
+        """Judge the addresses a destination resolves to just before mitmproxy connects."""
+        await self.destinations.server_connect(data, self._compiled().catalog)
 
     def _lang(self, accept_language: str | None) -> str:
         """``negotiate`` remembered per distinct Accept-Language value (browsers send few)."""

@@ -16,7 +16,16 @@ Sources (``policy.identity.sources``) are tried in order:
 
 When no source identifies the client and ``basic`` is among the sources, the gateway asks
 for a login (407 with ``Proxy-Authenticate: Basic realm="…"``). Otherwise the client is
-anonymous (no roles), which the access decision blocks.
+anonymous (no roles), which the gateway refuses.
+
+Wrong passwords are limited (:class:`LoginLimiter`): per user name and per client
+address, ``limit`` failures within ``window`` seconds start a lock that doubles with each
+further failure (up to ``cap``); while locked, a login that is not already known good is
+answered at once (429 with Retry-After) without asking the directory, so a guesser
+cannot make the gateway pay for argon2. Every failure is one JSON line on the
+``sargs.auth`` logger (user, client address, count; never the password), goes to
+``Identifier.on_failure`` (the event spool, when wired) and counts in
+``sargs_gateway_login_failures_total``.
 """
 
 from __future__ import annotations
@@ -26,13 +35,27 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from prometheus_client import Counter
+
 from proxy.policy.decide import Subject
 from proxy.policy.model import Identity
+
+log = logging.getLogger("sargs.auth")
+
+LOGIN_FAILURES = Counter(
+    "sargs_gateway_login_failures",
+    "Proxy logins refused: a wrong password (wrong) or one not tried because the user or "
+    "address is locked after too many (limited).",
+    ["outcome"],
+    registry=None,  # the gateway's metrics add-on registers it in its own registry
+)
 
 FAILURE_CACHE_SECONDS = 2.0
 """How long a failed login stays refused without asking the directory again."""
@@ -154,6 +177,75 @@ class Outcome(NamedTuple):
     subject: Subject | None
     challenge: str | None = None
     """``login-required`` or ``login-failed`` when the client must (re)authenticate."""
+    retry_after: int = 0
+    """Seconds until the user or address may try again (too many wrong passwords)."""
+
+
+@dataclass
+class _Tally:
+    count: int
+    first: float
+    until: float = 0.0
+
+
+class LoginLimiter:
+    """Failed logins per user name and per client address, with a doubling lock."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        limit: int = 5,
+        window: float = 900.0,
+        base: float = 2.0,
+        cap: float = 900.0,
+        max_entries: int = 50_000,
+    ) -> None:
+        self.clock = clock
+        self.limit, self.window, self.base, self.cap = limit, window, base, cap
+        self.max_entries = max_entries
+        self._tallies: dict[tuple[str, str], _Tally] = {}
+
+    @staticmethod
+    def _keys(user: str | None, address: str) -> list[tuple[str, str]]:
+        keys = [("address", address)]
+        if user:
+            keys.append(("user", user.casefold()))
+        return keys
+
+    def locked_for(self, user: str | None, address: str) -> float:
+        """Seconds the user or the address must still wait (0: may try now)."""
+        now = self.clock()
+        waits = [
+            tally.until - now
+            for key in self._keys(user, address)
+            if (tally := self._tallies.get(key)) is not None
+        ]
+        return max([0.0, *waits])
+
+    def failed(self, user: str | None, address: str) -> int:
+        """Count a failure; returns the highest count of the user's and the address's."""
+        now = self.clock()
+        if len(self._tallies) >= self.max_entries:
+            for key in [k for k, t in self._tallies.items()
+                        if t.until <= now and now - t.first > self.window]:
+                del self._tallies[key]
+        highest = 0
+        for key in self._keys(user, address):
+            tally = self._tallies.get(key)
+            if tally is None or (now - tally.first > self.window and tally.until <= now):
+                tally = self._tallies[key] = _Tally(0, now)
+            tally.count += 1
+            if tally.count >= self.limit:
+                tally.until = now + min(self.cap, self.base * 2 ** (tally.count - self.limit))
+            highest = max(highest, tally.count)
+        return highest
+
+    def succeeded(self, user: str | None, address: str) -> None:
+        """A correct login clears the user's tally (not the address's: one good account
+        must not reset a guesser working through others)."""
+        if user:
+            self._tallies.pop(("user", user.casefold()), None)
 
 
 ANONYMOUS = Subject(None, frozenset(), "none")
@@ -186,6 +278,9 @@ class Identifier:
         self._pending: dict[str, asyncio.Future[Subject | None]] = {}
         self.generation = 0
         """Bumped by ``clear()``: identities remembered elsewhere from this one are stale."""
+        self.limiter = LoginLimiter(clock)
+        self.on_failure: Callable[[dict[str, Any]], None] | None = None
+        """Called with each failed-login event (user, address, count): the event spool."""
 
     def clear(self) -> None:
         self._cache.clear()
@@ -207,10 +302,9 @@ class Identifier:
             if source == "basic":
                 if not proxy_authorization:
                     continue
-                subject = await self.login(proxy_authorization, identity.login_cache_seconds)
-                if subject is None:
-                    return Outcome(None, "login-failed")
-                return Outcome(subject)
+                return await self._basic(
+                    proxy_authorization, address, identity.login_cache_seconds
+                )
             if source == "ip":
                 roles = ranges.roles_for(address)
                 if roles:
@@ -218,6 +312,31 @@ class Identifier:
         if "basic" in identity.sources:
             return Outcome(None, "login-required")
         return Outcome(ANONYMOUS)
+
+    async def _basic(self, header: str, address: str, ttl: float) -> Outcome:
+        """A Basic login, limited per user and address, failures recorded."""
+        entry = self._cache.get(_key(header))
+        if entry is not None and entry.expires > self.clock():
+            subject = entry.subject  # known already: no directory call, nothing to limit
+            return Outcome(subject) if subject is not None else Outcome(None, "login-failed")
+        credentials = parse_basic(header)
+        user = credentials.user if credentials else None
+        wait = self.limiter.locked_for(user, address)
+        if wait > 0:
+            LOGIN_FAILURES.labels("limited").inc()
+            return Outcome(None, "login-limited", max(1, int(wait + 0.999)))
+        subject = await self.login(header, ttl)
+        if subject is not None:
+            self.limiter.succeeded(user, address)
+            return Outcome(subject)
+        count = self.limiter.failed(user, address)
+        LOGIN_FAILURES.labels("wrong").inc()
+        event = {"event": "proxy-login-failed", "user": user, "address": address,
+                 "count": count}
+        log.warning("%s", json.dumps(event))
+        if self.on_failure is not None:
+            self.on_failure(event)
+        return Outcome(None, "login-failed")
 
     async def login(self, header: str, ttl: float) -> Subject | None:
         """The subject of a Basic login header (cached), or None when it is wrong."""

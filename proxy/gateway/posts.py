@@ -18,6 +18,7 @@ copyright reminders apply. If the check itself fails the post is refused (fail c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter
@@ -28,16 +29,16 @@ from typing import Any
 from mitmproxy import http
 
 from proxy.compliance.model import MAX_TEXT, Attachment, CheckRequest, CheckResult, Finding
-from proxy.gateway.extract import Request, all_texts, attachments
-from proxy.gateway.flowinfo import Hit, peek
+from proxy.gateway.extract import Request, Unreadable, all_texts, attachments
+from proxy.gateway.flowinfo import Hit, info, peek
 from proxy.i18n import Translator
+from proxy.policy.canonical import canonical_path, is_unsafe
 from proxy.policy.decide import RequestKind, Subject
 from proxy.runtime import Compiled
 
 log = logging.getLogger("sargs.posts")
 
 _RANK = {"ok": 0, "info": 1, "warn": 2, "block": 3}
-_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 def _utcnow() -> datetime:
@@ -50,9 +51,25 @@ def official_allowed(compiled: Compiled, subject: Subject) -> bool:
     return any(roles[r].official_accounts for r in subject.roles if r in roles)
 
 
-def _chunks(text: str) -> list[str]:
-    """The text in pieces the engine accepts (no post is longer; padding cannot hide)."""
-    return [text[i : i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)] or [""]
+OVERLAP = 2_000
+"""Characters each piece of a long text shares with the next: anything shorter than this
+that a rule finds (a phone number, an identity number, a phrase) lies whole in a piece."""
+CHECK_BUDGET = 5.0
+"""Seconds a post check may take before the post is refused (fail closed)."""
+
+
+def _chunks(text: str) -> list[tuple[int, str]]:
+    """The text in overlapping pieces the engine accepts (nothing falls between two), each
+    with its offset in the text in UTF-16 code units (the unit of findings' offsets)."""
+    if len(text) <= MAX_TEXT:
+        return [(0, text)]
+    step = MAX_TEXT - OVERLAP
+    starts = range(0, len(text) - OVERLAP, step)
+    return [(_utf16_len(text[:i]), text[i : i + MAX_TEXT]) for i in starts]
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 def check_post(
@@ -65,12 +82,16 @@ def check_post(
     allowed_official: bool | None,
     at: datetime | None = None,
 ) -> CheckResult:
-    """Check every text of one post; attachments count once. Verdict: the highest."""
-    findings: list[Finding] = []
+    """Check every text of one post; attachments count once. Verdict: the highest.
+
+    Findings' offsets are in their own text (a post may have several texts)."""
+    findings: dict[tuple[int, str, int, int], Finding] = {}
     media = [Attachment.model_validate({"kind": k}) for k in kinds[:50]]
-    pieces = [piece for text in texts for piece in _chunks(text)] or [""]
+    pieces = [
+        (n, offset, piece) for n, text in enumerate(texts) for offset, piece in _chunks(text)
+    ] or [(0, 0, "")]
     verdict = "ok"
-    for i, piece in enumerate(pieces):
+    for i, (n, offset, piece) in enumerate(pieces):
         request = CheckRequest(
             text=piece,
             account="personal",
@@ -81,11 +102,14 @@ def check_post(
             at=at or datetime.now(UTC),
         )
         result = compiled.engine.check(request, compiled.version)
-        findings.extend(result.findings)
+        for found in result.findings:  # a finding in an overlap is found twice: keep one
+            start, end = found.start + offset, found.end + offset
+            key = (n, found.rule, start, end)
+            findings.setdefault(key, found.model_copy(update={"start": start, "end": end}))
         if _RANK[result.verdict] > _RANK[verdict]:
             verdict = result.verdict
     return CheckResult.model_validate(
-        {"verdict": verdict, "policy": compiled.version, "findings": findings}
+        {"verdict": verdict, "policy": compiled.version, "findings": list(findings.values())}
     )
 
 
@@ -111,6 +135,23 @@ def refusal(result: CheckResult, lang: str, origin: str | None = None) -> http.R
     return http.Response.make(403, json.dumps(payload, ensure_ascii=False).encode(), headers)
 
 
+def _json_error(status: int, error: str, message: str) -> http.Response:
+    return http.Response.make(
+        status,
+        json.dumps({"error": error, "message": message}, ensure_ascii=False).encode(),
+        {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"},
+    )
+
+
+def unreadable(lang: str) -> http.Response:
+    """403 for a post that cannot be decoded, parsed or read where its text should be."""
+    return _json_error(403, "post-unreadable", Translator("posts", lang)("unreadable"))
+
+
+def too_large(limit: int, lang: str) -> http.Response:
+    return _json_error(413, "post-too-large", Translator("posts", lang)("too_large", limit=limit))
+
+
 def check_failed(lang: str) -> http.Response:
     payload = {"error": "check-failed", "message": Translator("posts", lang)("check_failed")}
     return http.Response.make(
@@ -125,80 +166,119 @@ def summary(result: CheckResult) -> dict[str, int]:
     return dict(sorted(Counter(f.rule for f in result.findings).items()))
 
 
+async def run_check(work: Callable[[], CheckResult], budget: float) -> CheckResult:
+    """Run a post check off the event loop within ``budget`` seconds (TimeoutError after).
+
+    A worker thread: the proxy keeps answering while a long draft is checked. (To be
+    swapped for the shared process pool, ``proxy/checkpool.py``, once it is merged: the
+    GIL still lets a pathological draft slow the loop; the engine is being made linear.)
+    """
+    return await asyncio.wait_for(asyncio.to_thread(work), budget)
+
+
 class Posts:
     """Checks posts to catalog posting endpoints; runs after the access addon."""
 
     def __init__(
-        self, compiled: Callable[[], Compiled], *, now: Callable[[], datetime] = _utcnow
+        self,
+        compiled: Callable[[], Compiled],
+        *,
+        now: Callable[[], datetime] = _utcnow,
+        budget: float = CHECK_BUDGET,
     ) -> None:
         self.compiled = compiled
         self.now = now
+        self.budget = budget
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
-            return
-        request = flow.request
-        if request.method not in _METHODS:
             return
         record = peek(flow)
         if record is None or record.kind is not RequestKind.post:
             return
+        if not is_unsafe(flow.request.method):
+            return
         decision, subject, platform = record.decision, record.subject, record.platform
         if decision is None or not decision.allowed or not platform:
             return
+        request = flow.request
         compiled = self.compiled()
-        endpoint = compiled.catalog.posting_endpoint(
-            platform, request.pretty_host, request.method, request.path
+        path = canonical_path(request.path)
+        endpoint = (
+            compiled.catalog.posting_endpoint(platform, record.host or "", path) if path else None
         )
         if endpoint is None:
             return
+        spec = compiled.catalog.platforms[platform]
         lang = record.lang
-        user = subject.user if subject is not None else None
+        if len(request.raw_content or b"") > spec.max_post_bytes:
+            self._refuse(flow, "post-too-large", too_large(spec.max_post_bytes, lang))
+            return
         try:
             body = Request(
-                request.get_content(strict=False) or b"",
+                request.get_content(strict=True) or b"",
                 request.headers.get("Content-Type", ""),
                 request.path.partition("?")[2],
             )
             texts = all_texts(body, endpoint.text)
-            if not texts:
-                return  # the endpoint is used for something else this time (GraphQL)
-            result = check_post(
-                compiled,
-                texts,
-                attachments(body),
-                platform=platform,
-                lang=lang,
-                at=self.now(),
-                allowed_official=(
-                    official_allowed(compiled, subject) if subject is not None else None
+        except (ValueError, Unreadable) as exc:  # ValueError: a Content-Encoding not decoded
+            self._unreadable(flow, spec.unreadable_posts, platform, str(exc), lang)
+            return
+        if not texts:
+            return  # the endpoint is used for something else this time (GraphQL)
+        allowed_official = official_allowed(compiled, subject) if subject is not None else None
+        try:
+            result = await run_check(
+                lambda: check_post(
+                    compiled, texts, attachments(body), platform=platform, lang=lang,
+                    at=self.now(), allowed_official=allowed_official,
                 ),
+                self.budget,
             )
-        except Exception:
-            log.exception("post check failed; refusing the post (platform=%s)", platform)
-            record.refused = "post-check-failed"
-            record.generated = "posts"
-            flow.response = check_failed(lang)
+        except Exception as exc:
+            log.warning("%s", json.dumps({
+                "event": "post-check-failed", "platform": platform,
+                "error": type(exc).__name__ if not isinstance(exc, TimeoutError) else "timeout",
+            }))
+            self._refuse(flow, "post-check-failed", check_failed(lang))
             return
         record.verdict = result.verdict
         record.findings = [Hit(f.rule, f.severity) for f in result.findings]
         if result.verdict == "ok":
             return
-        record_line = json.dumps({
+        line = json.dumps({
             "event": "post-refused" if result.verdict == "block" else "post-passed",
             "platform": platform,
-            "user": user,
+            "user": subject.user if subject is not None else None,
             "verdict": result.verdict,
             "rules": summary(result),
             "policy": result.policy,
         })
         if result.verdict == "block":
-            log.warning("%s", record_line)
-            record.refused = "post-findings"
-            record.generated = "posts"
-            flow.response = refusal(result, lang, self._origin(flow, compiled, platform))
+            log.warning("%s", line)
+            self._refuse(
+                flow, "post-findings", refusal(result, lang, self._origin(flow, compiled, platform))
+            )
         else:
-            log.info("%s", record_line)
+            log.info("%s", line)
+
+    @staticmethod
+    def _refuse(flow: http.HTTPFlow, reason: str, response: http.Response) -> None:
+        record = info(flow)
+        record.refused = reason
+        record.generated = "posts"
+        flow.response = response
+
+    def _unreadable(
+        self, flow: http.HTTPFlow, mode: str, platform: str, why: str, lang: str
+    ) -> None:
+        """A post that cannot be read: refused, unless the platform's policy says pass."""
+        log.warning("%s", json.dumps({
+            "event": "post-unreadable", "platform": platform, "reason": why,
+            "passed": mode == "pass",
+        }))
+        if mode != "pass":
+            self._refuse(flow, "post-unreadable", unreadable(lang))
 
     @staticmethod
     def _origin(flow: http.HTTPFlow, compiled: Compiled, platform: str) -> str | None:

@@ -1,4 +1,5 @@
-"""What a refused user sees: the block page, the JSON 403, and the login request (407).
+"""What a refused user sees: the block page, the JSON 403, the login request (407), the
+login lock (429) and the refusals that are not access decisions (403, 421, 400).
 
 Texts live in ``proxy/locales/gateway.yaml`` (en, lv, sv, sq); the language comes from
 the request's Accept-Language. The block page is an autoescaped Jinja2 template.
@@ -241,4 +242,27 @@ def login_required(realm: str, reason: str, lang: str, html: bool) -> http.Respo
     return http.Response.make(
         407, f"{t('login_title')}. {message}\n".encode(),
         {"Content-Type": "text/plain; charset=utf-8", **headers},
+    )
+
+
+def refused_json(status: int, error: str, message: str, lang: str) -> http.Response:
+    """A JSON refusal that is not an access decision (``message``: a gateway.yaml key)."""
+    t = Translator("gateway", lang)
+    body = {"error": error, "message": t(message)}
+    return http.Response.make(
+        status, json.dumps(body, ensure_ascii=False).encode(),
+        {"Content-Type": "application/json; charset=utf-8", "Content-Language": t.lang,
+         "Cache-Control": "no-store"},
+    )
+
+
+def login_limited(seconds: int, lang: str) -> http.Response:
+    """429 after too many wrong passwords; the password is not even tried."""
+    t = Translator("gateway", lang)
+    body = {"error": "login-limited", "retry_after": seconds,
+            "message": t("login_limited", seconds=seconds)}
+    return http.Response.make(
+        429, json.dumps(body, ensure_ascii=False).encode(),
+        {"Content-Type": "application/json; charset=utf-8", "Content-Language": t.lang,
+         "Cache-Control": "no-store", "Retry-After": str(seconds)},
     )

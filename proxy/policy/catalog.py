@@ -1,9 +1,15 @@
-"""Which platform a host belongs to, and whether a request is a post.
+"""Which platform a host belongs to, and whether a request is a post or a listed read.
 
 Hosts are matched on their registered domain (tldextract with its bundled public-suffix
 snapshot: nothing is fetched) and on any longer catalog entry below it, so that
 ``m.facebook.com`` is Facebook and ``social.example.net`` can be a Mastodon instance
 without claiming all of ``example.net``.
+
+Paths are matched in canonical form only (``proxy.policy.canonical``: decoded, dot
+segments resolved, ``;parameters`` cut, case folded, no trailing slash); patterns are
+folded the same way. The method is not part of a match: callers ask only for unsafe
+requests (anything but GET, HEAD, OPTIONS), and every unsafe request to a posting path is
+a post.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import NamedTuple
 
 import tldextract
 
-from proxy.policy.model import Platform, PostingEndpoint
+from proxy.policy.model import Platform, PostingEndpoint, ReadingCall
 
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
@@ -39,6 +45,8 @@ def registered_domain(host: str) -> str:
 
 
 def _compile_path(pattern: str) -> re.Pattern[str]:
+    """A catalog path pattern as a regular expression over canonical paths."""
+    pattern = pattern.lower().rstrip("/") or "/"
     out = []
     for part in re.split(r"(\*\*|\*)", pattern):
         if part == "**":
@@ -47,7 +55,7 @@ def _compile_path(pattern: str) -> re.Pattern[str]:
             out.append("[^/]+")
         else:
             out.append(re.escape(part))
-    return re.compile("".join(out) + r"/?(?:\?.*)?$")
+    return re.compile("".join(out) + "$")
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,14 @@ class _Endpoint:
     spec: PostingEndpoint
     pattern: re.Pattern[str]
     hosts: frozenset[str]
+
+
+@dataclass(frozen=True)
+class _Reading:
+    spec: ReadingCall
+    pattern: re.Pattern[str]
+    hosts: frozenset[str]
+    operations: frozenset[str]
 
 
 class Catalog:
@@ -74,6 +90,15 @@ class Catalog:
             ]
             for platform_id, platform in platforms.items()
         }
+        self._reading: dict[str, list[_Reading]] = {
+            platform_id: [
+                _Reading(spec, _compile_path(spec.path), frozenset(spec.hosts),
+                         frozenset(spec.operations))
+                for spec in platform.reading
+            ]
+            for platform_id, platform in platforms.items()
+        }
+        self.platforms = platforms
         self.match = lru_cache(maxsize=16384)(self._match)
 
     def _match(self, host: str) -> HostMatch | None:
@@ -88,16 +113,28 @@ class Catalog:
                 return hit
         return None
 
-    def posting_endpoint(
-        self, platform: str, host: str, method: str, path: str
-    ) -> PostingEndpoint | None:
+    def posting_endpoint(self, platform: str, host: str, path: str) -> PostingEndpoint | None:
+        """The posting endpoint an unsafe request to ``host`` and canonical ``path`` hits."""
+        host = host.lower().rstrip(".")
         for endpoint in self._endpoints.get(platform, ()):
-            if endpoint.spec.method != method.upper():
-                continue
-            if endpoint.hosts and host.lower() not in endpoint.hosts:
+            if endpoint.hosts and host not in endpoint.hosts:
                 continue
             if endpoint.pattern.match(path):
                 return endpoint.spec
+        return None
+
+    def reading_call(
+        self, platform: str, host: str, path: str, operation: str | None
+    ) -> ReadingCall | None:
+        """The listed reading call an unsafe request is, given its GraphQL operation name."""
+        host = host.lower().rstrip(".")
+        for call in self._reading.get(platform, ()):
+            if call.hosts and host not in call.hosts:
+                continue
+            if call.operations and operation not in call.operations:
+                continue
+            if call.pattern.match(path):
+                return call.spec
         return None
 
     def domains(self) -> list[str]:

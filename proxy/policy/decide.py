@@ -10,8 +10,10 @@ How rules combine (documented for policy authors in docs/policy.md):
 3. An active grant (temporary access approved by an approver) raises the level to the
    grant's, until it expires.
 4. The level decides the request: ``block`` refuses everything; ``read`` refuses posts
-   to the platform's posting endpoints; media/video CDN requests are refused when every
-   role that gives access blocks media (a grant allows media).
+   to the platform's posting endpoints and every other unsafe request (POST, PUT, PATCH,
+   DELETE...) that the catalog does not list as a reading call; media/video CDN
+   requests are refused when every role that gives access blocks media (a grant allows
+   media).
 5. A user with no known role is blocked.
 """
 
@@ -32,7 +34,10 @@ class RequestKind(StrEnum):
     api = "api"
     """Any other request to the platform (a refusal gets JSON)."""
     post = "post"
-    """A request to one of the platform's posting endpoints."""
+    """An unsafe request to one of the platform's posting endpoints."""
+    write = "write"
+    """Any other unsafe request (POST, PUT, PATCH, DELETE...) the catalog does not list as
+    a reading call: a like, a follow, a deletion, an unknown endpoint."""
     media = "media"
     """A request to the platform's media/video CDN."""
 
@@ -48,6 +53,9 @@ class Rule(StrEnum):
     no_role = "no-role"
     read_only = "read-only"
     media = "media"
+
+
+_UNSAFE = frozenset({RequestKind.post, RequestKind.write})
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +208,7 @@ class AccessPolicy:
         if best is Action.block:
             return Decision(False, best, platform, best_rule,
                             f"{who} blocks {platform} ({best_rule})", best_role, grant_id, expires)
-        if kind is RequestKind.post and best is not Action.allow:
+        if kind in _UNSAFE and best is not Action.allow:
             return Decision(False, best, platform, Rule.read_only,
                             f"{who} gives read-only access to {platform}", best_role, grant_id,
                             expires)

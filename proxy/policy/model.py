@@ -89,9 +89,16 @@ Domain = Annotated[str, BeforeValidator(_check_domain)]
 
 
 class PostingEndpoint(Strict):
-    """Where a platform receives new posts, and where the post's text sits in the body."""
+    """Where a platform receives new posts, and where the post's text sits in the body.
 
-    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    Every unsafe method (anything but GET, HEAD, OPTIONS) to the path is checked, and the
+    path is compared in its canonical form (``proxy.policy.canonical``)."""
+
+    method: Literal["POST", "PUT", "PATCH"] = Field(
+        default="POST",
+        description="The method the platform uses (for readers): every unsafe method to "
+        "the path is treated as a post.",
+    )
     path: str = Field(description="Path pattern; '*' matches one path segment, '**' any rest.")
     text: list[str] = Field(
         description="Where the text sits: 'json:dotted.path', 'form:field', "
@@ -122,6 +129,30 @@ class PostingEndpoint(Strict):
         return values
 
 
+class ReadingCall(Strict):
+    """A call that reads although it uses an unsafe method (a GraphQL query, a search, an
+    analytics beacon): a ``read`` role may make it. Anything that carries text at one of
+    the platform's posting locations is still a post."""
+
+    path: str = Field(description="Path pattern; '*' matches one path segment, '**' any rest.")
+    operations: list[str] = Field(
+        default_factory=list,
+        description="GraphQL operation names (JSON/query 'operationName', form "
+        "'fb_api_req_friendly_name'); empty: any call to the path.",
+    )
+    hosts: list[Domain] = Field(
+        default_factory=list,
+        description="Limit to these hosts (default: any host of the platform).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'")
+        return value
+
+
 class Platform(Strict):
     name: str
     domains: list[Domain] = Field(min_length=1)
@@ -130,6 +161,20 @@ class Platform(Strict):
         description="Video and media CDNs; a role may block them (network load).",
     )
     posting: list[PostingEndpoint] = Field(default_factory=list)
+    reading: list[ReadingCall] = Field(
+        default_factory=list,
+        description="Calls that read although they use POST; every other unsafe request "
+        "of a read-only role is refused.",
+    )
+    max_post_bytes: int = Field(
+        default=1_048_576, ge=1024,
+        description="Largest body accepted at a posting endpoint (larger: 413).",
+    )
+    unreadable_posts: Literal["refuse", "pass"] = Field(
+        default="refuse",
+        description="A body at a posting endpoint that cannot be decoded, parsed or read "
+        "at the text locations: refused (default) or passed unchecked (logged).",
+    )
 
 
 # --- institution, identity, roles --------------------------------------------------------

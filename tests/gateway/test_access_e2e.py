@@ -377,14 +377,20 @@ async def test_non_catalog_tls_host_is_tunnelled_untouched(
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
     client_ctx = ssl.create_default_context(cafile=str(cert))  # trusts the origin only
+    options = env.gw.master.options
     async with fake_site(server_ctx) as origin:
-        # No login needed either: Sargs only governs catalog platforms.
-        async with env.session.get(
-            f"https://127.0.0.1:{origin.port}/private?q=1", proxy=env.gw.proxy_url,
-            ssl=client_ctx, headers=PAGE,
-        ) as r:
-            # The handshake verified against the origin's own self-signed certificate.
-            assert r.status == 200
+        # A loopback origin is inside: IT lists it (the harness lists only the stand-ins).
+        before = list(options.sargs_allowed_upstreams)
+        options.update(sargs_allowed_upstreams=[*before, f"127.0.0.1:{origin.port}"])
+        try:
+            async with env.session.get(
+                f"https://127.0.0.1:{origin.port}/private?q=1", proxy=env.gw.proxy_url,
+                ssl=client_ctx, headers=PAGE, proxy_headers=login("eve"),
+            ) as r:
+                # The handshake verified against the origin's own self-signed certificate.
+                assert r.status == 200
+        finally:
+            options.update(sargs_allowed_upstreams=before)
         assert origin.paths() == ["/private?q=1"]
         # Control: a catalog host is intercepted, so the origin-only trust store fails.
         with pytest.raises(aiohttp.ClientConnectorCertificateError):

@@ -106,6 +106,8 @@ def flow_for(host: str, path: str = "/", method: str = "GET", user: str | None =
                                     method=method.encode(), headers=[]))
     f.request.headers["Host"] = host
     f.request.headers["Accept"] = accept
+    f.server_conn.address = (host, 443)  # the CONNECT tunnel it came through
+    f.client_conn.sni = host
     if user:
         f.request.headers["Proxy-Authorization"] = login(user, "pw")
     return f
@@ -145,25 +147,30 @@ async def test_flows_already_answered_are_skipped(access: Access) -> None:
         assert peek(f) is None or peek(f).decision is None  # type: ignore[union-attr]
 
 
-async def test_non_catalog_hosts_pass_without_identity(access: Access) -> None:
+async def test_non_catalog_hosts_need_an_identity_too(access: Access) -> None:
     with taddons.context(access):
         f = flow_for("example.org", user=None)
         await access.requestheaders(f)
-        assert f.response is None
-        assert peek(f) is None or peek(f).decision is None  # type: ignore[union-attr]
-
-
-async def test_connect_to_catalog_host_asks_for_login(access: Access) -> None:
-    with taddons.context(access):
-        f = flow_for("x.com", user=None)
-        f.request.method = "CONNECT"
-        await access.http_connect(f)
         assert f.response is not None
         assert f.response.status_code == 407
-        assert f.response.headers["Proxy-Authenticate"].startswith(
-            'Basic realm="Sargs (Example Ministry)"'
-        )
-        other = flow_for("example.org", user=None)
+        known = flow_for("example.org", user="eve")
+        await access.requestheaders(known)
+        assert known.response is None
+        assert info(known).decision is None  # identified; Sargs does not govern the site
+
+
+async def test_every_connect_asks_for_login(access: Access) -> None:
+    with taddons.context(access):
+        for host in ("x.com", "example.org"):
+            f = flow_for(host, user=None)
+            f.request.method = "CONNECT"
+            await access.http_connect(f)
+            assert f.response is not None
+            assert f.response.status_code == 407
+            assert f.response.headers["Proxy-Authenticate"].startswith(
+                'Basic realm="Sargs (Example Ministry)"'
+            )
+        other = flow_for("example.org", user="eve")
         other.request.method = "CONNECT"
         await access.http_connect(other)
         assert other.response is None

@@ -7,7 +7,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from proxy.gateway.extract import Request, all_texts, attachments, parse_location, texts
+from proxy.gateway.extract import (
+    Request,
+    Unreadable,
+    all_texts,
+    attachments,
+    operation_name,
+    parse_location,
+    texts,
+)
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -71,14 +79,18 @@ CASES = [
     (
         Request(json.dumps({"items": [{"t": "a"}, {"t": "b"}, {"t": 3}]}).encode(), JSON, ""),
         "json:items[*].t",
-        ["a", "b"],
+        ["a", "b", "3"],  # a number where text belongs is read as text
     ),
     (Request(json.dumps({"items": ["a", "b"]}).encode(), JSON, ""), "json:items[1]", ["b"]),
     (Request(json.dumps({"a": {"x": {"t": "1"}}}).encode(), JSON, ""), "json:a.*.t", ["1"]),
-    # Not JSON, wrong kind of body, missing field: nothing
-    (Request(b"{not json", JSON, ""), "json:text", []),
-    (Request(b"text=hi", MULTIPART, ""), "form:text", []),
-    (Request(json.dumps({"text": {"nested": 1}}).encode(), JSON, ""), "json:text", []),
+    # Missing field: nothing; an object where text belongs is read through
+    (Request(b'{"other": "x"}', JSON, ""), "json:text", []),
+    (Request(json.dumps({"text": {"nested": "x"}}).encode(), JSON, ""), "json:text", ["x"]),
+    # Every parameter source: a form name in the query, multipart or a JSON body alike
+    (Request(b"", FORM, "text=q"), "form:text", ["q"]),
+    (Request(multipart(("text", "m", None, None)), MULTIPART, ""), "form:text", ["m"]),
+    (Request(b'{"text": "j"}', JSON, ""), "form:text", ["j"]),
+    (Request(b"text=f", FORM, ""), "json:text", ["f"]),
     # Form field repeated: every value
     (Request(b"text=one&text=two", FORM, ""), "form:text", ["one", "two"]),
     # JSON sent as text/plain (some platforms do)
@@ -89,6 +101,44 @@ CASES = [
 @pytest.mark.parametrize(("request_", "location", "expected"), CASES)
 def test_texts(request_: Request, location: str, expected: list[str]) -> None:
     assert texts(request_, location) == expected
+
+
+@pytest.mark.parametrize(
+    ("request_", "location"),
+    [
+        (Request(b"{not json", JSON, ""), "json:text"),
+        (Request(b'{"text": "ok", "text": "hidden"}', JSON, ""), "json:text"),
+        (Request(b"text=hi", MULTIPART, ""), "form:text"),  # no boundary in the body
+        (Request(b"text=%FF%FE", FORM, ""), "form:text"),  # not UTF-8
+        (Request(b"\xff\xfe", FORM, ""), "form:text"),
+        (Request(b"<text>hi</text>", "application/xml", ""), "form:text"),
+        (Request(b"x", "", "text=%C0%AF"), "form:text"),  # over-long UTF-8
+        (Request(urlencode({"variables": "{broken"}).encode(), FORM, ""),
+         "form:variables|json:input.message.text"),
+        (
+            Request(multipart(("text", "a", None, None))[:-10], MULTIPART, ""),  # cut short
+            "form:text",
+        ),
+    ],
+)
+def test_what_cannot_be_read_is_unreadable(request_: Request, location: str) -> None:
+    with pytest.raises(Unreadable):
+        texts(request_, location)
+
+
+@pytest.mark.parametrize(
+    ("request_", "operation"),
+    [
+        (Request(b'{"operationName": "SearchTimeline"}', JSON, ""), "SearchTimeline"),
+        (Request(b"fb_api_req_friendly_name=CometSearch&doc_id=1", FORM, ""), "CometSearch"),
+        (Request(b"", FORM, "operationName=Q"), "Q"),
+        (Request(b'{"operationName": "A"}', JSON, "operationName=B"), None),  # ambiguous
+        (Request(b"{", JSON, ""), None),
+        (Request(b"doc_id=1", FORM, ""), None),
+    ],
+)
+def test_operation_name(request_: Request, operation: str | None) -> None:
+    assert operation_name(request_) == operation
 
 
 def test_every_location_present_is_checked() -> None:

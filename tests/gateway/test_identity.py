@@ -116,7 +116,7 @@ async def test_failures_are_cached_briefly() -> None:
     ranges = IpRanges(BASIC_ONLY)
     for _ in range(3):
         outcome = await ident.identify(basic("anna:guess"), "", BASIC_ONLY, ranges)
-        assert outcome == (None, "login-failed")
+        assert outcome == (None, "login-failed", 0)
     assert directory.calls == 1
     clock.t += 2.5
     await ident.identify(basic("anna:guess"), "", BASIC_ONLY, ranges)

@@ -88,6 +88,7 @@ def post_flow(
     record.decision = Decision(True, Action.allow, platform, Rule.role, "ok", "staff")
     record.kind = RequestKind.post
     record.lang = lang
+    record.host = host
     return flow
 
 
@@ -127,9 +128,9 @@ def refused(flow: http.HTTPFlow) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("make", [x_post, facebook_post, mastodon_multipart])
-def test_blocking_post_is_refused_with_findings(posts: Posts, make: object) -> None:
+async def test_blocking_post_is_refused_with_findings(posts: Posts, make: object) -> None:
     flow = make(PHONE)  # type: ignore[operator]
-    posts.request(flow)
+    await posts.request(flow)
     payload = refused(flow)
     assert payload["error"] == "refused"
     assert payload["verdict"] == "block"
@@ -142,19 +143,19 @@ def test_blocking_post_is_refused_with_findings(posts: Posts, make: object) -> N
     assert phone["message"] in message
 
 
-def test_warned_and_clean_posts_pass_unchanged(
+async def test_warned_and_clean_posts_pass_unchanged(
     posts: Posts, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="sargs.posts")
     warned = x_post(INSULT)
     before = warned.request.raw_content
-    posts.request(warned)
+    await posts.request(warned)
     assert warned.response is None
     assert warned.request.raw_content == before
     assert info(warned).verdict == "warn"
     assert info(warned).findings == [Hit("offensive", "warn")]
     clean = x_post(CLEAN)
-    posts.request(clean)
+    await posts.request(clean)
     assert clean.response is None
     # One log line for the warned post: rule ids and counts, never the text.
     records = [r.getMessage() for r in caplog.records if r.name == "sargs.posts"]
@@ -165,9 +166,11 @@ def test_warned_and_clean_posts_pass_unchanged(
     assert "idiots" not in records[0]
 
 
-def test_refusal_log_has_no_draft_text(posts: Posts, caplog: pytest.LogCaptureFixture) -> None:
+async def test_refusal_log_has_no_draft_text(
+    posts: Posts, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="sargs.posts")
-    posts.request(x_post(PHONE))
+    await posts.request(x_post(PHONE))
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert '"post-refused"' in text
     assert "29 123" not in text
@@ -181,42 +184,44 @@ def test_refusal_log_has_no_draft_text(posts: Posts, caplog: pytest.LogCaptureFi
         ({"method": "GET"}, "not a post method"),
     ],
 )
-def test_other_requests_are_not_checked(posts: Posts, flow_args: dict[str, str], why: str) -> None:
+async def test_other_requests_are_not_checked(
+    posts: Posts, flow_args: dict[str, str], why: str
+) -> None:
     body = json.dumps({"variables": {"tweet_text": PHONE}}).encode()
     args = {"path": "/i/api/graphql/abc/CreateTweet", "method": "POST", **flow_args}
     flow = post_flow(args["path"], body, "application/json", method=args["method"])
-    posts.request(flow)
+    await posts.request(flow)
     assert flow.response is None, why
 
 
-def test_refused_or_unknown_users_are_left_to_access(posts: Posts) -> None:
+async def test_refused_or_unknown_users_are_left_to_access(posts: Posts) -> None:
     flow = x_post(PHONE)
     info(flow).decision = Decision(False, Action.read, "x", Rule.read_only, "no")
-    posts.request(flow)
+    await posts.request(flow)
     assert flow.response is None  # the access addon answers these
     flow = x_post(PHONE)
-    flow.metadata.clear()
-    posts.request(flow)
+    flow.metadata.clear()  # a flow the access add-on never decided
+    await posts.request(flow)
     assert flow.response is None
 
 
-def test_graphql_call_without_the_text_passes(posts: Posts) -> None:
+async def test_graphql_call_without_the_text_passes(posts: Posts) -> None:
     body = urlencode({"variables": json.dumps({"id": "42"}), "doc_id": "7"}).encode()
     flow = post_flow(
         "/api/graphql/", body, "application/x-www-form-urlencoded",
         host="www.facebook.com", platform="facebook",
     )
-    posts.request(flow)
+    await posts.request(flow)
     assert flow.response is None
 
 
-def test_padding_cannot_hide_a_violation(posts: Posts) -> None:
+async def test_padding_cannot_hide_a_violation(posts: Posts) -> None:
     flow = x_post("a " * 30_000 + PHONE)
-    posts.request(flow)
+    await posts.request(flow)
     assert refused(flow)["verdict"] == "block"
 
 
-def test_check_failure_refuses_the_post(state: PolicyState) -> None:
+async def test_check_failure_refuses_the_post(state: PolicyState) -> None:
     class Broken:
         loaded = state.current.loaded
         catalog = state.current.catalog
@@ -229,7 +234,7 @@ def test_check_failure_refuses_the_post(state: PolicyState) -> None:
 
     addon = Posts(lambda: Broken())  # type: ignore[arg-type, return-value]
     flow = x_post(CLEAN)
-    addon.request(flow)
+    await addon.request(flow)
     assert flow.response is not None
     assert flow.response.status_code == 503
     assert json.loads(flow.response.content or b"")["error"] == "check-failed"

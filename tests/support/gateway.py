@@ -8,6 +8,10 @@
 Catalog hosts (x.com, facebook.com, …) are served by ``site`` (plain HTTP on 127.0.0.1:
 the ``LocalSites`` addon rewrites the destination and restores the Host header). Any
 other upstream that is not loopback is refused, so a test can never reach the internet.
+The gateway itself refuses every inside destination (loopback included) except what IT
+lists: the harness lists exactly the stand-in sites' 127.0.0.1 ports
+(``sargs_allowed_upstreams``; more with ``allowed=``), the same exception a deployment
+would write for an intranet proxy.
 mitmproxy keeps its running master in a global: one gateway per process at a time.
 """
 
@@ -155,6 +159,7 @@ async def running_gateway(
     options: Mapping[str, Any] | None = None,
     routes: Mapping[str, int] | None = None,
     make: Callable[..., list[object]] = make_addons,
+    allowed: Iterable[str] = (),
 ) -> AsyncIterator[Gateway]:
     """Start mitmproxy with the Sargs addons on 127.0.0.1:0; stop it cleanly on exit."""
     state = policy if isinstance(policy, PolicyState) else PolicyState(policy or EXAMPLE_POLICY)
@@ -168,7 +173,12 @@ async def running_gateway(
     addons = make(settings, state, directory=directory, grants=grants, now=clock)
     sites = LocalSites(state, site_port, routes)
     master.addons.add(*addons, sites)
-    opts.update(connection_strategy="lazy", sargs_reload_interval=0.05, **dict(options or {}))
+    ports = [site_port, *(routes or {}).values()]
+    upstreams = [*(f"127.0.0.1:{port}" for port in ports), *allowed]
+    opts.update(
+        connection_strategy="lazy", sargs_reload_interval=0.05,
+        sargs_allowed_upstreams=upstreams, **dict(options or {}),
+    )
     members = [m for a in addons for m in (a.members if isinstance(a, Chain) else [a])]
     access = next(a for a in members if isinstance(a, Access))
     task = asyncio.create_task(master.run())
