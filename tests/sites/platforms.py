@@ -439,3 +439,67 @@ def make_site_app(inject_script_url: str | None) -> web.Application:
 
 async def _spa_compose(request: web.Request) -> web.Response:
     return _render(request, "spa")  # a reload after pushState lands on the same app
+
+
+# ---------------------------------------------------------------------------------------
+# Reads that use POST, as the real pages send them (method, host, path, content type, body).
+# Each is a `reading:` entry of policies/base/platforms.yaml; tests/security sends every one
+# through a real gateway as a read-only user (answered) and, where the path also receives
+# posts, the same path with a post's text (refused).
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One request as a platform's own page sends it."""
+
+    platform: str
+    host: str
+    path: str
+    content_type: str
+    body: bytes
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}{self.path}"
+
+
+_FB_FORM = "application/x-www-form-urlencoded"
+READS: tuple[Shape, ...] = (
+    # facebook.com feed scroll: GraphQL query named in fb_api_req_friendly_name.
+    Shape("facebook", "www.facebook.com", "/api/graphql/", _FB_FORM,
+          b"av=1000&__user=1000&fb_dtsg=NA&fb_api_caller_class=RelayModern"
+          b"&fb_api_req_friendly_name=CometNewsFeedPaginationQuery"
+          b"&variables=%7B%22count%22%3A3%2C%22cursor%22%3A%22abc%22%7D&doc_id=1234567"),
+    Shape("facebook", "www.facebook.com", "/ajax/bz", _FB_FORM,
+          b"__a=1&__user=1000&q=%5B%7B%22app_id%22%3A%222220391788200892%22%7D%5D&ts=1"),
+    Shape("instagram", "www.instagram.com", "/api/graphql", _FB_FORM,
+          b"av=17841&fb_api_caller_class=RelayModern"
+          b"&fb_api_req_friendly_name=PolarisFeedTimelineRootV2Query"
+          b"&variables=%7B%22data%22%3A%7B%7D%7D&doc_id=99"),
+    Shape("x", "x.com", "/i/api/graphql/c-CzHF1LboFilMpsx4ZCrQ/HomeTimeline",
+          "application/json",
+          b'{"variables":{"count":20,"includePromotedContent":true},'
+          b'"features":{"rweb_video_screen_enabled":false},"queryId":"c-CzHF1LboFilMpsx4ZCrQ"}'),
+    Shape("x", "x.com", "/i/api/1.1/jot/client_event.json", _FB_FORM,
+          b"category=perftown&log=%5B%7B%22description%22%3A%22rweb%3Aurt%22%7D%5D"),
+    Shape("youtube", "www.youtube.com", "/youtubei/v1/browse?prettyPrint=false",
+          "application/json",
+          b'{"context":{"client":{"clientName":"WEB","clientVersion":"2.20261120.01.00",'
+          b'"hl":"lv"}},"browseId":"FEwhat_to_watch"}'),
+    Shape("youtube", "www.youtube.com", "/youtubei/v1/next?prettyPrint=false",
+          "application/json",
+          b'{"context":{"client":{"clientName":"WEB","clientVersion":"2.20261120.01.00"}},'
+          b'"videoId":"dQw4w9WgXcQ"}'),
+    Shape("youtube", "www.youtube.com", "/youtubei/v1/search?prettyPrint=false",
+          "application/json",
+          b'{"context":{"client":{"clientName":"WEB","clientVersion":"2.20261120.01.00"}},'
+          b'"query":"Saeima"}'),
+    Shape("linkedin", "www.linkedin.com", "/li/track", "application/json",
+          b'[{"eventInfo":{"eventName":"PageViewEvent","appId":"com.linkedin.flagship3.d_web"}}]'),
+    Shape("threads", "www.threads.net", "/api/graphql", _FB_FORM,
+          b"fb_api_req_friendly_name=BarcelonaFeedQuery&variables=%7B%7D&doc_id=7"),
+    Shape("reddit", "www.reddit.com", "/svc/shreddit/events", "application/json",
+          b'{"info":[{"action":"view","noun":"screen","source":"global"}]}'),
+)
+"""Each is answered for a read-only role; none carries a post's text."""

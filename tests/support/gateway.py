@@ -160,6 +160,7 @@ async def running_gateway(
     routes: Mapping[str, int] | None = None,
     make: Callable[..., list[object]] = make_addons,
     allowed: Iterable[str] = (),
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Gateway]:
     """Start mitmproxy with the Sargs addons on 127.0.0.1:0; stop it cleanly on exit."""
     state = policy if isinstance(policy, PolicyState) else PolicyState(policy or EXAMPLE_POLICY)
@@ -167,10 +168,11 @@ async def running_gateway(
     confdir.mkdir(exist_ok=True)
     clock = clock or Clock()
     directory = MemoryDirectory(users or {})
-    settings = Settings(policy=state.directory, var_dir=tmp_path, gateway_metrics_port=0)
+    config = Settings(**{"policy": state.directory, "var_dir": tmp_path,
+                         "gateway_metrics_port": 0, **dict(settings or {})})
     opts = Options(listen_host="127.0.0.1", listen_port=0, confdir=str(confdir))
     master = DumpMaster(opts, with_termlog=False, with_dumper=False)
-    addons = make(settings, state, directory=directory, grants=grants, now=clock)
+    addons = make(config, state, directory=directory, grants=grants, now=clock)
     sites = LocalSites(state, site_port, routes)
     master.addons.add(*addons, sites)
     ports = [site_port, *(routes or {}).values()]
