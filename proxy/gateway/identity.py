@@ -241,6 +241,10 @@ class LoginLimiter:
             highest = max(highest, tally.count)
         return highest
 
+    def clear(self) -> None:
+        """Forget every failure (an administrator's unlock)."""
+        self._tallies.clear()
+
     def succeeded(self, user: str | None, address: str) -> None:
         """A correct login clears the user's tally (not the address's: one good account
         must not reset a guesser working through others)."""

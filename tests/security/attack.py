@@ -13,6 +13,7 @@ import asyncio
 import base64
 import socket
 from dataclasses import dataclass
+
 from tests.support.gateway import Gateway
 
 PROTOCOLS = ("http1.1", "http2")
@@ -70,5 +71,5 @@ async def curl(
     out, _ = await proc.communicate(data)
     text = out.decode("utf-8", "replace")
     body, _, tail = text.rpartition("\n")
-    code, version, connect = (tail.split() + ["0", "0", "0"])[:3]
+    code, version, connect = [*tail.split(), "0", "0", "0"][:3]
     return Answer(int(code), body, version, int(connect))

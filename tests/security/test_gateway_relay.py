@@ -170,24 +170,22 @@ async def test_forged_audit_events_never_reach_the_service(env: Env, protocol: s
 
 
 async def test_aiohttp_client_is_refused_too(env: Env) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
-            f"http://127.0.0.1:{env.inside.port}/x", proxy=env.gw.proxy_url,
-            headers={"Proxy-Authorization": basic(*ANNA)},  # plain http: aiohttp sends it so
-        ) as r:
-            assert r.status == 403
-            payload = await r.json()
-            assert payload["error"] == "destination"
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://127.0.0.1:{env.inside.port}/x", proxy=env.gw.proxy_url,
+        headers={"Proxy-Authorization": basic(*ANNA)},  # plain http: aiohttp sends it so
+    ) as r:
+        assert r.status == 403
+        payload = await r.json()
+        assert payload["error"] == "destination"
     assert env.inside.seen == []
 
 
 async def test_the_listed_exception_still_works(env: Env) -> None:
     """IT's list (here: the stand-in platform) is honoured, and only for its port."""
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
-            "https://www.linkedin.com/feed/", proxy=env.gw.proxy_url,
-            proxy_headers={"Proxy-Authorization": basic(*ANNA)}, ssl=env.gw.ssl_context(),
-            headers={"Accept": "text/html"},
-        ) as r:
-            assert r.status == 200
+    async with aiohttp.ClientSession() as session, session.get(
+        "https://www.linkedin.com/feed/", proxy=env.gw.proxy_url,
+        proxy_headers={"Proxy-Authorization": basic(*ANNA)}, ssl=env.gw.ssl_context(),
+        headers={"Accept": "text/html"},
+    ) as r:
+        assert r.status == 200
     assert env.site.paths() == ["/feed/"]
