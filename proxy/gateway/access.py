@@ -55,6 +55,10 @@ from proxy.runtime import Compiled, PolicyState
 
 log = logging.getLogger("sargs.gateway")
 
+RESERVED = b"/__sargs/"
+"""The path prefix the gateway answers itself on platform hosts (``inject.py``: every
+request under it is answered there, none reaches the platform)."""
+
 # --- grants --------------------------------------------------------------------------------
 
 
@@ -416,6 +420,11 @@ class Access:
         record.platform = match.platform
         record.host = host
         if match.kind is HostKind.site and is_unsafe(method):
+            if request.data.path.startswith(RESERVED):
+                # The gateway's own path (the content script's check calls): answered by
+                # the injection add-on, never relayed to the platform.
+                self._decide(flow, compiled, subject, RequestKind.api, html)
+                return
             if canonical_path(request.path) is None:
                 self._refuse(flow, "unreadable-path", 400, "unreadable_request", lang)
                 return
