@@ -94,8 +94,9 @@ ATTACKS: list[tuple[str, str, dict[str, str], bytes, str]] = [
     ("form fields sent as text", "https://x.com/1.1/statuses/update.json",
      {"Content-Type": "text/plain"}, f"status={quote(PHONE)}".encode(), "post-unreadable"),
     ("past the piece boundary", CREATE_TWEET, {"Content-Type": APPLICATION_JSON},
-     # the number starts 4 characters before the first piece ends
-     tweet("x" * (MAX_TEXT - 20) + " " + PHONE), "refused"),
+     # the first piece ends inside the number ("+371 29 12" | "3 456"): neither half
+     # is a phone number alone
+     tweet("x" * (MAX_TEXT - 26) + " " + PHONE), "refused"),
 ]
 
 
