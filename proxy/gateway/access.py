@@ -31,7 +31,7 @@ from mitmproxy.proxy import layer
 from mitmproxy.proxy.layers import TCPLayer
 from mitmproxy.proxy.layers.tls import ServerTLSLayer, parse_client_hello
 
-from proxy.gateway import decisionlog, refusal
+from proxy.gateway import refusal
 from proxy.gateway.identity import Identifier, IpRanges, Outcome, StoreDirectory, UserDirectory
 from proxy.i18n import negotiate
 from proxy.policy.catalog import HostKind, HostMatch
@@ -419,10 +419,6 @@ class Access:
         grants = self.grants.active(subject.user) if subject.user else ()
         decision = compiled.access.decide(subject, platform, kind, self.now(), grants)
         path = full_path.split("?", 1)[0]
-        decisionlog.record(
-            decision, subject, host=target.host, method=method, path=path,
-            kind=kind, policy=compiled.version,
-        )
         metadata["sargs.identity"] = subject
         metadata["sargs.platform"] = platform
         metadata["sargs.decision"] = decision

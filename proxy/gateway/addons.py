@@ -1,8 +1,10 @@
-"""The Sargs addon chain, in order, and the mitmproxy options ``sargs run`` always sets.
+"""The Sargs add-ons, in order, and the mitmproxy options ``sargs run`` always sets.
 
-Order matters: mitmproxy calls each hook on the addons in list order, and later addons
-read what earlier ones left in ``flow.metadata`` (see ``access.py``). Identity and access
-come first, so nothing later sees a request that is refused.
+The add-ons are registered with mitmproxy as a plain list. Order matters: mitmproxy calls
+each hook on the add-ons in list order, and later add-ons read the flow record earlier
+ones filled in (``flowinfo.py``). Identity and access come first, so nothing later sees a
+request that is refused; the decision log, the event spool and the metrics read the
+record when the flow ends.
 
 Also usable as a mitmproxy script: ``mitmdump -s proxy/gateway/addons.py --set
 sargs_policy=DIR --set connection_strategy=lazy``.
@@ -16,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from proxy.gateway.access import Access, GrantSource, _utcnow
-from proxy.gateway.chain import Chain
+from proxy.gateway.decisionlog import DecisionLog
 from proxy.gateway.identity import UserDirectory
 from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.posts import Posts
+from proxy.gateway.reserved import Reserved
 from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
@@ -35,8 +38,7 @@ def make_addons(
     now: Callable[[], datetime] = _utcnow,
     sync: bool | None = None,
 ) -> list[object]:
-    """The gateway's addons for one policy state, first to last, as one mitmproxy addon
-    (``Chain``: its ``.members``; mitmproxy still finds each by name).
+    """The gateway's add-ons for one policy state, first to last (``master.addons.add(*…)``).
 
     ``sync``: follow the service's grant bundle and spool decision events for it
     (``proxy/gateway/sync.py``); default: when no ``grants`` are given and
@@ -49,16 +51,17 @@ def make_addons(
         )
         grants = syncer.grants
     access = Access(state, directory=directory, grants=grants, now=now)
-    chain: list[object] = [access]
+    addons: list[object] = [
+        access,
+        Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
+        Inject(),
+        Posts(lambda: state.current, now=now),
+        DecisionLog(lambda: state.current.version),
+    ]
     if syncer is not None:
-        chain.append(syncer)  # grants for access; events from what later addons decided
-    # --- later addons go here, after access (they see only allowed requests and read
-    # flow.metadata["sargs.identity" | "sargs.platform" | "sargs.decision" | "sargs.lang"]):
-    #   content-script injection (issue 3), outgoing-post checks (issue 3), ...
-    chain.append(Inject(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now))
-    chain.append(Posts(lambda: state.current, now=now))
-    chain.append(GatewayMetrics.from_settings(settings))  # /metrics on its own port
-    return [Chain(chain)]  # one slot in mitmproxy's per-event dispatch (chain.py)
+        addons.append(syncer)  # grants for access; events when flows end
+    addons.append(GatewayMetrics.from_settings(settings))  # /metrics on its own port
+    return addons
 
 
 def mitmproxy_options(settings: Settings, confdir: Path) -> dict[str, Any]:

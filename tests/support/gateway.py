@@ -32,7 +32,6 @@ from mitmproxy.tools.dump import DumpMaster
 
 from proxy.gateway.access import Access, GrantSource
 from proxy.gateway.addons import make_addons
-from proxy.gateway.chain import Chain
 from proxy.gateway.identity import MemoryDirectory
 from proxy.runtime import PolicyState
 from proxy.settings import ROOT, Settings
@@ -169,8 +168,7 @@ async def running_gateway(
     sites = LocalSites(state, site_port, routes)
     master.addons.add(*addons, sites)
     opts.update(connection_strategy="lazy", sargs_reload_interval=0.05, **dict(options or {}))
-    members = [m for a in addons for m in (a.members if isinstance(a, Chain) else [a])]
-    access = next(a for a in members if isinstance(a, Access))
+    access = next(a for a in addons if isinstance(a, Access))
     task = asyncio.create_task(master.run())
     proxyserver: Any = master.addons.get("proxyserver")
     try:
