@@ -8,8 +8,8 @@
 - Each request gets a decision from the pure ``proxy.policy.decide`` core; refusals are a
   localized block page (page loads) or a JSON 403 (everything else), see ``refusal.py``.
 - Every decision is one JSON line on the ``sargs.decisions`` logger (``decisionlog.py``).
-- Later addons read ``flow.metadata``: ``sargs.identity`` (Subject), ``sargs.platform``,
-  ``sargs.decision`` (Decision), ``sargs.kind`` (RequestKind), ``sargs.lang``.
+- What it learned goes into the flow record (``flowinfo.info(flow)``): subject, platform,
+  host, request kind, language and decision; later addons read it there.
 - The policy directory is polled (``sargs_reload_interval``); a valid change applies at
   once, a broken one is logged with file:line and the previous policy stays.
 """
@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 from mitmproxy import connection, ctx, exceptions, http, tls
 from mitmproxy.proxy import layer
@@ -32,6 +32,7 @@ from mitmproxy.proxy.layers import TCPLayer
 from mitmproxy.proxy.layers.tls import ServerTLSLayer, parse_client_hello
 
 from proxy.gateway import refusal
+from proxy.gateway.flowinfo import info
 from proxy.gateway.identity import Identifier, IpRanges, Outcome, StoreDirectory, UserDirectory
 from proxy.i18n import negotiate
 from proxy.policy.catalog import HostKind, HostMatch
@@ -40,7 +41,6 @@ from proxy.policy.loader import PolicyError
 from proxy.runtime import Compiled, PolicyState
 
 log = logging.getLogger("sargs.gateway")
-V = TypeVar("V")
 
 # --- grants --------------------------------------------------------------------------------
 
@@ -155,43 +155,6 @@ def read_headers(
     return headers, tuple(kept) if stripped else None
 
 
-class ByClient(Generic[V]):
-    """A value per live client connection, dropped with the connection (like a
-    ``WeakKeyDictionary``), found by identity: ``Connection`` compares and hashes in
-    Python, which a ``WeakKeyDictionary`` lookup calls on every request."""
-
-    def __init__(self) -> None:
-        self._data: dict[int, tuple[weakref.ref[connection.Client], V]] = {}
-
-    def get(self, client: connection.Client) -> V | None:
-        entry = self._data.get(id(client))
-        if entry is None or entry[0]() is not client:
-            return None
-        return entry[1]
-
-    def __setitem__(self, client: connection.Client, value: V) -> None:
-        key = id(client)
-        entry = self._data.get(key)
-        if entry is not None and entry[0]() is client:
-            self._data[key] = (entry[0], value)
-            return
-        data = self._data
-
-        def forget(ref: weakref.ref[connection.Client]) -> None:
-            if (held := data.get(key)) is not None and held[0] is ref:
-                del data[key]
-
-        self._data[key] = (weakref.ref(client, forget), value)
-
-    def pop(self, client: connection.Client) -> None:
-        entry = self._data.get(id(client))
-        if entry is not None and entry[0]() is client:
-            del self._data[id(client)]
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
 class Target(NamedTuple):
     host: str
     match: HostMatch
@@ -246,8 +209,13 @@ class Access:
         self.now = now
         self.identifier = identifier or Identifier(directory)
         self.service_url = ""
-        self._logins: ByClient[str] = ByClient()
-        self._known: ByClient[_Known] = ByClient()
+        # Per client connection, forgotten with it (as mitmproxy's proxyauth keeps logins).
+        self._logins: weakref.WeakKeyDictionary[connection.Client, str] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._known: weakref.WeakKeyDictionary[connection.Client, _Known] = (
+            weakref.WeakKeyDictionary()
+        )
         self._langs: dict[str | None, str] = {}
         self._ranges: tuple[Compiled | None, IpRanges | None] = (None, None)
         self._watcher: asyncio.Task[None] | None = None
@@ -369,6 +337,7 @@ class Access:
         outcome = await self._identify(compiled, flow, header)
         if outcome.subject is None:
             lang = negotiate(request.headers.get("Accept-Language"))
+            info(flow).generated = "access"
             flow.response = refusal.login_required(
                 compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html=False
             )
@@ -377,7 +346,7 @@ class Access:
             # Requests inside the tunnel carry no Proxy-Authorization: remember it for
             # this connection (plain-HTTP proxy requests carry it on every request).
             self._logins[flow.client_conn] = header
-        flow.metadata["sargs.identity"] = outcome.subject
+        info(flow).subject = outcome.subject
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -394,13 +363,14 @@ class Access:
         lang = self._lang(seen.accept_language)
         method = request.method
         html = wants_html(method, seen.accept, seen.sec_fetch_dest, seen.requested_with)
-        metadata = flow.metadata
-        metadata["sargs.lang"] = lang
+        record = info(flow)
+        record.lang = lang
         outcome = await self._identify(
             compiled, flow, header or self._logins.get(flow.client_conn)
         )
         subject = outcome.subject
         if subject is None:
+            record.generated = "access"
             flow.response = refusal.login_required(
                 compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html
             )
@@ -419,16 +389,18 @@ class Access:
         grants = self.grants.active(subject.user) if subject.user else ()
         decision = compiled.access.decide(subject, platform, kind, self.now(), grants)
         path = full_path.split("?", 1)[0]
-        metadata["sargs.identity"] = subject
-        metadata["sargs.platform"] = platform
-        metadata["sargs.decision"] = decision
-        metadata["sargs.kind"] = kind
+        record.subject = subject
+        record.platform = platform
+        record.host = target.host
+        record.kind = kind
+        record.decision = decision
         if decision.allowed:
             return
         policy = compiled.loaded.policy
         url = f"{request.scheme}://{request.pretty_host}{path}"
         service_url = self.service_url or policy.institution.service_url
         explanation = refusal.explain(policy, decision, lang, service_url, url)
+        record.generated = "access"
         if html:
             flow.response = refusal.block_page(
                 explanation, decision, subject, lang, compiled.version, url
@@ -480,7 +452,7 @@ class Access:
                 compiled, header, outcome, expires, self.identifier.generation
             )
         else:
-            self._known.pop(client)
+            self._known.pop(client, None)
         return outcome
 
 

@@ -29,8 +29,9 @@ from mitmproxy import http
 
 from proxy.compliance.model import MAX_TEXT, Attachment, CheckRequest, CheckResult, Finding
 from proxy.gateway.extract import Request, all_texts, attachments
+from proxy.gateway.flowinfo import Hit, peek
 from proxy.i18n import Translator
-from proxy.policy.decide import Decision, RequestKind, Subject
+from proxy.policy.decide import RequestKind, Subject
 from proxy.runtime import Compiled
 
 log = logging.getLogger("sargs.posts")
@@ -139,13 +140,11 @@ class Posts:
         request = flow.request
         if request.method not in _METHODS:
             return
-        decision = flow.metadata.get("sargs.decision")
-        subject = flow.metadata.get("sargs.identity")
-        platform = flow.metadata.get("sargs.platform")
-        if not isinstance(decision, Decision) or not decision.allowed or not platform:
+        record = peek(flow)
+        if record is None or record.kind is not RequestKind.post:
             return
-        kind = flow.metadata.get("sargs.kind")
-        if kind is not None and kind != RequestKind.post:
+        decision, subject, platform = record.decision, record.subject, record.platform
+        if decision is None or not decision.allowed or not platform:
             return
         compiled = self.compiled()
         endpoint = compiled.catalog.posting_endpoint(
@@ -153,8 +152,8 @@ class Posts:
         )
         if endpoint is None:
             return
-        lang = str(flow.metadata.get("sargs.lang", "en"))
-        user = subject.user if isinstance(subject, Subject) else None
+        lang = record.lang
+        user = subject.user if subject is not None else None
         try:
             body = Request(
                 request.get_content(strict=False) or b"",
@@ -172,18 +171,20 @@ class Posts:
                 lang=lang,
                 at=self.now(),
                 allowed_official=(
-                    official_allowed(compiled, subject) if isinstance(subject, Subject) else None
+                    official_allowed(compiled, subject) if subject is not None else None
                 ),
             )
         except Exception:
             log.exception("post check failed; refusing the post (platform=%s)", platform)
-            flow.metadata["sargs.generated"] = "posts"
+            record.refused = "post-check-failed"
+            record.generated = "posts"
             flow.response = check_failed(lang)
             return
-        flow.metadata["sargs.post"] = {"verdict": result.verdict, "rules": summary(result)}
+        record.verdict = result.verdict
+        record.findings = [Hit(f.rule, f.severity) for f in result.findings]
         if result.verdict == "ok":
             return
-        record = json.dumps({
+        record_line = json.dumps({
             "event": "post-refused" if result.verdict == "block" else "post-passed",
             "platform": platform,
             "user": user,
@@ -192,11 +193,12 @@ class Posts:
             "policy": result.policy,
         })
         if result.verdict == "block":
-            log.warning("%s", record)
-            flow.metadata["sargs.generated"] = "posts"
+            log.warning("%s", record_line)
+            record.refused = "post-findings"
+            record.generated = "posts"
             flow.response = refusal(result, lang, self._origin(flow, compiled, platform))
         else:
-            log.info("%s", record)
+            log.info("%s", record_line)
 
     @staticmethod
     def _origin(flow: http.HTTPFlow, compiled: Compiled, platform: str) -> str | None:

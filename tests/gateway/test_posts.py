@@ -21,6 +21,7 @@ import pytest_asyncio
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 
+from proxy.gateway.flowinfo import Hit, info
 from proxy.gateway.posts import Posts
 from proxy.i18n import LANGUAGES, catalog
 from proxy.policy.decide import Decision, RequestKind, Rule, Subject
@@ -81,13 +82,12 @@ def post_flow(
     flow.request.path = path
     flow.request.headers["Content-Type"] = ctype
     flow.request.content = body
-    flow.metadata.update({
-        "sargs.identity": Subject("anna", roles),
-        "sargs.platform": platform,
-        "sargs.decision": Decision(True, Action.allow, platform, Rule.role, "ok", "staff"),
-        "sargs.kind": RequestKind.post,
-        "sargs.lang": lang,
-    })
+    record = info(flow)
+    record.subject = Subject("anna", roles)
+    record.platform = platform
+    record.decision = Decision(True, Action.allow, platform, Rule.role, "ok", "staff")
+    record.kind = RequestKind.post
+    record.lang = lang
     return flow
 
 
@@ -151,7 +151,8 @@ def test_warned_and_clean_posts_pass_unchanged(
     posts.request(warned)
     assert warned.response is None
     assert warned.request.raw_content == before
-    assert warned.metadata["sargs.post"] == {"verdict": "warn", "rules": {"offensive": 1}}
+    assert info(warned).verdict == "warn"
+    assert info(warned).findings == [Hit("offensive", "warn")]
     clean = x_post(CLEAN)
     posts.request(clean)
     assert clean.response is None
@@ -190,7 +191,7 @@ def test_other_requests_are_not_checked(posts: Posts, flow_args: dict[str, str],
 
 def test_refused_or_unknown_users_are_left_to_access(posts: Posts) -> None:
     flow = x_post(PHONE)
-    flow.metadata["sargs.decision"] = Decision(False, Action.read, "x", Rule.read_only, "no")
+    info(flow).decision = Decision(False, Action.read, "x", Rule.read_only, "no")
     posts.request(flow)
     assert flow.response is None  # the access addon answers these
     flow = x_post(PHONE)
