@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-
 from mitmproxy import http
 from mitmproxy.test import tflow
 
@@ -81,7 +80,8 @@ def test_fast_lines_equal_the_logging_path(logger: logging.Logger, tmp_path: Pat
         k: v for k, v in slow_line.items() if k != "ts"}
     assert fast["roles"] == ["expert", "staff"]
     assert fast["path"] == "/@someone"
-    assert fast["allowed"] is False and fast["rule"] == "role"
+    assert fast["allowed"] is False
+    assert fast["rule"] == "role"
     assert "secret" not in fast_lines[0]
     assert datetime.fromisoformat(fast["ts"]).tzinfo is not None
 
