@@ -175,7 +175,8 @@ class Posts:
                 ),
             )
         except Exception:
-            log.exception("post check failed; refusing the post (platform=%s)", platform)
+            log.exception("post check failed; refusing the post",
+                          extra={"event": {"event": "post-check-failed", "platform": platform}})
             record.refused = "post-check-failed"
             record.generated = "posts"
             flow.response = check_failed(lang)
@@ -184,21 +185,21 @@ class Posts:
         record.findings = [Hit(f.rule, f.severity) for f in result.findings]
         if result.verdict == "ok":
             return
-        record_line = json.dumps({
+        facts = {
             "event": "post-refused" if result.verdict == "block" else "post-passed",
             "platform": platform,
             "user": user,
             "verdict": result.verdict,
             "rules": summary(result),
             "policy": result.policy,
-        })
+        }
         if result.verdict == "block":
-            log.warning("%s", record_line)
+            log.warning("post refused", extra={"event": facts})
             record.refused = "post-findings"
             record.generated = "posts"
             flow.response = refusal(result, lang, self._origin(flow, compiled, platform))
         else:
-            log.info("%s", record_line)
+            log.info("post passed with findings", extra={"event": facts})
 
     @staticmethod
     def _origin(flow: http.HTTPFlow, compiled: Compiled, platform: str) -> str | None:
