@@ -49,6 +49,8 @@ log = logging.getLogger("sargs.decisions")
 
 FLUSH_BYTES = 64 * 1024
 """Buffered bytes that trigger a write at once."""
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+"""``json.dumps(..., ensure_ascii=False, default=str)`` without a new encoder per line."""
 
 
 class LineHandler(logging.Handler):
@@ -204,10 +206,10 @@ def write(event: dict[str, Any]) -> None:
         return
     handlers = log.handlers
     if handlers and not log.propagate and all(type(h) is LineHandler for h in handlers):
-        line = json.dumps({
+        line = _encode({
             "ts": datetime.fromtimestamp(time.time(), UTC).isoformat(), "level": "info",
             "logger": log.name, "message": "decision", **event,
-        }, ensure_ascii=False, default=str)
+        })
         for handler in handlers:
             handler.write_line(line)  # type: ignore[attr-defined]
         return

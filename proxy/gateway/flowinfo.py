@@ -52,6 +52,8 @@ class FlowInfo:
     findings, an unreadable post, a host mismatch...): a short machine-readable reason."""
     generated: Generated | None = None
     injected: bool = False
+    buffered: bool = False
+    """Injection chose to buffer the response (at ``responseheaders``) to inject into it."""
     recorded: bool = False
     """Set once the flow's outcome reached the event spool (a flow may end in ``response``
     and then ``error``: each reader acts once, and marks its own flag)."""

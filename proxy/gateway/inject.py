@@ -99,7 +99,9 @@ class Inject:
             return  # not a platform flow, or answered by the access add-on
         if record.generated is not None:
             return  # answered by a Sargs add-on: nothing to stream
-        if not (self.enabled and _allowed_page(record) and self._injectable(flow, response)):
+        if self.enabled and _allowed_page(record) and self._injectable(flow, response):
+            record.buffered = True
+        else:
             response.stream = True
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -107,7 +109,7 @@ class Inject:
         if response is None or flow.error or response.stream or not self.enabled:
             return
         record = peek(flow)
-        if record is None or not _allowed_page(record) or not self._injectable(flow, response):
+        if record is None or not record.buffered or not _allowed_page(record):
             return
         try:
             content = response.get_content(strict=True)

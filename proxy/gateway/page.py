@@ -141,8 +141,15 @@ def tag_attributes(platform: str, lang: str) -> dict[str, str]:
 
 
 def script_tag(attrs: dict[str, str], nonce: str | None) -> str:
+    return _script_tag(tuple(attrs.items()), nonce)
+
+
+@lru_cache(maxsize=1024)
+def _script_tag(attrs: tuple[tuple[str, str], ...], nonce: str | None) -> str:
+    """``script_tag``, remembered per attributes and nonce (the same for every page of a
+    platform and language without a nonce)."""
     parts = [f'src="{SCRIPT_PATH}"']
-    parts += [f'{name}="{html.escape(value, quote=True)}"' for name, value in attrs.items()]
+    parts += [f'{name}="{html.escape(value, quote=True)}"' for name, value in attrs]
     if nonce is not None:
         parts.append(f'nonce="{html.escape(nonce, quote=True)}"')
     return f"<script {' '.join(parts)} defer></script>"
@@ -221,10 +228,19 @@ def decode_html(content: bytes, content_type: str) -> tuple[str, str | None]:
 def page_charset(content: bytes, content_type: str) -> str | None:
     """The page's charset (from Content-Type, else from the page: a BOM or ``<meta
     charset>``), or None when it is ASCII-compatible (read as latin-1)."""
-    parsed = parse_content_type(content_type)
-    declared = parsed is not None and parsed[2].get("charset")
-    charset = infer_content_encoding(content_type, b"" if declared else content)
+    declared, charset = _declared_charset(content_type)
+    if not declared:
+        charset = infer_content_encoding(content_type, content)
     return None if _ascii_compatible(charset) else charset
+
+
+@lru_cache(maxsize=256)
+def _declared_charset(content_type: str) -> tuple[bool, str]:
+    """Whether Content-Type names a charset, and the codec for it (remembered per header
+    value: a site sends the same few)."""
+    parsed = parse_content_type(content_type)
+    declared = parsed is not None and bool(parsed[2].get("charset"))
+    return declared, infer_content_encoding(content_type) if declared else ""
 
 
 def encode_html(document: str, codec: str | None) -> bytes:

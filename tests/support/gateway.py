@@ -168,7 +168,8 @@ async def running_gateway(
     sites = LocalSites(state, site_port, routes)
     master.addons.add(*addons, sites)
     opts.update(connection_strategy="lazy", sargs_reload_interval=0.05, **dict(options or {}))
-    access = next(a for a in addons if isinstance(a, Access))
+    members = [m for a in addons for m in getattr(a, "addons", [a])]
+    access = next(a for a in members if isinstance(a, Access))
     task = asyncio.create_task(master.run())
     proxyserver: Any = master.addons.get("proxyserver")
     try:
