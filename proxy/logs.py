@@ -1,10 +1,17 @@
 """Logs as JSON lines, ready for a SIEM (one object per line, UTC timestamps).
 
 ``setup_logging(settings)`` sends every ``sargs.*`` logger's records to ``LOG_FILE``
-(appended) or standard error as JSON, at ``LOG_LEVEL``. Records that carry an ``event``
-dict (``log.info("decision", extra={"event": {...}})``, as the gateway's decision log
-does) become that dict plus ``ts``; others become ``{ts, level, logger, message}`` (plus
-``exception`` when there is one). Never log draft or post text.
+(appended) or standard error as JSON, at ``LOG_LEVEL``. Every line has ``ts``, ``level``,
+``logger`` and ``message`` (a short, fixed sentence), and carries its facts as fields of
+their own, never as text inside ``message``: each ``extra=`` key is a field, and an
+``event`` dict is spread into the line::
+
+    log.warning("post refused", extra={"event": {"event": "post-refused", "user": "anna",
+                                                 "rules": ["personal-id"]}})
+    {"ts": "...", "level": "warning", "logger": "sargs.posts", "message": "post refused",
+     "event": "post-refused", "user": "anna", "rules": ["personal-id"]}
+
+Exceptions add ``exception`` (the traceback). Never log draft or post text.
 
 The decision log (``proxy.gateway.decisionlog``, logger ``sargs.decisions``) keeps its own
 handler with the same line format; both can share one file.
@@ -21,21 +28,33 @@ from typing import Any
 from proxy.settings import Settings
 
 _HANDLER_FLAG = "_sargs_json"
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "taskName"}
+"""Attributes every ``LogRecord`` has: the rest came from ``extra=``."""
+
+
+def line_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The JSON object of one record (see the module docs)."""
+    data: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "message": record.getMessage(),
+    }
+    for key, value in record.__dict__.items():
+        if key in _STANDARD or key.startswith("_"):
+            continue
+        if key == "event" and isinstance(value, dict):
+            for name, fact in value.items():
+                data.setdefault(name, fact)
+        else:
+            data.setdefault(key, value)
+    return data
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ts = datetime.fromtimestamp(record.created, UTC).isoformat()
-        event = getattr(record, "event", None)
-        if isinstance(event, dict):
-            data: dict[str, Any] = {"ts": ts, **event}
-        else:
-            data = {
-                "ts": ts,
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
+        data = line_fields(record)
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)

@@ -1,24 +1,34 @@
-"""The access addon: identity, per-role decisions and refusals for catalog platforms.
+"""The access addon: identity, destinations, per-role decisions and refusals.
 
+- Every request and every ``CONNECT`` needs an identity (``identity.py``: a login or a
+  configured address range), catalog host or not; a 407 asks for the proxy login at
+  ``CONNECT``, where browsers can answer it.
+- No destination inside the institution's network (``destinations.py``): addresses are
+  refused at once, names when mitmproxy is about to connect (``server_connect``).
 - Hosts outside the platform catalog are tunnelled without TLS interception
   (``next_layer`` tunnels them once the ClientHello is in, else ``tls_clienthello``
-  sets ``ignore_connection``) and need no identity.
-- For catalog hosts the client is identified (``identity.py``) at ``CONNECT`` (a 407 asks
-  for the proxy login there, where browsers can answer it) and on every request.
-- Each request gets a decision from the pure ``proxy.policy.decide`` core; refusals are a
-  localized block page (page loads) or a JSON 403 (everything else), see ``refusal.py``.
-- Every decision is one JSON line on the ``sargs.decisions`` logger (``decisionlog.py``).
+  sets ``ignore_connection``).
+- A request whose Host/``:authority``, ``CONNECT`` destination and SNI disagree is
+  refused (421, ``hosts.py``).
+- Each catalog request gets a decision from the pure ``proxy.policy.decide`` core. Safe
+  methods are decided on their headers; unsafe ones (``proxy.policy.canonical``) once
+  their body is in (``request``): a post (a posting endpoint), a listed reading call,
+  or another write. Refusals are a localized block page (page loads) or JSON (the rest),
+  see ``refusal.py``.
 - What it learned goes into the flow record (``flowinfo.info(flow)``): subject, platform,
-  host, request kind, language and decision; later addons read it there.
+  host, request kind, language, decision, and why it refused what was not a decision;
+  later add-ons (and the decision log) read it there.
 - The policy directory is polled (``sargs_reload_interval``); a valid change applies at
   once, a broken one is logged with file:line and the previous policy stays.
+
+(Over 400 lines: the hooks share the identity cache and the refusal helpers; the pure
+parts live in ``hosts.py``, ``destinations.py``, ``extract.py`` and ``proxy/policy``.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import weakref
@@ -34,7 +44,7 @@ from mitmproxy.proxy.layers import TCPLayer
 from mitmproxy.proxy.layers.tls import ServerTLSLayer, parse_client_hello
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
-from proxy.gateway import decisionlog, hosts, refusal
+from proxy.gateway import hosts, refusal
 from proxy.gateway.destinations import DestinationGuard
 from proxy.gateway.extract import Request, carries_text, operation_name
 from proxy.gateway.flowinfo import info, peek
@@ -486,10 +496,6 @@ class Access:
         grants = self.grants.active(subject.user) if subject.user else ()
         decision = compiled.access.decide(subject, platform, kind, self.now(), grants)
         path = request.path.split("?", 1)[0]
-        decisionlog.record(
-            decision, subject, host=record.host or request.host, method=request.method,
-            path=path, kind=kind, policy=compiled.version,
-        )
         record.kind = kind
         record.decision = decision
         if decision.allowed:
@@ -542,10 +548,11 @@ class Access:
         why = await self.destinations.refusal(host, port)
         if why is None:
             return False
-        log.warning("%s", json.dumps({
+        subject = info(flow).subject
+        log.warning("destination refused", extra={"event": {
             "event": "destination-refused", "host": host, "port": port, "reason": why,
-            "user": subject.user if (subject := info(flow).subject) else None,
-        }))
+            "user": subject.user if subject else None,
+        }})
         self._refuse(flow, "destination", 403, "destination_refused", lang)
         return True
 
@@ -569,10 +576,10 @@ class Access:
                     subject, match.platform, record.kind, self.now(), grants
                 )
                 break
-        log.warning("%s", json.dumps({
+        log.warning("host mismatch", extra={"event": {
             "event": "host-mismatch", "user": subject.user, "platform": record.platform,
             "method": request.method, "reason": why,
-        }))
+        }})
         self._refuse(flow, "host-mismatch", 421, "host_mismatch", lang)
 
     # -- upstream connections ------------------------------------------------------------------

@@ -1,24 +1,28 @@
-"""Decisions as JSON lines (logger ``sargs.decisions``).
+"""Decisions as JSON lines (logger ``sargs.decisions``), one per flow when it ends.
 
-One line per request to a catalog platform::
+A mitmproxy add-on: at ``response`` (or ``error``) of every flow Sargs decided, it writes
+one line from the flow record (:mod:`proxy.gateway.flowinfo`), so the line tells how the
+flow really ended: a post the access policy allowed but the post check refused says
+``"allowed": false`` with ``"refused"`` and the findings' rule ids::
 
-    {"ts": "2026-11-23T08:00:00.123456+00:00", "event": "decision", "user": "anna",
+    {"ts": "2026-11-23T08:00:00.123456+00:00", "level": "info",
+     "logger": "sargs.decisions", "message": "decision", "event": "decision", "user": "anna",
      "roles": ["staff"], "source": "basic", "platform": "x", "host": "x.com",
-     "method": "GET", "path": "/home", "kind": "page", "action": "read",
-     "allowed": true, "rule": "window", "reason": "...", "role": "staff",
-     "grant": null, "policy": "2026.11-example+1a2b3c4d"}
+     "method": "POST", "path": "/i/api/graphql/CreateTweet", "kind": "post",
+     "action": "allow", "allowed": false, "rule": "role", "reason": "...",
+     "role": "staff", "grant": null, "policy": "2026.11-example+1a2b3c4d",
+     "status": 403, "refused": "content", "verdict": "block",
+     "findings": [{"rule": "personal-id", "severity": "block"}]}
 
 Never request or response bodies, never query strings (they can carry draft text or
 tokens): ``path`` is the URL path only.
 
-This runs once per proxied request, so it has a fast path. ``configure()`` installs a
-``LineHandler``: lines are built with one ``json.dumps`` of a small dict (no
-``LogRecord``, no formatter) and written in batches, one per turn of the event loop
-(see ``LineHandler``); a clean stop (``logging.shutdown`` at exit) writes what is left,
-and a process killed outright (SIGKILL) can lose at most the lines of its last turn.
-Any other handler on the logger (a test's ``StreamHandler``, a SIEM forwarder) gets
-ordinary ``LogRecord``s with the same ``event`` dict, formatted by ``JsonFormatter`` into
-the same line.
+Each event is a dict, written with ``json.dumps``. ``configure()`` installs a
+``LineHandler``, which writes the lines of one turn of the event loop with one ``write``
+(a clean stop writes what is left; a process killed outright can lose at most the lines
+of its last turn). Any other handler on the logger (a test's ``StreamHandler``, a SIEM
+forwarder) gets ordinary ``LogRecord``s with the same ``event`` dict, formatted by
+:class:`proxy.logs.JsonFormatter` into the same line.
 """
 
 from __future__ import annotations
@@ -34,37 +38,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from proxy.policy.decide import Decision, RequestKind, Subject
+from mitmproxy import http
+
+from proxy.gateway.flowinfo import FlowInfo, peek
+from proxy.logs import JsonFormatter
+
+__all__ = ["DecisionLog", "JsonFormatter", "LineHandler", "configure", "event_of", "log"]
 
 log = logging.getLogger("sargs.decisions")
 
 FLUSH_BYTES = 64 * 1024
 """Buffered bytes that trigger a write at once."""
-
-_INFO = logging.INFO
-_fromtimestamp = datetime.fromtimestamp
-_dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
-_string = json.encoder.encode_basestring
-"""What ``_dumps`` does with a ``str`` (ensure_ascii=False), without the Python-level call."""
-
-
-class JsonFormatter(logging.Formatter):
-    """A record's ``event`` dict as one JSON line; plain records as {ts, level, message}."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        event = getattr(record, "event", None)
-        if isinstance(event, dict):
-            data: dict[str, Any] = {
-                "ts": datetime.fromtimestamp(record.created, UTC).isoformat(), **event
-            }
-        else:
-            data = {
-                "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-        return json.dumps(data, ensure_ascii=False, default=str)
+_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+"""``json.dumps(..., ensure_ascii=False, default=str)`` without a new encoder per line."""
 
 
 class LineHandler(logging.Handler):
@@ -177,125 +163,74 @@ def configure(log_file: Path | None = None) -> logging.Handler:
     return handler
 
 
-_second: list[Any] = [None, ""]
-"""The last whole second formatted, and its text (``2026-11-23T08:00:00``)."""
-
-
-def _timestamp(now: float) -> str:
-    """``datetime.fromtimestamp(now, UTC).isoformat()``, formatting the date once a second."""
-    second = now // 1  # (a float: cheaper than int(), exact all the same)
-    if _second[0] != second:
-        _second[:] = [second, _fromtimestamp(second, UTC).isoformat()[:19]]
-    micro = round((now - second) * 1e6)
-    if micro >= 1_000_000:  # rounding reached the next second: let datetime carry it
-        return _fromtimestamp(now, UTC).isoformat()
-    text: str = _second[1]
-    return f"{text}.{micro:06d}+00:00" if micro else f"{text}+00:00"
-
-
-def _fast_handlers() -> list[LineHandler] | None:
-    """The logger's handlers when every one takes lines directly, else None."""
-    handlers = log.handlers
-    if not handlers or log.propagate or log.filters:
+def event_of(record: FlowInfo, flow: http.HTTPFlow, policy: str) -> dict[str, Any] | None:
+    """The decision line's fields for a flow Sargs decided (None: it decided nothing)."""
+    decision, subject, kind = record.decision, record.subject, record.kind
+    if decision is None or subject is None:
         return None
-    out = []
-    for handler in handlers:
-        if type(handler) is not LineHandler or handler.filters or handler.level > _INFO:
-            return None
-        out.append(handler)
-    return out
+    request = flow.request
+    event: dict[str, Any] = {
+        "event": "decision",
+        "user": subject.user,
+        "roles": sorted(subject.roles),
+        "source": subject.source,
+        "platform": decision.platform,
+        "host": record.host or request.pretty_host,
+        "method": request.method,
+        "path": request.path.split("?", 1)[0],
+        "kind": kind.value if kind is not None else None,
+        "action": decision.action.value,
+        "allowed": decision.allowed and record.refused is None,
+        "rule": decision.rule.value,
+        "reason": decision.reason,
+        "role": decision.role,
+        "grant": decision.grant,
+        "policy": policy,
+        "status": flow.response.status_code if flow.response is not None else None,
+    }
+    if record.refused is not None:
+        event["refused"] = record.refused
+    if record.verdict is not None:
+        event["verdict"] = record.verdict
+    if record.findings:
+        event["findings"] = [{"rule": h.rule, "severity": h.severity} for h in record.findings]
+    if flow.error is not None:
+        event["error"] = flow.error.msg
+    return event
 
 
-_FRAGMENTS_MAX = 4096
-_fragments: dict[tuple[Any, ...], tuple[str, str]] = {}
-"""Serialized parts of lines around ``path`` for repeated (user, decision, host, ...)."""
-_by_identity: dict[tuple[Any, ...], tuple[Decision, Subject, tuple[str, str]]] = {}
-"""The same parts by the decision and subject objects themselves (the access addon hands
-out the same few again and again), kept beside them so that their ids stay theirs."""
-
-
-def _fragments_for(
-    decision: Decision, subject: Subject, host: str, method: str, kind: RequestKind,
-    policy: str,
-) -> tuple[str, str]:
-    """The JSON of the fields before ``path`` and after it, as ``json.dumps`` writes them:
-    found by the objects' identity (a 6-tuple key), else by their fields."""
-    key = (id(decision), id(subject), host, method, kind, policy)
-    found = _by_identity.get(key)
-    if found is not None and found[0] is decision and found[1] is subject:
-        return found[2]
-    parts = _fragments_by_value(decision, subject, host, method, kind, policy)
-    if len(_by_identity) >= _FRAGMENTS_MAX:
-        _by_identity.clear()
-    _by_identity[key] = (decision, subject, parts)
-    return parts
-
-
-def _fragments_by_value(
-    decision: Decision, subject: Subject, host: str, method: str, kind: RequestKind,
-    policy: str,
-) -> tuple[str, str]:
-    key = (subject.user, subject.roles, subject.source, decision.platform, host, method,
-           kind, decision.action, decision.allowed, decision.rule, decision.reason,
-           decision.role, decision.grant, policy)
-    found = _fragments.get(key)
-    if found is None:
-        before = _dumps({
-            "event": "decision", "user": subject.user, "roles": sorted(subject.roles),
-            "source": subject.source, "platform": decision.platform, "host": host,
-            "method": method,
-        })[1:-1]
-        after = _dumps({
-            "kind": kind.value, "action": decision.action.value,
-            "allowed": decision.allowed, "rule": decision.rule.value,
-            "reason": decision.reason, "role": decision.role, "grant": decision.grant,
-            "policy": policy,
-        })[1:-1]
-        found = (before, after)
-        if len(_fragments) >= _FRAGMENTS_MAX:
-            _fragments.clear()
-        _fragments[key] = found
-    return found
-
-
-def record(
-    decision: Decision,
-    subject: Subject,
-    *,
-    host: str,
-    method: str,
-    path: str,
-    kind: RequestKind,
-    policy: str,
-) -> None:
-    if not log.isEnabledFor(_INFO):
+def write(event: dict[str, Any]) -> None:
+    """One decision line: straight to the ``LineHandler``s when they are the logger's only
+    handlers (no ``LogRecord`` per request), else through ``logging``."""
+    if not log.isEnabledFor(logging.INFO):
         return
-    if "?" in path:
-        path = path.split("?", 1)[0]
-    fast = _fast_handlers()
-    if fast is None:
-        log.info("decision", extra={"event": {
-            "event": "decision",
-            "user": subject.user,
-            "roles": sorted(subject.roles),
-            "source": subject.source,
-            "platform": decision.platform,
-            "host": host,
-            "method": method,
-            "path": path,
-            "kind": kind.value,
-            "action": decision.action.value,
-            "allowed": decision.allowed,
-            "rule": decision.rule.value,
-            "reason": decision.reason,
-            "role": decision.role,
-            "grant": decision.grant,
-            "policy": policy,
-        }})
+    handlers = log.handlers
+    if handlers and not log.propagate and all(type(h) is LineHandler for h in handlers):
+        line = _encode({
+            "ts": datetime.fromtimestamp(time.time(), UTC).isoformat(), "level": "info",
+            "logger": log.name, "message": "decision", **event,
+        })
+        for handler in handlers:
+            handler.write_line(line)  # type: ignore[attr-defined]
         return
-    # The line ``json.dumps`` writes for that event plus ts, from cached parts: per
-    # request only the time and the path differ.
-    before, after = _fragments_for(decision, subject, host, method, kind, policy)
-    line = f'{{"ts": "{_timestamp(time.time())}", {before}, "path": {_string(path)}, {after}}}'
-    for handler in fast:
-        handler.write_line(line)
+    log.info("decision", extra={"event": event})
+
+
+class DecisionLog:
+    """Writes the decision line of every flow Sargs decided, when it ends."""
+
+    name = "decisionlog"
+
+    def __init__(self, policy_version: Callable[[], str] = lambda: "") -> None:
+        self.policy_version = policy_version
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        record = peek(flow)
+        if record is None or record.logged:
+            return
+        event = event_of(record, flow, self.policy_version())
+        if event is not None:
+            record.logged = True
+            write(event)
+
+    error = response

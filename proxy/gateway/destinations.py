@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import socket
 from collections.abc import Iterable
@@ -247,11 +246,11 @@ class DestinationGuard:
         addresses = await self.resolve(host, port)
         verdict = judge(addresses, port, self.allowed, self.own)
         if not verdict.allowed:
-            log.warning("%s", json.dumps({
+            log.warning("destination refused", extra={"event": {
                 "event": "destination-refused", "host": host, "port": port,
                 "reason": verdict.reason,
                 "client": data.client.peername[0] if data.client.peername else None,
-            }))
+            }})
             server.error = f"Sargs refused the destination: {verdict.reason}"
             return
         if server.via is None and literal_address(host) is None and catalog.match(host) is None:

@@ -52,8 +52,15 @@ class FlowInfo:
     findings, an unreadable post, a host mismatch...): a short machine-readable reason."""
     generated: Generated | None = None
     injected: bool = False
+    buffered: bool = False
+    """Injection chose to buffer the response (at ``responseheaders``) to inject into it."""
     recorded: bool = False
-    """Set once the flow's outcome reached the event spool and metrics (each counts once)."""
+    """Set once the flow's outcome reached the event spool (a flow may end in ``response``
+    and then ``error``: each reader acts once, and marks its own flag)."""
+    counted: bool = False
+    """Set once the metrics counted the flow."""
+    logged: bool = False
+    """Set once the decision log wrote the flow's line."""
 
 
 def info(flow: mflow.Flow) -> FlowInfo:
@@ -61,9 +68,9 @@ def info(flow: mflow.Flow) -> FlowInfo:
     record = flow.metadata.get(KEY)
     if record is None:
         record = flow.metadata[KEY] = FlowInfo()
-    return record  # type: ignore[no-any-return]
+    return record
 
 
 def peek(flow: mflow.Flow) -> FlowInfo | None:
     """The flow's record if an add-on made one (a flow Sargs never looked at has none)."""
-    return flow.metadata.get(KEY)  # type: ignore[no-any-return]
+    return flow.metadata.get(KEY)

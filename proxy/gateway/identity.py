@@ -35,7 +35,6 @@ import base64
 import binascii
 import hashlib
 import ipaddress
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -337,7 +336,7 @@ class Identifier:
         LOGIN_FAILURES.labels("wrong").inc()
         event = {"event": "proxy-login-failed", "user": user, "address": address,
                  "count": count}
-        log.warning("%s", json.dumps(event))
+        log.warning("proxy login failed", extra={"event": event})
         if self.on_failure is not None:
             self.on_failure(event)
         return Outcome(None, "login-failed")

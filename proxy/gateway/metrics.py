@@ -1,21 +1,18 @@
 """Prometheus metrics of the gateway, served on their own loopback port (never the proxy's).
 
-A mitmproxy addon. It counts each decided flow once, when it ends (``response`` or
-``error``), from what the access addon left in ``flow.metadata["sargs.decision"]`` (a
-``proxy.policy.decide.Decision``) and, for posts, the findings the post check left in
-``flow.metadata["sargs.findings"]`` (findings with ``rule`` and ``severity``, objects or
-dicts). Other parts set the gauges they own:
+A mitmproxy add-on. It counts each decided flow once, when it ends (``response`` or
+``error``), from the flow record (:mod:`proxy.gateway.flowinfo`): the access decision, and
+for posts the findings of the post check (rule and severity, never text). A post refused
+for its content counts as ``outcome="refused"``. Other parts set the gauges they own:
 
     metrics = master.addons.get("gatewaymetrics")
     metrics.bundle_loaded(time.time())      # the policy bundle in force was fetched/loaded
+    metrics.synced(time.time())             # the service confirmed the bundle is current
+    metrics.stream_connected.set(1)         # the grant stream is up
     metrics.spool_depth.set(len(spool))     # events waiting for the service
 
-Metric names (``sargs_gateway_*``) are listed in docs/deployment.md.
-
-Per-request counts are lock-free series (``proxy/series.py``, shared with the service),
-not prometheus_client's ``Counter`` and ``Histogram``: those take a lock per
-``inc``/``observe`` and the histogram walks its buckets in Python, which cost more per
-request than everything else here. The exposition is the same.
+Metric names (``sargs_gateway_*``) are listed in docs/deployment.md; the alerts built on
+them in docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -23,51 +20,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from bisect import bisect_left
-from collections.abc import Iterable
-from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from mitmproxy import http
-from prometheus_client import CollectorRegistry, Gauge, generate_latest, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 
-from proxy import series
+from proxy.gateway.flowinfo import peek
 from proxy.settings import Settings
 
 log = logging.getLogger("sargs.gateway.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_COUNTED = "sargs.metrics.counted"
-_BOUND_MAX = 4096
-"""Most decision objects remembered with their series (the access addon reuses a few
-dozen; a decision with a grant is new each time)."""
-
-_Family = tuple[str, str, tuple[str, ...]]
-"""Name, help text, label names."""
-DECISIONS: _Family = (
-    "sargs_gateway_decisions",
-    "Requests to catalog platforms by decided access level and outcome.",
-    ("platform", "action", "outcome"),
-)
-FINDINGS: _Family = (
-    "sargs_gateway_findings",
-    "Findings of the server-side post check, by rule and severity.",
-    ("rule", "severity"),
-)
-LATENCY: _Family = (
-    "sargs_gateway_request_duration_seconds",
-    "From the request's first byte to the end of the gateway's answer, per platform.",
-    ("platform",),
-)
-
-
-def _field(item: Any, name: str) -> str:
-    value = item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-    return str(value) if value is not None else "unknown"
 
 
 class GatewayMetrics:
-    """Decisions, findings, latency, bundle age and spool depth, in one registry.
+    """Decisions, findings, latency and the link to the service, in one registry.
 
     ``port=None`` keeps the metrics in memory only (tests, or when another part serves
     them); ``port=0`` picks a free port (read ``.port`` once running).
@@ -87,22 +61,44 @@ class GatewayMetrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._bundle_loaded_at: float | None = None
-        self.decisions = series.Counter(*DECISIONS)
-        """(platform, action, outcome) → count."""
-        self.findings = series.Counter(*FINDINGS)
-        """(rule, severity) → count."""
-        self.latency = series.Histogram(*LATENCY, LATENCY_BUCKETS)
-        """(platform,) → latency histogram."""
-        self._bound: dict[int, tuple[object, series.Count, series.Observed]] = {}
-        """id(decision) → (that decision, its series); the decision kept so its id stays
-        its own."""
-        series.register(self.registry, self.decisions, self.findings, self.latency)
+        self.decisions = Counter(
+            "sargs_gateway_decisions",
+            "Requests to catalog platforms by decided access level and outcome.",
+            ("platform", "action", "outcome"), registry=self.registry,
+        )
+        self.findings = Counter(
+            "sargs_gateway_findings",
+            "Findings of the server-side post check, by rule and severity.",
+            ("rule", "severity"), registry=self.registry,
+        )
+        self.latency = Histogram(
+            "sargs_gateway_request_duration_seconds",
+            "From the request's first byte to the end of the gateway's answer, per platform.",
+            ("platform",), buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        # Label children, bound once per label values (platforms × actions × outcomes and
+        # rules × severities come from the policy: bounded).
+        self._decision_series: dict[tuple[str, str, str], Counter] = {}
+        self._latency_series: dict[str, Histogram] = {}
+        self._finding_series: dict[tuple[str, str], Counter] = {}
         self.bundle_age = Gauge(
             "sargs_gateway_bundle_age_seconds",
-            "Seconds since the policy bundle in force was loaded (NaN: never).",
+            "Seconds since the policy bundle in force was loaded (NaN: never). Grows while "
+            "nothing changes: not a health signal (alert on the last sync instead).",
             registry=self.registry,
         )
         self.bundle_age.set_function(self._bundle_age)
+        self.stream_connected = Gauge(
+            "sargs_gateway_stream_connected",
+            "1 while the grant stream from the service is connected, else 0.",
+            registry=self.registry,
+        )
+        self.last_sync = Gauge(
+            "sargs_gateway_last_sync_timestamp_seconds",
+            "Unix time the service last confirmed that the bundle in force is current "
+            "(a bundle pulled, or the stream's heartbeat); 0: never.",
+            registry=self.registry,
+        )
         self.spool_depth = Gauge(
             "sargs_gateway_spool_depth",
             "Events waiting in the on-disk spool for the service.",
@@ -120,14 +116,14 @@ class GatewayMetrics:
         """Record that the policy bundle in force was loaded (or fetched) at ``at``."""
         self._bundle_loaded_at = time.time() if at is None else at
 
+    def synced(self, at: float | None = None) -> None:
+        """Record that the service confirmed the bundle in force at ``at``."""
+        self.last_sync.set(time.time() if at is None else at)
+
     def _bundle_age(self) -> float:
         if self._bundle_loaded_at is None:
             return float("nan")
         return max(0.0, time.time() - self._bundle_loaded_at)
-
-    def observe_findings(self, findings: Iterable[Any]) -> None:
-        for finding in findings:
-            self.findings.labels(_field(finding, "rule"), _field(finding, "severity")).value += 1
 
     # --- mitmproxy hooks ------------------------------------------------------------------
 
@@ -139,10 +135,13 @@ class GatewayMetrics:
                 self.port, addr=self.host, registry=self.registry
             )
         except OSError as exc:  # metrics are not worth refusing to proxy
-            log.error("gateway metrics not served on %s:%d: %s", self.host, self.port, exc)
+            log.error("gateway metrics not served", extra={"event": {
+                "event": "metrics-unavailable", "host": self.host, "port": self.port,
+                "error": str(exc)}})
             return
         self.port = self._server.server_port
-        log.info("gateway metrics on http://%s:%d/metrics", self.host, self.port)
+        log.info("gateway metrics served", extra={"event": {
+            "event": "metrics-served", "url": f"http://{self.host}:{self.port}/metrics"}})
 
     def done(self) -> None:
         if self._server is not None:
@@ -154,45 +153,33 @@ class GatewayMetrics:
 
     def response(self, flow: http.HTTPFlow) -> None:
         """Count the flow's decision, findings and latency, once per flow (a flow may end
-        in ``response`` and then ``error``, or be seen twice)."""
-        metadata = flow.metadata
-        decision = metadata.get("sargs.decision")
-        if decision is None or _COUNTED in metadata:
+        in ``response`` and then ``error``)."""
+        record = peek(flow)
+        if record is None or record.decision is None or record.counted:
             return
-        metadata[_COUNTED] = True
-        bound = self._bound.get(id(decision))
-        if bound is None or bound[0] is not decision:
-            bound = self._bind(decision)
-        bound[1].value += 1
-        findings = metadata.get("sargs.findings")
-        if findings:
-            self.observe_findings(findings)
-        started = flow.request.data.timestamp_start
+        record.counted = True
+        decision = record.decision
+        allowed = decision.allowed and record.refused is None
+        labels = (decision.platform, decision.action.value, "allowed" if allowed else "refused")
+        counter = self._decision_series.get(labels)
+        if counter is None:
+            counter = self._decision_series[labels] = self.decisions.labels(*labels)
+        counter.inc()
+        for hit in record.findings:
+            key = (hit.rule, hit.severity)
+            found = self._finding_series.get(key)
+            if found is None:
+                found = self._finding_series[key] = self.findings.labels(*key)
+            found.inc()
+        started = flow.request.timestamp_start
         if started:
-            elapsed = time.time() - started
-            if elapsed < 0.0:  # (a clock step back)
-                elapsed = 0.0
-            latency = bound[2]  # Observed.observe, inlined: this runs per request
-            latency.counts[bisect_left(latency.bounds, elapsed)] += 1
-            latency.sum += elapsed
+            latency = self._latency_series.get(decision.platform)
+            if latency is None:
+                latency = self._latency_series[decision.platform] = self.latency.labels(
+                    decision.platform)
+            latency.observe(max(0.0, time.time() - started))  # (0 after a clock step back)
 
     error = response
-
-    def _bind(self, decision: Any) -> tuple[object, series.Count, series.Observed]:
-        """The decision's counter and latency series, found once per decision object (the
-        access addon hands out the same few decisions again and again) and created once
-        per (platform, action, outcome): building label keys per request costs more than
-        the count itself."""
-        platform = _field(decision, "platform")
-        allowed = bool(getattr(decision, "allowed", False))
-        key = (platform, _field(decision, "action"), "allowed" if allowed else "refused")
-        count = self.decisions.labels(*key)
-        latency = self.latency.labels(platform)
-        bound = (decision, count, latency)
-        if len(self._bound) >= _BOUND_MAX:  # decisions with grants are new objects
-            self._bound.clear()
-        self._bound[id(decision)] = bound
-        return bound
 
     def registry_text(self) -> str:
         """The exposition text, as a scrape would see it."""

@@ -235,32 +235,36 @@ class Posts:
                 ),
                 self.budget,
             )
-        except Exception as exc:
-            log.warning("%s", json.dumps({
-                "event": "post-check-failed", "platform": platform,
-                "error": type(exc).__name__ if not isinstance(exc, TimeoutError) else "timeout",
-            }))
+        except TimeoutError:
+            log.warning("post check over its time budget; refusing the post", extra={
+                "event": {"event": "post-check-failed", "platform": platform,
+                          "error": "timeout"}})
+            self._refuse(flow, "post-check-failed", check_failed(lang))
+            return
+        except Exception:
+            log.exception("post check failed; refusing the post",
+                          extra={"event": {"event": "post-check-failed", "platform": platform}})
             self._refuse(flow, "post-check-failed", check_failed(lang))
             return
         record.verdict = result.verdict
         record.findings = [Hit(f.rule, f.severity) for f in result.findings]
         if result.verdict == "ok":
             return
-        line = json.dumps({
+        facts = {
             "event": "post-refused" if result.verdict == "block" else "post-passed",
             "platform": platform,
             "user": subject.user if subject is not None else None,
             "verdict": result.verdict,
             "rules": summary(result),
             "policy": result.policy,
-        })
+        }
         if result.verdict == "block":
-            log.warning("%s", line)
+            log.warning("post refused", extra={"event": facts})
             self._refuse(
                 flow, "post-findings", refusal(result, lang, self._origin(flow, compiled, platform))
             )
         else:
-            log.info("%s", line)
+            log.info("post passed with findings", extra={"event": facts})
 
     @staticmethod
     def _refuse(flow: http.HTTPFlow, reason: str, response: http.Response) -> None:
@@ -273,10 +277,9 @@ class Posts:
         self, flow: http.HTTPFlow, mode: str, platform: str, why: str, lang: str
     ) -> None:
         """A post that cannot be read: refused, unless the platform's policy says pass."""
-        log.warning("%s", json.dumps({
-            "event": "post-unreadable", "platform": platform, "reason": why,
-            "passed": mode == "pass",
-        }))
+        facts = {"event": "post-unreadable", "platform": platform, "reason": why,
+                 "passed": mode == "pass"}
+        log.warning("post unreadable", extra={"event": facts})
         if mode != "pass":
             self._refuse(flow, "post-unreadable", unreadable(lang))
 

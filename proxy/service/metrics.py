@@ -22,9 +22,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
-from proxy import series
 from proxy.compliance.model import CheckResult
 from proxy.service import keys
 
@@ -38,22 +44,20 @@ Refresher = Callable[[web.Application], Awaitable[None]]
 class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        # Counted per request: lock-free series (proxy/series.py), bounded label values
-        # (verdicts, rule ids × severities, route patterns × statuses).
-        self.latency = series.Histogram(
+        # Bounded label values: verdicts, rule ids × severities, route patterns × statuses.
+        self.latency = Histogram(
             "sargs_service_request_duration_seconds",
             "Time to answer a request, by method, route pattern and status.",
-            ("method", "route", "status"),
-            LATENCY_BUCKETS,
+            ("method", "route", "status"), buckets=LATENCY_BUCKETS, registry=self.registry,
         )
-        self.checks = series.Counter(
-            "sargs_checks", "Draft checks answered, by verdict.", ("verdict",)
+        self.checks = Counter(
+            "sargs_checks", "Draft checks answered, by verdict.", ("verdict",),
+            registry=self.registry,
         )
-        self.findings = series.Counter(
+        self.findings = Counter(
             "sargs_findings", "Findings of draft checks, by rule and severity.",
-            ("rule", "severity"),
+            ("rule", "severity"), registry=self.registry,
         )
-        series.register(self.registry, self.latency, self.checks, self.findings)
         self.grants_active = Gauge(
             "sargs_grants_active", "Temporary access grants in force now.",
             registry=self.registry,
@@ -67,24 +71,33 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.refreshers: list[Refresher] = [refresh_policy, refresh_store_counts]
-        self._routes: dict[tuple[object, str, int], series.Observed] = {}
-        """(resource, method, status) → its latency series, without formatting labels."""
+        # Label children, bound once per label values and kept.
+        self._verdicts: dict[str, Counter] = {}
+        self._findings: dict[tuple[str, str], Counter] = {}
+        self._routes: dict[tuple[str, str, int], Histogram] = {}
 
     def observe_check(self, result: CheckResult) -> None:
         """Count one answered check: its verdict and each finding's rule and severity."""
-        self.checks.labels(result.verdict).value += 1
+        verdict = self._verdicts.get(result.verdict)
+        if verdict is None:
+            verdict = self._verdicts[result.verdict] = self.checks.labels(result.verdict)
+        verdict.inc()
         for finding in result.findings:
-            self.findings.labels(finding.rule, finding.severity.value).value += 1
+            key = (finding.rule, finding.severity.value)
+            found = self._findings.get(key)
+            if found is None:
+                found = self._findings[key] = self.findings.labels(*key)
+            found.inc()
 
     def observe_request(self, request: web.Request, status: int, seconds: float) -> None:
         """One answered request, by its route's pattern (``pipeline.py``)."""
         resource = request.match_info.route.resource
-        key = (resource, request.method, status)
+        route = resource.canonical if resource is not None else "(unmatched)"
+        key = (request.method, route, status)
         observed = self._routes.get(key)
         if observed is None:
-            route = resource.canonical if resource is not None else "(unmatched)"
             observed = self.latency.labels(request.method, route, str(status))
-            if len(self._routes) < 4096:  # resources × methods × statuses: bounded
+            if len(self._routes) < 4096:  # routes × methods × statuses: bounded
                 self._routes[key] = observed
         observed.observe(seconds)
 

@@ -4,11 +4,11 @@
     python -m scripts.benchmarks._servers proxy MODE PORT ORIGIN_PORT TLS_PORT CONFDIR LOGFILE
 
 The origin also plays the Sargs service for the gateway's sync (grant bundle, its event
-stream, event delivery), so the deployed chain runs with every part switched on.
+stream, event delivery), so the deployed add-ons run with every part switched on.
 
 Proxy modes (``MODES``): ``bare`` (mitmproxy, no Sargs addon), ``access`` (the access
-addon alone: identity, decision, decision log, refusals), ``sargs-noinject`` (the whole
-chain with ``sargs_inject=false``) and ``sargs`` (the whole chain as ``sargs run``
+add-on and the decision log: identity, decision, its line, refusals), ``sargs-noinject``
+(every add-on with ``sargs_inject=false``) and ``sargs`` (every add-on as ``sargs run``
 deploys it: access, sync, injection, post checks, metrics). Every mode gets the same
 ``MapToOrigin`` addon. Non-catalog TLS (the origin's TLS port) is tunnelled in every mode:
 Sargs decides that per ClientHello, bare mitmproxy is told so with ``ignore_hosts``
@@ -117,8 +117,9 @@ def sargs_addons(mode: str, origin_port: int, confdir: str, logfile: str) -> lis
     if mode == "access":
         from proxy.gateway.access import Access
 
-        return [Access(state, directory=directory)]
-    return make_addons(settings, state, directory=directory, sync=True)  # one Chain addon
+        return [Access(state, directory=directory),
+                decisionlog.DecisionLog(lambda: state.current.version)]
+    return make_addons(settings, state, directory=directory, sync=True)
 
 
 async def proxy(

@@ -5,7 +5,7 @@ started before any measurement and driven by the same load with the same setting
 origin (which also plays the Sargs service for the gateway's sync) in another process.
 
 Modes (``_servers.MODES``): ``bare`` mitmproxy; ``access`` (the access addon alone);
-``sargs-noinject`` (the deployed chain, injection off); ``sargs`` (the deployed chain:
+``sargs-noinject`` (the deployed add-ons, injection off); ``sargs`` (the deployed add-ons:
 access, sync with its event spool, injection, post checks, metrics, decision log to a
 file). Issue 2's comparison is ``sargs`` vs ``bare``; injection's own cost is the
 ``sargs`` vs ``sargs-noinject`` difference (issue 3; see also ``./scripts/bench
@@ -33,7 +33,7 @@ from ``/proc/PID/stat`` (fair when other work shares the machine), and each mode
 to bare within each round (median and spread over rounds).
 
 Instruction counts (the repeatable measure; first, unless ``BENCH_VALGRIND=0``): wall
-clock and CPU time move by ±20 % on a shared 2-core machine, more than the 5 % the target
+clock and CPU time move by ±20 % on a shared 2-core machine, more than the 10 % the target
 asks to resolve. So ``bare`` and ``sargs`` (``BENCH_COUNT_MODES=bare,access,...`` for
 others) also run under ``valgrind --tool=callgrind --instr-atstart=no`` (side by side:
 counts do not depend on sharing the CPU), and ``callgrind_control`` switches counting on
@@ -49,12 +49,13 @@ so timers that batch work by wall-clock time are stretched (``BENCH_TIME_SCALE``
 ``_servers.py``) and counting goes on ``SETTLE_SECONDS`` after a run's last request, so
 the event spool's flush and delivery of the run's events are counted with it. ``bare ÷
 sargs`` instructions per request is the 1-core throughput ratio when kernel time per
-request is alike (the deployed chain adds one ``write(2)`` of the decision log per event
+request is alike (the deployed add-ons add one ``write(2)`` of the decision log per event
 loop turn, and for blocked pages an fsync'd spool write per batch; bare forwards blocked
 pages upstream: one more connection's send and receive). ``BENCH_VALGRIND=only``: counts only;
 ``BENCH_CALLGRIND_DIR=DIR`` keeps the dumps for ``callgrind_annotate``. About 2–3 min.
 
-Target (issue 2): Sargs at least 95% of bare mitmproxy's throughput for each scenario,
+Target (issue 11, re-based from issue 2's 95 % so that plain code meets it): Sargs at least
+90 % of bare mitmproxy's throughput for each scenario,
 judged by instructions per request (and for the tunnel also per new connection) where
 counted, else by CPU per request, and shown by wall-clock requests/s too.
 """
@@ -84,6 +85,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "5")))
 WARMUP_SECONDS = 2.0
+TARGET = 0.90
+"""Sargs's share of bare mitmproxy's throughput (instructions per request) to reach."""
 CONNECTIONS = 10
 MODES = ("bare", "access", "sargs-noinject", "sargs")
 LOGIN = "Basic " + base64.b64encode(b"anna:anna-pw").decode()
@@ -196,7 +199,7 @@ def _spread(values: list[float], fmt: str) -> str:
 
 
 MEASURE_ORDER = ("bare", "sargs", "sargs-noinject", "access")
-"""Bare and the deployed chain next to each other in every round (the pair that matters)."""
+"""Bare and the deployed add-ons next to each other in every round (the pair that matters)."""
 
 
 def _order(round_no: int) -> tuple[str, ...]:
@@ -517,8 +520,9 @@ def main() -> int:
             ratio = ratio or cpu
             parts.append(f"{cpu:.0%} by CPU per request, {rps:.0%} by wall-clock req/s")
         if parts:
-            verdict = "met" if ratio >= 0.95 else "MISSED"
-            print(f"target: Sargs ≥ 95% of bare, {name}: {verdict} ({'; '.join(parts)})")
+            verdict = "met" if ratio >= TARGET else "MISSED"
+            print(f"target: Sargs ≥ {TARGET:.0%} of bare, {name}: {verdict} "
+                  f"({'; '.join(parts)})")
     return 0
 
 

@@ -24,6 +24,7 @@ from mitmproxy.test import taddons, tflow
 from proxy.gateway.flowinfo import Hit, info
 from proxy.gateway.posts import Posts
 from proxy.i18n import LANGUAGES, catalog
+from proxy.logs import JsonFormatter
 from proxy.policy.decide import Decision, RequestKind, Rule, Subject
 from proxy.policy.model import Action
 from proxy.runtime import PolicyState
@@ -158,9 +159,10 @@ async def test_warned_and_clean_posts_pass_unchanged(
     await posts.request(clean)
     assert clean.response is None
     # One log line for the warned post: rule ids and counts, never the text.
-    records = [r.getMessage() for r in caplog.records if r.name == "sargs.posts"]
+    records = [JsonFormatter().format(r) for r in caplog.records if r.name == "sargs.posts"]
     assert len(records) == 1
     line = json.loads(records[0])
+    assert line["message"] == "post passed with findings"  # the facts are fields of their own
     assert line["rules"] == {"offensive": 1}
     assert line["event"] == "post-passed"
     assert "idiots" not in records[0]
@@ -171,7 +173,7 @@ async def test_refusal_log_has_no_draft_text(
 ) -> None:
     caplog.set_level(logging.INFO, logger="sargs.posts")
     await posts.request(x_post(PHONE))
-    text = "\n".join(r.getMessage() for r in caplog.records)
+    text = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     assert '"post-refused"' in text
     assert "29 123" not in text
     assert "Zvaniet" not in text

@@ -18,7 +18,8 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from proxy.gateway import sync as sync_module
+from proxy.gateway import spool as spool_module
+from proxy.gateway.flowinfo import FlowInfo, Hit
 from proxy.gateway.sync import (
     Bundle,
     BundleCache,
@@ -197,7 +198,7 @@ def test_a_batch_is_one_write_and_one_fsync_and_delivered_from_memory(
 def test_a_full_segment_is_sealed_and_read_from_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sync_module, "SEGMENT_EVENTS", 2)
+    monkeypatch.setattr(spool_module, "SEGMENT_EVENTS", 2)
     spool = Spool(tmp_path / "spool")
     for i in range(3):
         spool.add(_event(i))
@@ -221,9 +222,12 @@ def _decision(allowed: bool, rule: Rule = Rule.default, grant: str | None = None
 
 
 def _make(maker: EventMaker, decision: Decision, kind: RequestKind,
-          findings: list[Any] | None = None) -> dict[str, Any] | None:
-    return maker.make(decision=decision, subject=IVO, kind=kind, findings=findings or [],
-                      host="tiktok.com", path="/@someone?q=secret", policy="p1", at=T0)
+          findings: list[Hit] | None = None, refused: str | None = None
+          ) -> dict[str, Any] | None:
+    record = FlowInfo(subject=IVO, platform=decision.platform, kind=kind, decision=decision,
+                      findings=findings or [], refused=refused)
+    return maker.make(record, host="tiktok.com", path="/@someone?q=secret", policy="p1",
+                      at=T0)
 
 
 def test_refusals_become_block_events_without_query_strings() -> None:
@@ -252,15 +256,22 @@ def test_allowed_requests_are_events_only_for_grants_and_findings() -> None:
     assert _make(maker, _decision(True, Rule.grant, "g1"), RequestKind.page) is None
     clock[0] = 61.0
     assert _make(maker, _decision(True, Rule.grant, "g1"), RequestKind.page) is not None
-    warned = _make(maker, _decision(True), RequestKind.post,
-                   [{"rule": "partisan", "severity": "warn", "message": "x"}])
+    warned = _make(maker, _decision(True), RequestKind.post, [Hit("partisan", "warn")])
     assert warned is not None
     assert warned["kind"] == "warn"
     assert warned["details"]["findings"] == [{"rule": "partisan", "severity": "warn"}]
     refused = _make(maker, _decision(True), RequestKind.post,
-                    [{"rule": "personal-data", "severity": "block"}])
+                    [Hit("personal-data", "block"), Hit("partisan", "warn")], "content")
     assert refused is not None
     assert refused["kind"] == "block"
+    # Blocked for its content: the dashboard counts it under the findings' rules, not
+    # under the access clause that let the post through.
+    assert "rule" not in refused["details"]
+    assert refused["details"]["allowed"] is False
+    assert [f["rule"] for f in refused["details"]["findings"]] == ["personal-data", "partisan"]
+    unreadable = _make(maker, _decision(True), RequestKind.post, [], "unreadable")
+    assert unreadable is not None
+    assert unreadable["details"]["rule"] == "unreadable"
 
 
 # --- against a real service -----------------------------------------------------------------

@@ -51,7 +51,7 @@ def _clear(env: Env) -> None:
 def mismatches(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
     return [
         event for r in caplog.records if r.name == "sargs.gateway"
-        if (event := json.loads(r.getMessage())).get("event") == "host-mismatch"
+        if (event := getattr(r, "event", {})).get("event") == "host-mismatch"
     ]
 
 

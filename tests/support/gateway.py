@@ -36,7 +36,6 @@ from mitmproxy.tools.dump import DumpMaster
 
 from proxy.gateway.access import Access, GrantSource
 from proxy.gateway.addons import make_addons
-from proxy.gateway.chain import Chain
 from proxy.gateway.identity import MemoryDirectory
 from proxy.runtime import PolicyState
 from proxy.settings import ROOT, Settings
@@ -181,7 +180,7 @@ async def running_gateway(
         connection_strategy="lazy", sargs_reload_interval=0.05,
         sargs_allowed_upstreams=upstreams, **dict(options or {}),
     )
-    members = [m for a in addons for m in (a.members if isinstance(a, Chain) else [a])]
+    members = [m for a in addons for m in getattr(a, "addons", [a])]
     access = next(a for a in members if isinstance(a, Access))
     task = asyncio.create_task(master.run())
     proxyserver: Any = master.addons.get("proxyserver")

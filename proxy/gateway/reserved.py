@@ -1,0 +1,194 @@
+"""The reserved path ``/__sargs/`` on every platform host: answered by the gateway, never
+forwarded to the platform (a mitmproxy add-on, after the access add-on).
+
+- ``GET /__sargs/static/compose-guard.js`` serves ``extension/compose-guard.js`` (read
+  again when it changes, with an ETag);
+- ``POST /__sargs/api/v1/check`` checks a draft in-process with the policy's engine (the
+  same engine the service runs; the gateway knows the user's roles, so it sets
+  ``official_allowed`` itself, and checks keep working while the service is away);
+- anything else under the path: 404 (405 for a wrong method), JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import http
+from pydantic import ValidationError
+
+from proxy.compliance.model import CheckRequest
+from proxy.gateway import csp
+from proxy.gateway.flowinfo import FlowInfo, info, peek
+from proxy.gateway.page import RESERVED, SCRIPT_PATH
+from proxy.gateway.posts import official_allowed
+from proxy.runtime import Compiled
+from proxy.settings import ROOT
+
+CHECK_PATH = "/__sargs/api/v1/check"
+DEFAULT_SCRIPT = ROOT / "extension" / "compose-guard.js"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ScriptFile:
+    """The content script, read once and read again when the file changes."""
+
+    path: Path
+    _stamp: tuple[float, int] | None = None
+    body: bytes = b""
+    etag: str = ""
+
+    def get(self) -> tuple[bytes, str] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        stamp = (st.st_mtime, st.st_size)
+        if stamp != self._stamp:
+            try:
+                self.body = self.path.read_bytes()
+            except OSError:
+                return None
+            self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+            self._stamp = stamp
+        return self.body, self.etag
+
+
+def _json(status: int, payload: dict[str, Any], **headers: str) -> http.Response:
+    return http.Response.make(
+        status,
+        json.dumps(payload, ensure_ascii=False).encode(),
+        {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
+         **headers},
+    )
+
+
+def page_origin(flow: http.HTTPFlow) -> csp.Origin:
+    """The page's origin as the browser sees it (not where the gateway sends the request)."""
+    request = flow.request
+    scheme = "https" if flow.client_conn.tls_established else request.scheme
+    authority = request.host_header or request.authority or request.host
+    host, _, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+    if not host:
+        host, port = authority, ""
+    return csp.Origin.of(scheme, host, int(port) if port.isdigit() else None)
+
+
+def cors(flow: http.HTTPFlow) -> dict[str, str]:
+    """CORS headers for a call from a page of the same platform host, else none."""
+    origin = flow.request.headers.get("Origin", "")
+    host = page_origin(flow).host
+    if not origin or origin.split("://", 1)[-1].split(":", 1)[0].lower() != host:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+class Reserved:
+    """Answers ``/__sargs/`` on platform hosts (see the module docs)."""
+
+    def __init__(
+        self,
+        compiled: Callable[[], Compiled],
+        *,
+        script: Path = DEFAULT_SCRIPT,
+        max_body_bytes: int = 64 * 1024,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.compiled = compiled
+        self.script = ScriptFile(script)
+        self.max_body_bytes = max_body_bytes
+        self.now = now
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        if not flow.request.path.startswith(RESERVED):
+            return
+        record = peek(flow)
+        if record is None or record.platform is None:
+            return  # not a platform host (the access add-on records every one it lets by)
+        info(flow).generated = "reserved"
+        path = flow.request.path.split("?", 1)[0]
+        method = flow.request.method
+        if path == SCRIPT_PATH and method in ("GET", "HEAD"):
+            flow.response = self._serve_script(flow)
+        elif path == CHECK_PATH and method == "OPTIONS":
+            flow.response = http.Response.make(204, b"", {"Allow": "POST, OPTIONS", **cors(flow)})
+        elif path == CHECK_PATH and method == "POST":
+            flow.response = self._check(flow, record)
+        elif path in (SCRIPT_PATH, CHECK_PATH):
+            flow.response = _json(405, {"error": f"method {method} not allowed"})
+        else:
+            flow.response = _json(404, {"error": f"no such Sargs path: {path}"})
+
+    def _serve_script(self, flow: http.HTTPFlow) -> http.Response:
+        found = self.script.get()
+        if found is None:
+            return _json(404, {"error": "content script not installed"})
+        body, etag = found
+        headers = {
+            "Content-Type": "text/javascript; charset=utf-8",
+            "ETag": etag,
+            "Cache-Control": "max-age=300",
+            "X-Content-Type-Options": "nosniff",
+        }
+        if etag in flow.request.headers.get("If-None-Match", ""):
+            return http.Response.make(304, b"", headers)
+        response = http.Response.make(200, body, headers)
+        if flow.request.method == "HEAD":
+            response.content = b""
+            response.headers["Content-Length"] = str(len(body))
+        return response
+
+    def _check(self, flow: http.HTTPFlow, record: FlowInfo) -> http.Response:
+        raw = flow.request.get_content(strict=False) or b""
+        if len(raw) > self.max_body_bytes:
+            limit = self.max_body_bytes
+            return _json(413, {"error": f"request body too large: at most {limit} bytes"})
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            return _json(400, {"error": f"body is not valid JSON: {exc}"})
+        if not isinstance(data, dict):
+            return _json(422, {"error": "invalid request: (body)", "details": [
+                {"field": "(body)", "message": "must be a JSON object"}]})
+        compiled = self.compiled()
+        data.setdefault("platform", record.platform)
+        data.setdefault("lang", record.lang)
+        data.setdefault("at", self.now().isoformat())
+        # Never trusted from the page: the gateway knows the user's roles.
+        subject = record.subject
+        data["official_allowed"] = (
+            official_allowed(compiled, subject) if subject is not None else None
+        )
+        try:
+            check = CheckRequest.model_validate(data)
+        except ValidationError as exc:
+            details = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "(body)",
+                 "message": str(e["msg"]).removeprefix("Value error, ")}
+                for e in exc.errors()
+            ]
+            fields = ", ".join(d["field"] for d in details)
+            return _json(422, {"error": f"invalid request: {fields}", "details": details})
+        result = compiled.engine.check(check, compiled.version)
+        return http.Response.make(
+            200,
+            result.model_dump_json().encode(),
+            {"Content-Type": "application/json", "Cache-Control": "no-store", **cors(flow)},
+        )
