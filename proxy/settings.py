@@ -66,8 +66,9 @@ class Settings(BaseSettings):
     gateway_token: SecretStr = Field(
         default=SecretStr(""),
         description="Shared secret between gateways and service nodes (Authorization: Bearer) "
-        "for the grant bundle and event delivery; empty: the service accepts loopback "
-        "clients only.",
+        "for the grant bundle, its change stream and event delivery, required from every "
+        "address (loopback too); empty: generated once into VAR_DIR/gateway.token (one node, "
+        "or nodes sharing that file).",
     )
     # Service
     service_host: str = Field(default="127.0.0.1", description="Service listen address.")
@@ -86,6 +87,12 @@ class Settings(BaseSettings):
         description="Browser-extension origins that may read /api/v1/me with the user's login "
         "(chrome-extension://ID, moz-extension://*); empty: any extension origin, never a "
         "web page. Env: a JSON list.",
+    )
+    check_origins: list[str] = Field(
+        default_factory=list,
+        description="Web-page origins (scheme://host[:port], exact) that may call "
+        "/api/v1/check cross-site besides the catalog platforms' https pages and the "
+        "extension origins, e.g. an intranet portal; empty: none. Env: a JSON list.",
     )
     request_lapse_hours: float = Field(
         default=72, gt=0,

@@ -69,7 +69,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pydantic import SecretStr
+
     from proxy.gateway import decisionlog
+    from proxy.gatewaytoken import gateway_token
     from proxy.logs import setup_logging
     from proxy.policy.loader import PolicyError
     from proxy.runtime import PolicyState
@@ -84,6 +87,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sargs run: the policy cannot be used:\n{exc}", file=sys.stderr)
         return 1
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    # The token gateways and service share: SARGS_GATEWAY_TOKEN, else generated once into
+    # VAR_DIR/gateway.token; set here so the gateway's sync client sends what the service
+    # (same var dir) expects.
+    settings = settings.model_copy(update={"gateway_token": SecretStr(gateway_token(settings))})
     try:
         return asyncio.run(_serve(settings, state, args.options, args.demo_users,
                                   getattr(args, "only", None)))
