@@ -107,6 +107,11 @@ class Settings(BaseSettings):
         default=8, gt=0, description="Service login sessions end after this many hours."
     )
     max_body_bytes: int = Field(default=64 * 1024, description="Largest API request body.")
+    check_seconds: float = Field(
+        default=2.0, gt=0,
+        description="CPU seconds one draft check may take (in a worker process, off the "
+        "event loop); a check past it is answered 503.",
+    )
     # Notifications
     smtp_host: str = Field(default="", description="SMTP server for e-mail; empty: no e-mail.")
     smtp_port: int = Field(default=25, description="SMTP port.")

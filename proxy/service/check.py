@@ -12,6 +12,10 @@ same-origin with the platform page and needs no CORS at all.
 Bodies larger than ``max_body_bytes`` get 413, invalid fields 422 naming the field
 (``errors.answer``, called by ``pipeline.py``). The draft text is never stored or logged.
 
+The engine runs in a worker process (``proxy/checkpool.py``), never on the event loop,
+under a CPU budget (``Settings.check_seconds``): a check past it, or one that finds every
+worker busy, is answered 503 with the reason and ``Retry-After``.
+
 The check is on the hot path (every pause in typing): the body is validated straight from
 bytes (``model_validate_json``), the answer serialized by pydantic-core
 (``model_dump_json``), and the result counted for ``/metrics`` from the object (never by
@@ -22,10 +26,12 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from proxy.checkpool import CheckPool, CheckTimeout, CheckUnavailable
 from proxy.compliance.config import RULE_IDS
 from proxy.compliance.model import CheckRequest, CheckResult
 from proxy.i18n import negotiate
@@ -36,6 +42,8 @@ from proxy.service.metrics import METRICS
 CHECK = "/api/v1/check"
 SUMMARY = "/api/v1/policy/summary"
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
+
+CHECKPOOL = web.AppKey("sargs.checkpool", CheckPool)
 
 routes = web.RouteTableDef()
 
@@ -62,7 +70,12 @@ async def check(request: web.Request) -> web.Response:
             "invalid request: platform",
             details=[{"field": "platform", "message": f"unknown platform {draft.platform!r}"}],
         )
-    result = compiled.engine.check(draft, compiled.version)
+    try:
+        result = await app[CHECKPOOL].check(draft)  # off the event loop, under a budget
+    except (CheckTimeout, CheckUnavailable) as exc:
+        response = json_error(503, str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
     app[METRICS].observe_check(result)
     # bytes (a str body takes aiohttp's slower payload path); the header as one string
     body = _clean_body(result.policy) if not result.findings else _body(result)
@@ -176,7 +189,16 @@ async def _preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    pool = CheckPool(lambda: app[keys.POLICY].current, budget=settings.check_seconds)
+    app[CHECKPOOL] = pool
+    yield
+    await pool.close()
+
+
 def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_pool_ctx)
     app.add_routes(routes)
     app.router.add_route("OPTIONS", CHECK, _preflight)
     app.router.add_route("OPTIONS", SUMMARY, _preflight)
