@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         description="Gateways browsers use, as host:port, in failover order (the PAC file "
         "lists them all); empty: GATEWAY_HOST:GATEWAY_PORT. Env: a JSON list.",
     )
+    pac_fail_closed: bool = Field(
+        default=False,
+        description="The PAC file sends catalog hosts to the gateways and, when none answers, "
+        "nowhere (a blackhole, PROXY 127.0.0.1:9) instead of DIRECT.",
+    )
     gateway_metrics_host: str = Field(
         default="127.0.0.1", description="Where the gateway serves Prometheus /metrics."
     )
