@@ -171,6 +171,8 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
 
     confdir = (settings.var_dir / "mitmproxy").resolve()
     try:
+        if settings.ca_cert is None and settings.ca_key is None:
+            _ensure_ca(confdir, state)  # our constrained CA, made at first run
         ca_cert = install_ca(settings, confdir)
     except (OSError, ValueError) as exc:
         print(f"sargs run: CA: {exc}", file=sys.stderr)
@@ -236,6 +238,26 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
             await runner.cleanup()
         await asyncio.to_thread(store.close)
     return 0 if listening else 1
+
+
+def _ensure_ca(confdir: Path, state: Any) -> None:
+    """The interception CA, named after the institution and limited to the catalog's
+    domains, made once into the gateway's confdir (``proxy/ca.py``); says when the one
+    there cannot sign for everything the catalog lists now."""
+    from proxy import ca
+
+    compiled = state.current
+    made = ca.ensure_ca(confdir, compiled.loaded.policy.institution.name,
+                        compiled.catalog.domains())
+    if made.created:
+        log.info("made the interception CA %s (name constraints: the catalog's domains)",
+                 made.cert_path)
+    elif not made.constrained:
+        log.warning("the CA in %s may sign for any name (no name constraints): `sargs ca "
+                    "regenerate` makes one limited to the catalog", confdir)
+    elif made.missing:
+        log.warning("the CA cannot sign for %s (added to the catalog since): `sargs ca "
+                    "regenerate`, then hand the new certificate out", ", ".join(made.missing))
 
 
 def _service_url(settings: Settings) -> str:
