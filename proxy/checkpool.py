@@ -22,7 +22,10 @@ process may use, under a CPU-time budget::
   shut down and its stuck worker exits when its call returns).
 - A worker that dies (``BrokenProcessPool``) gets the pool recycled too, and that check
   ``CheckUnavailable``.
-- At most ``QUEUE_PER_WORKER`` checks per worker wait or run at once; past that ``check``
+- Two lanes, each with its own workers: drafts up to ``SHORT_DRAFT`` characters, and
+  longer ones. A flood of long (slow) drafts queues only behind itself; the posts people
+  type are still answered in milliseconds.
+- At most ``QUEUE_PER_WORKER`` checks per worker wait or run at once in a lane; past that ``check``
   raises ``CheckUnavailable`` at once (a flood cannot queue unbounded work, and a queued
   check never waits longer than the deadline).
 - Workers come from the ``forkserver`` start method: a clean process forked from a server
@@ -42,6 +45,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from proxy.compliance.engine import Engine
@@ -55,6 +59,9 @@ DEFAULT_GRACE = 10.0
 worker's first start and engine build on a loaded machine)."""
 KEPT_VERSIONS = 2
 QUEUE_PER_WORKER = 4
+SHORT_DRAFT = 3_000
+"""Drafts up to this many characters (posts as people write them) are checked by workers
+of their own: long drafts, however many, never make a short one wait."""
 
 
 class CheckTimeout(Exception):
@@ -120,6 +127,14 @@ def _run(digest: str, version: str, policy: bytes | None, request: CheckRequest,
 # --- in the service or gateway process -------------------------------------------------------
 
 
+@dataclass
+class _Lane:
+    """Workers of their own for one kind of draft, and the checks waiting for them."""
+
+    executor: ProcessPoolExecutor | None = None
+    pending: int = 0
+
+
 class CheckPool:
     """Checks drafts in worker processes against the policy ``policy()`` returns now."""
 
@@ -129,26 +144,30 @@ class CheckPool:
             raise ValueError("the check budget must be positive")
         self.policy = policy
         self.workers = workers or workers_for_this_machine()
+        """Worker processes per lane."""
         self.budget = budget
         self.grace = grace
         self.recycled = 0
-        """How many times a stuck or dead worker made the pool start afresh."""
-        self.pending = 0
-        """Checks submitted and not yet answered."""
-        self._executor: ProcessPoolExecutor | None = None
+        """How many times a stuck or dead worker made a lane start afresh."""
+        self._lanes = {"short": _Lane(), "long": _Lane()}
         self._pickled: dict[str, bytes] = {}
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
+    @property
+    def pending(self) -> int:
+        """Checks submitted and not yet answered."""
+        return sum(lane.pending for lane in self._lanes.values())
+
+    def _pool(self, lane: _Lane) -> ProcessPoolExecutor:
+        if lane.executor is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            self._executor = ProcessPoolExecutor(
+            lane.executor = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=_start_worker)
-        return self._executor
+        return lane.executor
 
-    def _recycle(self, executor: ProcessPoolExecutor) -> None:
-        if self._executor is executor:
-            self._executor = None
+    def _recycle(self, lane: _Lane, executor: ProcessPoolExecutor) -> None:
+        if lane.executor is executor:
+            lane.executor = None
             self.recycled += 1
         # Checks already queued on it still finish there; its workers exit after them.
         executor.shutdown(wait=False)
@@ -167,31 +186,32 @@ class CheckPool:
         """The engine's answer for ``request`` under the current policy.
 
         Raises ``CheckTimeout`` past the budget, ``CheckUnavailable`` when a worker died."""
-        if self.pending >= self.workers * QUEUE_PER_WORKER:
+        lane = self._lanes["long" if len(request.text) > SHORT_DRAFT else "short"]
+        if lane.pending >= self.workers * QUEUE_PER_WORKER:
             raise CheckUnavailable("too many checks at once; try again in a moment")
-        self.pending += 1
+        lane.pending += 1
         try:
-            return await self._check(request)
+            return await self._check(lane, request)
         finally:
-            self.pending -= 1
+            lane.pending -= 1
 
-    async def _check(self, request: CheckRequest) -> CheckResult:
+    async def _check(self, lane: _Lane, request: CheckRequest) -> CheckResult:
         compiled = self.policy()
         loop = asyncio.get_running_loop()
         # A check may wait behind a full queue: its deadline counts that wait too.
         deadline = self.budget * (QUEUE_PER_WORKER + 1) + self.grace
         policy: bytes | None = None
         for _ in range(2):
-            executor = self._pool()
+            executor = self._pool(lane)
             future = loop.run_in_executor(executor, _run, compiled.loaded.digest,
                                           compiled.version, policy, request, self.budget)
             try:
                 status, result = await asyncio.wait_for(future, deadline)
             except TimeoutError:
-                self._recycle(executor)
+                self._recycle(lane, executor)
                 raise CheckTimeout(self._late()) from None
             except BrokenProcessPool:
-                self._recycle(executor)
+                self._recycle(lane, executor)
                 raise CheckUnavailable("a check worker stopped; try again") from None
             if status == _OK and result is not None:
                 return result
@@ -206,6 +226,7 @@ class CheckPool:
 
     async def close(self) -> None:
         """Stop the workers (a running check finishes first)."""
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        for lane in self._lanes.values():
+            executor, lane.executor = lane.executor, None
+            if executor is not None:
+                await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
