@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         description="Gateways browsers use, as host:port, in failover order (the PAC file "
         "lists them all); empty: GATEWAY_HOST:GATEWAY_PORT. Env: a JSON list.",
     )
+    pac_fail_closed: bool = Field(
+        default=False,
+        description="The PAC file sends catalog hosts to the gateways and, when none answers, "
+        "nowhere (a blackhole, PROXY 127.0.0.1:9) instead of DIRECT.",
+    )
     gateway_metrics_host: str = Field(
         default="127.0.0.1", description="Where the gateway serves Prometheus /metrics."
     )
@@ -66,8 +71,9 @@ class Settings(BaseSettings):
     gateway_token: SecretStr = Field(
         default=SecretStr(""),
         description="Shared secret between gateways and service nodes (Authorization: Bearer) "
-        "for the grant bundle and event delivery; empty: the service accepts loopback "
-        "clients only.",
+        "for the grant bundle, its change stream and event delivery, required from every "
+        "address (loopback too); empty: generated once into VAR_DIR/gateway.token (one node, "
+        "or nodes sharing that file).",
     )
     # Service
     service_host: str = Field(default="127.0.0.1", description="Service listen address.")
@@ -87,6 +93,12 @@ class Settings(BaseSettings):
         "(chrome-extension://ID, moz-extension://*); empty: any extension origin, never a "
         "web page. Env: a JSON list.",
     )
+    check_origins: list[str] = Field(
+        default_factory=list,
+        description="Web-page origins (scheme://host[:port], exact) that may call "
+        "/api/v1/check cross-site besides the catalog platforms' https pages and the "
+        "extension origins, e.g. an intranet portal; empty: none. Env: a JSON list.",
+    )
     request_lapse_hours: float = Field(
         default=72, gt=0,
         description="Pending access requests nobody decided lapse after this many hours.",
@@ -100,6 +112,11 @@ class Settings(BaseSettings):
         default=8, gt=0, description="Service login sessions end after this many hours."
     )
     max_body_bytes: int = Field(default=64 * 1024, description="Largest API request body.")
+    check_seconds: float = Field(
+        default=2.0, gt=0,
+        description="CPU seconds one draft check may take (in a worker process, off the "
+        "event loop); a check past it is answered 503.",
+    )
     # Notifications
     smtp_host: str = Field(default="", description="SMTP server for e-mail; empty: no e-mail.")
     smtp_port: int = Field(default=25, description="SMTP port.")

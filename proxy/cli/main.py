@@ -14,6 +14,7 @@ _COMMANDS = (
     "proxy.cli.policy_cmd",
     "proxy.cli.user_cmd",
     "proxy.cli.audit_cmd",
+    "proxy.cli.ca_cmd",
 )
 
 

@@ -69,7 +69,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pydantic import SecretStr
+
     from proxy.gateway import decisionlog
+    from proxy.gatewaytoken import gateway_token
     from proxy.logs import setup_logging
     from proxy.policy.loader import PolicyError
     from proxy.runtime import PolicyState
@@ -84,6 +87,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sargs run: the policy cannot be used:\n{exc}", file=sys.stderr)
         return 1
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    # The token gateways and service share: SARGS_GATEWAY_TOKEN, else generated once into
+    # VAR_DIR/gateway.token; set here so the gateway's sync client sends what the service
+    # (same var dir) expects.
+    settings = settings.model_copy(update={"gateway_token": SecretStr(gateway_token(settings))})
     try:
         return asyncio.run(_serve(settings, state, args.options, args.demo_users,
                                   getattr(args, "only", None)))
@@ -164,6 +171,8 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
 
     confdir = (settings.var_dir / "mitmproxy").resolve()
     try:
+        if settings.ca_cert is None and settings.ca_key is None:
+            _ensure_ca(confdir, state)  # our constrained CA, made at first run
         ca_cert = install_ca(settings, confdir)
     except (OSError, ValueError) as exc:
         print(f"sargs run: CA: {exc}", file=sys.stderr)
@@ -229,6 +238,26 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
             await runner.cleanup()
         await asyncio.to_thread(store.close)
     return 0 if listening else 1
+
+
+def _ensure_ca(confdir: Path, state: Any) -> None:
+    """The interception CA, named after the institution and limited to the catalog's
+    domains, made once into the gateway's confdir (``proxy/ca.py``); says when the one
+    there cannot sign for everything the catalog lists now."""
+    from proxy import ca
+
+    compiled = state.current
+    made = ca.ensure_ca(confdir, compiled.loaded.policy.institution.name,
+                        compiled.catalog.domains())
+    if made.created:
+        log.info("made the interception CA %s (name constraints: the catalog's domains)",
+                 made.cert_path)
+    elif not made.constrained:
+        log.warning("the CA in %s may sign for any name (no name constraints): `sargs ca "
+                    "regenerate` makes one limited to the catalog", confdir)
+    elif made.missing:
+        log.warning("the CA cannot sign for %s (added to the catalog since): `sargs ca "
+                    "regenerate`, then hand the new certificate out", ", ".join(made.missing))
 
 
 def _service_url(settings: Settings) -> str:

@@ -19,15 +19,17 @@ The same task runs ``expire_due`` when the earliest grant's time is up (and ever
 as a safety net), so expiries are audited and announced; gateways do not wait for it,
 they compare ``expires_at`` with their clock at every decision.
 
-Gateways authenticate with ``Authorization: Bearer SARGS_GATEWAY_TOKEN`` (compared in
-constant time). Without a token configured only loopback clients are accepted.
+Gateways authenticate with ``Authorization: Bearer <token>`` (compared in constant time):
+``SARGS_GATEWAY_TOKEN``, else the one generated into ``VAR_DIR/gateway.token``
+(``proxy/gatewaytoken.py``). No address is trusted, loopback included: a request relayed
+to the service from its own host (by the gateway, or by anything else running there)
+proves nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -39,6 +41,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from proxy.gatewaytoken import gateway_token
 from proxy.runtime import PolicyState
 from proxy.service import keys
 from proxy.service.errors import json_error
@@ -218,22 +221,14 @@ BUNDLER = web.AppKey("bundler", Bundler)
 # --- authentication -------------------------------------------------------------------------
 
 
-def _loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+GATEWAY_TOKEN = web.AppKey("sargs.gateway_token", bytes)
 
 
 def gateway_authorized(request: web.Request) -> bool:
-    """A gateway's bearer token (constant-time compare), or a loopback client when no
-    token is configured."""
-    token = request.app[keys.SETTINGS].gateway_token.get_secret_value()
-    if not token:
-        return _loopback(request.remote)
+    """The request carries the gateways' bearer token (constant-time compare)."""
+    token = request.app[GATEWAY_TOKEN]
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(
-        value.strip().encode(), token.encode())
+    return scheme.lower() == "bearer" and secrets.compare_digest(value.strip().encode(), token)
 
 
 def _refuse() -> web.Response:
@@ -383,6 +378,7 @@ async def _closing(app: web.Application) -> None:
 def setup(app: web.Application) -> None:
     """Routes and the change watcher (needs ``keys.STORE`` set before startup)."""
     app[BUNDLER] = Bundler()
+    app[GATEWAY_TOKEN] = gateway_token(app[keys.SETTINGS]).encode()
     app.add_routes(routes)
     app.cleanup_ctx.append(_bundler_ctx)
     app.on_shutdown.append(_closing)

@@ -1,10 +1,20 @@
 """``POST /api/v1/check`` (the contract in DESIGN.md) and ``GET /api/v1/policy/summary``.
 
-Page scripts of any origin call these (the content script runs on the platforms' pages):
-both answer CORS preflights and carry ``Access-Control-Allow-Origin: *``; no credentials
-are involved. Bodies larger than ``max_body_bytes`` get 413, invalid fields 422 naming the
-field (``errors.answer``, called by ``pipeline.py``). The draft text is never stored or
-logged.
+Who may call them from a browser (issue 12): the check takes only
+``Content-Type: application/json`` (anything else, none included, gets 415 before the body
+is read), so every cross-site call is preflighted; the preflight, and the answers, name
+only the origins that need them (``allowed_origin``): the catalog platforms' pages over
+https (the content script runs there), the configured extension origins, and
+``Settings.check_origins``. Never ``*``: a page elsewhere on the web cannot make a staff
+member's browser spend the service's CPU. The gateway's reserved ``/__sargs/`` path is
+same-origin with the platform page and needs no CORS at all.
+
+Bodies larger than ``max_body_bytes`` get 413, invalid fields 422 naming the field
+(``errors.answer``, called by ``pipeline.py``). The draft text is never stored or logged.
+
+The engine runs in a worker process (``proxy/checkpool.py``), never on the event loop,
+under a CPU budget (``Settings.check_seconds``): a check past it, or one that finds every
+worker busy, is answered 503 with the reason and ``Retry-After``.
 
 The check is on the hot path (every pause in typing): the body is validated straight from
 bytes (``model_validate_json``), the answer serialized by pydantic-core
@@ -16,14 +26,16 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from proxy.checkpool import CheckPool, CheckTimeout, CheckUnavailable
 from proxy.compliance.config import RULE_IDS
 from proxy.compliance.model import CheckRequest, CheckResult
 from proxy.i18n import negotiate
-from proxy.service import cors, keys
+from proxy.service import cors, keys, me
 from proxy.service.errors import json_error
 from proxy.service.metrics import METRICS
 
@@ -31,12 +43,17 @@ CHECK = "/api/v1/check"
 SUMMARY = "/api/v1/policy/summary"
 _JSON = {"Content-Type": "application/json; charset=utf-8"}
 
+CHECKPOOL = web.AppKey("sargs.checkpool", CheckPool)
+
 routes = web.RouteTableDef()
 
 
 @routes.post(CHECK)
 async def check(request: web.Request) -> web.Response:
     app = request.app
+    refused = _not_json(request)
+    if refused is not None:
+        return refused
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -53,11 +70,29 @@ async def check(request: web.Request) -> web.Response:
             "invalid request: platform",
             details=[{"field": "platform", "message": f"unknown platform {draft.platform!r}"}],
         )
-    result = compiled.engine.check(draft, compiled.version)
+    try:
+        result = await app[CHECKPOOL].check(draft)  # off the event loop, under a budget
+    except (CheckTimeout, CheckUnavailable) as exc:
+        response = json_error(503, str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
     app[METRICS].observe_check(result)
     # bytes (a str body takes aiohttp's slower payload path); the header as one string
     body = _clean_body(result.policy) if not result.findings else _body(result)
     return web.Response(body=body, headers=_JSON)
+
+
+def _not_json(request: web.Request) -> web.Response | None:
+    """415 unless the body is declared JSON in UTF-8 (the only kind a page cannot send
+    cross-site without a preflight)."""
+    charset = (request.charset or "utf-8").lower()
+    if request.content_type == "application/json" and charset in ("utf-8", "utf8"):
+        return None
+    given = request.headers.get("Content-Type", "")
+    return json_error(415, "unsupported content type: the check takes application/json "
+                      f"(UTF-8); got {given[:60]!r}" if given else
+                      "unsupported content type: the check takes application/json (UTF-8); "
+                      "the request had no Content-Type")
 
 
 def _body(result: CheckResult) -> bytes:
@@ -107,7 +142,42 @@ async def summary(request: web.Request) -> web.Response:
     return web.json_response({"policy": compiled.version, "lang": lang, "rules": rules})
 
 
+def allowed_origin(request: web.Request, origin: str) -> bool:
+    """Whether a page or extension at ``origin`` may call the check and the summary.
+
+    The catalog's platform pages over https (a catalog domain or one of its subdomains,
+    default port), the extension origins ``me.allowed_origin`` accepts, and the exact
+    origins listed in ``Settings.check_origins``."""
+    settings = request.app[keys.SETTINGS]
+    if origin in settings.check_origins:
+        return True
+    if me.allowed_origin(origin, settings.extension_origins):
+        return True
+    scheme, sep, host = origin.partition("://")
+    if scheme != "https" or not sep or not host or host != host.lower():
+        return False
+    if not all(label and label.isascii() and label.replace("-", "").isalnum()
+               for label in host.split(".")):
+        return False  # a port, a path, userinfo, an IP literal's brackets: not a page origin
+    domains = {d for p in request.app[keys.POLICY].current.loaded.policy.platforms.values()
+               for d in p.domains}
+    labels = host.split(".")
+    return any(".".join(labels[i:]) in domains for i in range(len(labels)))
+
+
+def _cors_headers(request: web.Request) -> dict[str, str]:
+    origin = request.headers.get("Origin")
+    if origin is None or not allowed_origin(request, origin):
+        return _VARY
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+_VARY = {"Vary": "Origin"}
+
+
 async def _preflight(request: web.Request) -> web.Response:
+    if "Access-Control-Allow-Origin" not in _cors_headers(request):
+        return json_error(403, "origin not allowed to call this API")
     headers = {
         "Access-Control-Allow-Methods": f"{'POST' if request.path == CHECK else 'GET'}, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type, Accept-Language",
@@ -119,15 +189,17 @@ async def _preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
-_ANY_ORIGIN = {"Access-Control-Allow-Origin": "*"}
-
-
-def _any_origin(request: web.Request) -> dict[str, str]:
-    return _ANY_ORIGIN
+async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    pool = CheckPool(lambda: app[keys.POLICY].current, budget=settings.check_seconds)
+    app[CHECKPOOL] = pool
+    yield
+    await pool.close()
 
 
 def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(_pool_ctx)
     app.add_routes(routes)
     app.router.add_route("OPTIONS", CHECK, _preflight)
     app.router.add_route("OPTIONS", SUMMARY, _preflight)
-    cors.allow(app, (CHECK, SUMMARY), _any_origin)
+    cors.allow(app, (CHECK, SUMMARY), _cors_headers)

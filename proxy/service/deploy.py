@@ -2,7 +2,10 @@
 
 - ``GET /proxy.pac`` (also ``/wpad.dat`` for WPAD): catalog domains go through the
   gateways (``Settings.gateways``, in failover order, then ``DIRECT``); everything else
-  goes ``DIRECT``. Built from the policy in force, so a reload changes it.
+  goes ``DIRECT``. With ``Settings.pac_fail_closed`` catalog domains never go
+  ``DIRECT``: after the gateways comes a blackhole (``PROXY 127.0.0.1:9``, the discard
+  port, where nothing answers), so when no gateway answers the platforms do not load.
+  Built from the policy in force, so a reload changes it.
 - ``GET /ca``: a page (en, lv, sv, sq) to download the CA with per-OS and per-browser
   instructions; ``GET /ca.pem`` (PEM) and ``GET /ca.crt`` (DER, what Windows expects).
   The CA is the institution's (``Settings.ca_cert``) when set, else the one the gateway
@@ -34,17 +37,27 @@ LANGUAGE_NAMES = {"en": "English", "lv": "Latviešu", "sv": "Svenska", "sq": "Sh
 _UNSPECIFIED = ("0.0.0.0", "::", "[::]", "")  # noqa: S104 - compared, never bound
 
 
-def pac_file(domains: list[str], gateways: list[str]) -> str:
+BLACKHOLE = "PROXY 127.0.0.1:9"
+"""The last entry of a fail-closed route: the discard port on the browser's own machine,
+where nothing listens, so the request fails instead of going anywhere."""
+
+
+def pac_file(domains: list[str], gateways: list[str], *, fail_closed: bool = False) -> str:
     """A PAC file sending ``domains`` (and their sub-domains) to ``gateways``, the rest DIRECT.
 
-    Browsers try the gateways in order and fall back to the next when one does not answer;
-    the final ``DIRECT`` keeps platforms reachable if every gateway is down (the
-    institution's firewall decides whether that is allowed).
+    Browsers try the gateways in order and fall back to the next when one does not answer.
+    By default the final ``DIRECT`` keeps platforms reachable if every gateway is down (the
+    institution's firewall decides whether that is allowed); ``fail_closed`` ends the route
+    with ``BLACKHOLE`` instead, so they are then unreachable from the browser.
     """
-    route = "; ".join([*(f"PROXY {g}" for g in gateways), "DIRECT"])
+    last = BLACKHOLE if fail_closed else "DIRECT"
+    route = "; ".join([*(f"PROXY {g}" for g in gateways), last])
     listed = ",\n".join(f"  {json.dumps(d)}" for d in sorted(set(domains)))
+    fallback = ("never DIRECT: when no gateway answers, nowhere" if fail_closed
+                else "DIRECT when no gateway answers")
     return f"""// Sargs proxy auto-configuration. Generated from the policy catalog; do not edit.
-// Social-media platforms go through the Sargs gateway(s); everything else goes DIRECT.
+// Social-media platforms go through the Sargs gateway(s) ({fallback});
+// everything else goes DIRECT.
 var SARGS_ROUTE = {json.dumps(route)};
 var SARGS_DOMAINS = [
 {listed}
@@ -52,6 +65,9 @@ var SARGS_DOMAINS = [
 
 function FindProxyForURL(url, host) {{
   host = host.toLowerCase();
+  if (host.charAt(host.length - 1) === ".") {{
+    host = host.substring(0, host.length - 1);  // "www.facebook.com." is www.facebook.com
+  }}
   if (isPlainHostName(host) || shExpMatch(host, "*.local")) {{
     return "DIRECT";
   }}
@@ -88,7 +104,8 @@ async def proxy_pac(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     catalog = request.app[keys.POLICY].current.catalog
     host = (request.url.host or "").strip("[]")
-    body = pac_file(catalog.domains(), gateways_for(settings, host))
+    body = pac_file(catalog.domains(), gateways_for(settings, host),
+                    fail_closed=settings.pac_fail_closed)
     return web.Response(
         text=body,
         content_type=PAC_MIME,

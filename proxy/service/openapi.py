@@ -59,7 +59,10 @@ class Op:
 _ID = Param("id", "path", required=True)
 _LANG = Param("lang", schema={"type": "string", "enum": ["en", "lv", "sv", "sq"]},
               description="Language; default: Accept-Language.")
-_PREFLIGHT = Op("CORS preflight", "check", security="none", ok=204)
+_PREFLIGHT = Op(
+    "CORS preflight", "check", security="none", ok=204, errors=(403,),
+    description="Only the catalog platforms' https origins, the extension origins and "
+                "SARGS_CHECK_ORIGINS get 204 (never Access-Control-Allow-Origin: *).")
 _EXTENSION_PREFLIGHT = Op(
     "CORS preflight of the browser extension", "me", security="none", ok=204, errors=(403,),
     description="Only extension origins (chrome-extension://, moz-extension://, "
@@ -69,8 +72,10 @@ OPERATIONS: dict[tuple[str, str], Op] = {
     ("GET", PATH): Op("This document", "meta", security="none"),
     ("POST", "/api/v1/check"): Op(
         "Check a draft against the code of conduct", "check", security="none",
-        body=CheckRequest, answer=CheckResult, errors=(400, 413, 422),
-        description="Offsets count UTF-16 code units. The draft is never stored."),
+        body=CheckRequest, answer=CheckResult, errors=(400, 413, 415, 422, 503),
+        description="Offsets count UTF-16 code units. The draft is never stored. Only "
+                    "application/json (UTF-8) is taken (415 otherwise); 503 when the check "
+                    "exceeds its CPU budget or every check worker is busy."),
     ("OPTIONS", "/api/v1/check"): _PREFLIGHT,
     ("GET", "/api/v1/policy/summary"): Op(
         "The compliance rules in force", "check", security="none", params=(_LANG,)),
@@ -132,7 +137,9 @@ _SECURITY: dict[Security, list[dict[str, list[str]]]] = {
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Malformed body",
                 401: "Log in first", 403: "Not allowed", 404: "Not found",
                 409: "Already decided", 413: "Body too large",
-                422: "Invalid input (details name the fields)", 503: "Store unavailable"}
+                415: "Not application/json",
+                422: "Invalid input (details name the fields)",
+                503: "Unavailable (the store; a check: over its budget or busy)"}
 
 
 def document(method: str, path: str, op: Op) -> None:
@@ -206,8 +213,9 @@ def build(app: web.Application) -> dict[str, Any]:
                             "description": "After logging in at /login; unsafe requests "
                                            "also need X-CSRF-Token."},
                 "gateway": {"type": "http", "scheme": "bearer",
-                            "description": "SARGS_GATEWAY_TOKEN (loopback needs none when "
-                                           "it is empty)."},
+                            "description": "SARGS_GATEWAY_TOKEN, else the token generated "
+                                           "into VAR_DIR/gateway.token; every address, "
+                                           "loopback included."},
             },
         },
     }

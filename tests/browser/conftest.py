@@ -8,6 +8,7 @@ from tests.support.browser import (  # noqa: F401  (pytest finds fixtures by nam
     service_url,
     site,
     site_app,
+    site_port,
     site_url,
     standin,
     standin_url,

@@ -18,8 +18,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page
+from pydantic import SecretStr
 
 from proxy.gateway.addons import make_addons
+from proxy.gatewaytoken import gateway_token
 from proxy.settings import Settings
 from tests.support.browser import browser, chromium_home  # noqa: F401 (fixtures)
 from tests.support.gateway import Clock, Gateway, fake_site, running_gateway
@@ -39,8 +41,11 @@ async def story(tmp_path: Path) -> AsyncIterator[tuple[Service, Gateway]]:
                                ) as svc, fake_site() as site:
 
         def make(settings: Settings, *args: Any, **kwargs: Any) -> list[object]:
+            # The token the service generated at its start (no address is trusted).
+            token = gateway_token(Settings(var_dir=tmp_path / "svc"))
             wired = settings.model_copy(update={"service_url": svc.url,
-                                                "gateway_metrics_port": 0})
+                                                "gateway_metrics_port": 0,
+                                                "gateway_token": SecretStr(token)})
             return make_addons(wired, *args, **{**kwargs, "grants": None, "sync": True})
 
         async with running_gateway(

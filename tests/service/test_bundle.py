@@ -91,11 +91,14 @@ async def test_gateways_need_the_token(client: TestClient) -> None:
     assert (await client.get("/api/v1/bundle", headers=AUTH)).status == 200
 
 
-async def test_without_a_token_only_loopback_is_trusted(
+async def test_without_a_configured_token_the_generated_one_is_required(
     store: Store, tmp_path: Path, aiohttp_client: Any
 ) -> None:
     client = await _client(aiohttp_client, store, tmp_path, "")
-    assert (await client.get("/api/v1/bundle")).status == 200  # the test client is loopback
+    assert (await client.get("/api/v1/bundle")).status == 401  # loopback proves nothing
+    generated = (tmp_path / "var" / "gateway.token").read_text().strip()
+    auth = {"Authorization": f"Bearer {generated}"}
+    assert (await client.get("/api/v1/bundle", headers=auth)).status == 200
 
 
 async def test_bundle_lists_active_grants_with_version_and_etag(

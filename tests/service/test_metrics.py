@@ -64,7 +64,8 @@ async def test_checks_and_findings_counted_as_answered(aiohttp_client, tmp_path:
             findings[f["rule"], f["severity"]] = findings.get((f["rule"], f["severity"]), 0) + 1
     # Refused checks are not counted.
     assert (await client.post("/api/v1/check", json={"text": "idiot", "lang": "de"})).status == 422
-    assert (await client.post("/api/v1/check", data=b"{nope")).status == 400
+    assert (await client.post("/api/v1/check", data=b"{nope",
+                              headers={"Content-Type": "application/json"})).status == 400
 
     assert verdicts["ok"] == 1
     assert sum(verdicts.values()) == 4

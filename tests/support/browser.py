@@ -214,15 +214,27 @@ def standin_url(standin: tuple[str, StandinLog]) -> str:
     return standin[0]
 
 
+@pytest.fixture(scope="session")
+def site_port() -> int:
+    """The fake platforms' port, known before the service starts: the service lets their
+    origin call the check API (``check_origins``), as it does the real platforms' pages."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def service_url(
-    tmp_path_factory: pytest.TempPathFactory, standin_url: str
+    tmp_path_factory: pytest.TempPathFactory, standin_url: str, site_port: int
 ) -> AsyncIterator[str]:
     """The real service when it can check drafts, else the stand-in."""
     from proxy.service.app import create_app
 
     var = tmp_path_factory.mktemp("service-var")
-    app = create_app(Settings(var_dir=var))
+    app = create_app(Settings(var_dir=var, check_origins=[f"http://127.0.0.1:{site_port}"]))
     if not service_has_check(app):
         yield standin_url
         return
@@ -231,9 +243,9 @@ async def service_url(
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def site(service_url: str) -> AsyncIterator[tuple[str, web.Application]]:
+async def site(service_url: str, site_port: int) -> AsyncIterator[tuple[str, web.Application]]:
     app = make_site_app(service_url + SCRIPT_PATH)
-    async with serve(app) as url:
+    async with serve(app, site_port) as url:
         yield url, app
 
 
