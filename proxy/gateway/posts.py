@@ -22,12 +22,13 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from mitmproxy import http
 
+from proxy.checkpool import CheckTimeout
 from proxy.compliance.model import MAX_TEXT, Attachment, CheckRequest, CheckResult, Finding
 from proxy.gateway.extract import Request, Unreadable, all_texts, attachments
 from proxy.gateway.flowinfo import Hit, info, peek
@@ -72,8 +73,26 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def check_post(
-    compiled: Compiled,
+Checker = Callable[[CheckRequest], Awaitable[CheckResult]]
+"""Checks one draft off the event loop: the shared process pool's ``CheckPool.check``
+(``proxy/checkpool.py``), or :func:`thread_checker`. Raises when the check cannot be made
+in time; the post is then refused."""
+
+
+def thread_checker(compiled: Callable[[], Compiled], budget: float = CHECK_BUDGET) -> Checker:
+    """Checks in a worker thread under a wall-clock ``budget`` (TimeoutError past it): off
+    the event loop, though the GIL is shared — the process pool is the better checker."""
+
+    async def check(request: CheckRequest) -> CheckResult:
+        current = compiled()
+        work = asyncio.to_thread(current.engine.check, request, current.version)
+        return await asyncio.wait_for(work, budget)
+
+    return check
+
+
+async def check_post(
+    check: Checker,
     texts: list[str],
     kinds: list[str],
     *,
@@ -90,7 +109,7 @@ def check_post(
     pieces = [
         (n, offset, piece) for n, text in enumerate(texts) for offset, piece in _chunks(text)
     ] or [(0, 0, "")]
-    verdict = "ok"
+    verdict, policy = "ok", ""
     for i, (n, offset, piece) in enumerate(pieces):
         request = CheckRequest(
             text=piece,
@@ -101,7 +120,8 @@ def check_post(
             official_allowed=allowed_official,
             at=at or datetime.now(UTC),
         )
-        result = compiled.engine.check(request, compiled.version)
+        result = await check(request)
+        policy = result.policy
         for found in result.findings:  # a finding in an overlap is found twice: keep one
             start, end = found.start + offset, found.end + offset
             key = (n, found.rule, start, end)
@@ -109,7 +129,7 @@ def check_post(
         if _RANK[result.verdict] > _RANK[verdict]:
             verdict = result.verdict
     return CheckResult.model_validate(
-        {"verdict": verdict, "policy": compiled.version, "findings": list(findings.values())}
+        {"verdict": verdict, "policy": policy, "findings": list(findings.values())}
     )
 
 
@@ -166,16 +186,6 @@ def summary(result: CheckResult) -> dict[str, int]:
     return dict(sorted(Counter(f.rule for f in result.findings).items()))
 
 
-async def run_check(work: Callable[[], CheckResult], budget: float) -> CheckResult:
-    """Run a post check off the event loop within ``budget`` seconds (TimeoutError after).
-
-    A worker thread: the proxy keeps answering while a long draft is checked. (To be
-    swapped for the shared process pool, ``proxy/checkpool.py``, once it is merged: the
-    GIL still lets a pathological draft slow the loop; the engine is being made linear.)
-    """
-    return await asyncio.wait_for(asyncio.to_thread(work), budget)
-
-
 class Posts:
     """Checks posts to catalog posting endpoints; runs after the access addon."""
 
@@ -184,11 +194,13 @@ class Posts:
         compiled: Callable[[], Compiled],
         *,
         now: Callable[[], datetime] = _utcnow,
-        budget: float = CHECK_BUDGET,
+        check: Checker | None = None,
     ) -> None:
         self.compiled = compiled
         self.now = now
-        self.budget = budget
+        self.check = check or thread_checker(compiled)
+        """Where drafts are checked: give the shared process pool's ``check`` (``sargs
+        run``); the default is a worker thread with a time budget."""
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -228,14 +240,11 @@ class Posts:
             return  # the endpoint is used for something else this time (GraphQL)
         allowed_official = official_allowed(compiled, subject) if subject is not None else None
         try:
-            result = await run_check(
-                lambda: check_post(
-                    compiled, texts, attachments(body), platform=platform, lang=lang,
-                    at=self.now(), allowed_official=allowed_official,
-                ),
-                self.budget,
+            result = await check_post(
+                self.check, texts, attachments(body), platform=platform, lang=lang,
+                at=self.now(), allowed_official=allowed_official,
             )
-        except TimeoutError:
+        except (TimeoutError, CheckTimeout):
             log.warning("post check over its time budget; refusing the post", extra={
                 "event": {"event": "post-check-failed", "platform": platform,
                           "error": "timeout"}})

@@ -6,9 +6,11 @@ to end tests run one real gateway (mitmproxy with every Sargs addon) for the mod
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -21,14 +23,16 @@ import pytest_asyncio
 from mitmproxy import http
 from mitmproxy.test import taddons, tflow
 
+from proxy.compliance.model import CheckRequest, CheckResult
 from proxy.gateway.flowinfo import Hit, info
-from proxy.gateway.posts import Posts
+from proxy.gateway.posts import Posts, thread_checker
 from proxy.i18n import LANGUAGES, catalog
 from proxy.logs import JsonFormatter
 from proxy.policy.decide import Decision, RequestKind, Rule, Subject
 from proxy.policy.model import Action
 from proxy.runtime import PolicyState
 from tests.support.gateway import (
+    EXAMPLE_POLICY,
     Clock,
     FakeSite,
     Gateway,
@@ -240,6 +244,66 @@ async def test_check_failure_refuses_the_post(state: PolicyState) -> None:
     assert flow.response is not None
     assert flow.response.status_code == 503
     assert json.loads(flow.response.content or b"")["error"] == "check-failed"
+
+
+async def test_a_check_over_its_budget_refuses_the_post(state: PolicyState) -> None:
+    """Fail closed: a check that does not answer in time is a refused post, and the event
+    loop stays free meanwhile (the check runs elsewhere)."""
+    started = asyncio.Event()
+
+    async def never(request: CheckRequest) -> CheckResult:
+        started.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def within(request: CheckRequest) -> CheckResult:
+        return await asyncio.wait_for(never(request), 0.05)
+
+    addon = Posts(lambda: state.current, now=lambda: SATURDAY, check=within)
+    flow = x_post(CLEAN)
+    await addon.request(flow)
+    assert started.is_set()
+    assert flow.response is not None
+    assert flow.response.status_code == 503
+    assert info(flow).refused == "post-check-failed"
+
+
+async def test_the_thread_checker_has_a_budget(state: PolicyState) -> None:
+    class Slow:
+        loaded = state.current.loaded
+        catalog = state.current.catalog
+        version = "slow"
+
+        class engine:
+            @staticmethod
+            def check(*_: object) -> None:
+                time.sleep(0.5)
+
+    check = thread_checker(lambda: Slow(), budget=0.05)  # type: ignore[arg-type, return-value]
+    with pytest.raises(TimeoutError):
+        await check(CheckRequest(text="x"))
+
+
+async def test_an_unreadable_post_passes_only_where_the_policy_says_so(
+    tmp_path: Path,
+) -> None:
+    directory = copy_policy(tmp_path)
+    catalog = directory.parents[1] / "base" / "platforms.yaml"
+    catalog.write_text(catalog.read_text().replace(
+        "  x:\n    name: X (Twitter)\n", "  x:\n    name: X (Twitter)\n    unreadable_posts: pass\n"
+    ))
+    relaxed = PolicyState(directory)
+    assert relaxed.current.catalog.platforms["x"].unreadable_posts == "pass"
+    broken = post_flow("/i/api/graphql/abc/CreateTweet", b"{broken", "application/json")
+    addon = Posts(lambda: relaxed.current, now=lambda: SATURDAY)
+    await addon.request(broken)
+    assert broken.response is None  # passed, logged
+    strict = Posts(lambda: PolicyState(EXAMPLE_POLICY).current, now=lambda: SATURDAY)
+    broken = post_flow("/i/api/graphql/abc/CreateTweet", b"{broken", "application/json")
+    await strict.request(broken)
+    assert broken.response is not None
+    assert broken.response.status_code == 403
+    assert info(broken).refused == "post-unreadable"
 
 
 # --- end to end through a real gateway ------------------------------------------------------
