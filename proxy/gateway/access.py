@@ -21,8 +21,9 @@
 - The policy directory is polled (``sargs_reload_interval``); a valid change applies at
   once, a broken one is logged with file:line and the previous policy stays.
 
-(Over 400 lines: the hooks share the identity cache and the refusal helpers; the pure
-parts live in ``hosts.py``, ``destinations.py``, ``extract.py`` and ``proxy/policy``.)
+(About 500 lines: the hooks, their options and the refusals they share; the pure parts
+live in ``kinds.py``, ``hosts.py``, ``destinations.py``, ``extract.py``, ``clients.py``
+and ``proxy/policy``.)
 """
 
 from __future__ import annotations
@@ -30,12 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from mitmproxy import connection, ctx, exceptions, http, tls
@@ -45,17 +44,18 @@ from mitmproxy.proxy.layers.tls import ServerTLSLayer, parse_client_hello
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from proxy.gateway import hosts, refusal
+from proxy.gateway.clients import Clients
 from proxy.gateway.destinations import DestinationGuard
-from proxy.gateway.extract import Request, carries_text, operation_name
+from proxy.gateway.extract import Request
 from proxy.gateway.flowinfo import info, peek
 from proxy.gateway.identity import (
     ANONYMOUS,
     Identifier,
-    IpRanges,
     Outcome,
     StoreDirectory,
     UserDirectory,
 )
+from proxy.gateway.kinds import classify, unsafe_kind, wants_html
 from proxy.i18n import negotiate
 from proxy.policy.canonical import canonical_path, is_unsafe
 from proxy.policy.catalog import HostKind
@@ -97,90 +97,6 @@ class MemoryGrants:
         return self._by_user.get(user, ())
 
 
-# --- pure parsers --------------------------------------------------------------------------
-
-_DOCUMENT_DESTS = frozenset({"document", "iframe", "frame"})
-
-
-def wants_html(method: str, accept: str, sec_fetch_dest: str, requested_with: str = "") -> bool:
-    """Whether a refusal should be a page (a navigation) rather than JSON (fetch/XHR)."""
-    if sec_fetch_dest:
-        return sec_fetch_dest.lower() in _DOCUMENT_DESTS
-    if requested_with:
-        return False
-    if method.upper() not in ("GET", "HEAD", "POST"):
-        return False
-    return "text/html" in accept.lower()
-
-
-def classify(host_kind: HostKind, posting: bool, html: bool) -> RequestKind:
-    if host_kind is HostKind.media:
-        return RequestKind.media
-    if posting:
-        return RequestKind.post
-    return RequestKind.page if html else RequestKind.api
-
-
-class RequestHeaders(NamedTuple):
-    """The few request headers the access decision reads, found in one pass."""
-
-    proxy_authorization: str | None
-    accept_language: str | None
-    accept: str
-    sec_fetch_dest: str
-    requested_with: str
-
-
-_WANTED = {
-    b"proxy-authorization": 0,
-    b"accept-language": 1,
-    b"accept": 2,
-    b"sec-fetch-dest": 3,
-    b"x-requested-with": 4,
-}
-
-
-def scan_headers(fields: Sequence[tuple[bytes, bytes]]) -> RequestHeaders:
-    """One pass over raw header fields (mitmproxy's ``Headers.get`` scans all of them per
-    call and decodes each name). The first occurrence of each header wins, like ``get``."""
-    found: list[str | None] = [None, None, None, None, None]
-    for name, value in fields:
-        i = _WANTED.get(name.lower())
-        if i is not None and found[i] is None:
-            found[i] = value.decode("utf-8", "surrogateescape")
-    return RequestHeaders(found[0], found[1], found[2] or "", found[3] or "", found[4] or "")
-
-
-def without_header(
-    fields: tuple[tuple[bytes, bytes], ...], name: bytes
-) -> tuple[tuple[bytes, bytes], ...]:
-    """``fields`` less every ``name`` header (``name`` in lower case)."""
-    return tuple(field for field in fields if field[0].lower() != name)
-
-
-def read_headers(
-    fields: tuple[tuple[bytes, bytes], ...],
-) -> tuple[RequestHeaders, tuple[tuple[bytes, bytes], ...] | None]:
-    """``scan_headers(fields)`` and, when a Proxy-Authorization header is present,
-    ``without_header(fields, b"proxy-authorization")`` (else None), in one pass."""
-    found: list[str | None] = [None, None, None, None, None]
-    kept: list[tuple[bytes, bytes]] = []
-    stripped = False
-    for field in fields:
-        i = _WANTED.get(field[0].lower())
-        if i is None:
-            kept.append(field)
-            continue
-        if i == 0:
-            stripped = True
-        else:
-            kept.append(field)
-        if found[i] is None:
-            found[i] = field[1].decode("utf-8", "surrogateescape")
-    headers = RequestHeaders(found[0], found[1], found[2] or "", found[3] or "", found[4] or "")
-    return headers, tuple(kept) if stripped else None
-
-
 def identified(outcome: Outcome) -> bool:
     """Whether the client is known: a login or a configured address range (not anonymous)."""
     return outcome.subject is not None and outcome.subject.source != ANONYMOUS.source
@@ -217,16 +133,9 @@ class Access:
         self.grants: GrantSource = grants or MemoryGrants()
         self.now = now
         self.identifier = identifier or Identifier(directory)
+        self.clients = Clients(self.identifier)
         self.service_url = ""
-        # Per client connection, forgotten with it (as mitmproxy's proxyauth keeps logins).
-        self._logins: weakref.WeakKeyDictionary[connection.Client, str] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._known: weakref.WeakKeyDictionary[connection.Client, _Known] = (
-            weakref.WeakKeyDictionary()
-        )
         self._langs: dict[str | None, str] = {}
-        self._ranges: tuple[Compiled | None, IpRanges | None] = (None, None)
         self._watcher: asyncio.Task[None] | None = None
         self.destinations = DestinationGuard()
 
@@ -370,14 +279,12 @@ class Access:
         if flow.response or flow.error:
             return
         request = flow.request
-        header = request.headers.get("Proxy-Authorization")
-        if header is not None:
-            del request.headers["Proxy-Authorization"]  # ours: never forwarded upstream
+        header = _take_login(request.headers)
         compiled = self._compiled()
         lang = self._lang(request.headers.get("Accept-Language"))
         record = info(flow)
         record.lang = lang
-        outcome = await self._identify(compiled, flow, header)
+        outcome = await self.clients.identify(compiled, flow.client_conn, header)
         if not identified(outcome):
             self._refuse_login(flow, compiled, outcome, lang, html=False)
             return
@@ -386,7 +293,7 @@ class Access:
         if header and outcome.subject.source == "basic":
             # Requests inside the tunnel carry no Proxy-Authorization: remember it for
             # this connection (plain-HTTP proxy requests carry it on every request).
-            self._logins[flow.client_conn] = header
+            self.clients.remember_login(flow.client_conn, header)
         await self._refuse_inside(flow, request.host, request.port, lang)
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -394,18 +301,15 @@ class Access:
             return
         request = flow.request
         compiled = self._compiled()
-        seen, stripped = read_headers(request.headers.fields)
-        header = seen.proxy_authorization
-        if stripped is not None:  # Proxy-Authorization is ours: never forwarded upstream
-            request.headers.fields = stripped
-        lang = self._lang(seen.accept_language)
+        headers = request.headers
+        header = _take_login(headers)
+        lang = self._lang(headers.get("Accept-Language"))
         method = request.method
-        html = wants_html(method, seen.accept, seen.sec_fetch_dest, seen.requested_with)
+        html = wants_html(method, headers.get("Accept", ""), headers.get("Sec-Fetch-Dest", ""),
+                          headers.get("X-Requested-With", ""))
         record = info(flow)
         record.lang = lang
-        outcome = await self._identify(
-            compiled, flow, header or self._logins.get(flow.client_conn)
-        )
+        outcome = await self.clients.identify(compiled, flow.client_conn, header)
         if not identified(outcome):
             self._refuse_login(flow, compiled, outcome, lang, html)
             return
@@ -454,30 +358,18 @@ class Access:
             return
         request = flow.request
         compiled = self._compiled()
-        platform, host = record.platform, record.host or ""
         path = canonical_path(request.path)
         assert path is not None  # requestheaders refused the unreadable
         assert record.subject is not None
-        try:
-            content = request.get_content(strict=True) or b""
-        except ValueError:
-            content = None  # an encoding nobody can read: no operation name, no reading call
-        body = Request(
-            content or b"", request.headers.get("Content-Type", ""),
-            request.path.partition("?")[2],
-        )
-        catalog = compiled.catalog
-        endpoint = catalog.posting_endpoint(platform, host, path)
-        operation = operation_name(body) if content is not None else None
-        reading = catalog.reading_call(platform, host, path, operation)
-        if endpoint is not None:
-            kind = RequestKind.post
-            readable = content is not None
-            if reading is not None and readable and not carries_text(body, endpoint.text):
-                kind = RequestKind.api  # a read on an endpoint that also receives posts
-        else:
-            kind = RequestKind.api if reading is not None else RequestKind.write
         headers = request.headers
+        try:
+            body: Request | None = Request(
+                request.get_content(strict=True) or b"", headers.get("Content-Type", ""),
+                request.path.partition("?")[2],
+            )
+        except ValueError:
+            body = None  # an encoding nobody can read: no operation name, no reading call
+        kind = unsafe_kind(compiled.catalog, record.platform, record.host or "", path, body)
         html = wants_html(
             request.method, headers.get("Accept", ""), headers.get("Sec-Fetch-Dest", ""),
             headers.get("X-Requested-With", ""),
@@ -598,53 +490,15 @@ class Access:
             self._langs[accept_language] = lang
         return lang
 
-    async def _identify(
-        self, compiled: Compiled, flow: http.HTTPFlow, header: str | None
-    ) -> Outcome:
-        """Who sent the flow; remembered per client connection while the login cache (or,
-        for address-based identities, the policy in force) says it still holds."""
-        client = flow.client_conn
-        known = self._known.get(client)
-        if (
-            known is not None
-            and known.compiled is compiled
-            and known.header == header
-            and known.generation == self.identifier.generation
-            and known.expires > self.identifier.clock()
-        ):
-            return known.outcome
-        cached, ranges = self._ranges
-        if cached is not compiled or ranges is None:
-            ranges = IpRanges(compiled.loaded.policy.identity)
-            self._ranges = (compiled, ranges)
-        address = client.peername[0] if client.peername else ""
-        outcome = await self.identifier.identify(
-            header, address, compiled.loaded.policy.identity, ranges
-        )
-        subject = outcome.subject
-        if subject is not None:
-            expires = (
-                self.identifier.cached_until(header)
-                if subject.source == "basic" and header is not None
-                else math.inf
-            )
-            self._known[client] = _Known(
-                compiled, header, outcome, expires, self.identifier.generation
-            )
-        else:
-            self._known.pop(client, None)
-        return outcome
 
-
-class _Known(NamedTuple):
-    """An identity remembered for one client connection."""
-
-    compiled: Compiled
-    header: str | None
-    outcome: Outcome
-    expires: float
-    """``Identifier.clock`` time until which it holds (the login cache's expiry)."""
-    generation: int
+def _take_login(headers: http.Headers) -> str | None:
+    """The request's proxy login (the first, if several), removed from the request with
+    every other copy: it is ours, never forwarded upstream."""
+    logins = headers.get_all("Proxy-Authorization")
+    if not logins:
+        return None
+    del headers["Proxy-Authorization"]
+    return logins[0]
 
 
 def _options_error(message: str) -> Exception:

@@ -17,16 +17,10 @@ from mitmproxy.proxy.layers import TCPLayer
 from mitmproxy.proxy.layers.tls import ServerTLSLayer
 from mitmproxy.test import taddons, tflow, tutils
 
-from proxy.gateway.access import (
-    Access,
-    classify,
-    read_headers,
-    scan_headers,
-    wants_html,
-    without_header,
-)
+from proxy.gateway.access import Access
 from proxy.gateway.flowinfo import info, peek
 from proxy.gateway.identity import Identifier, MemoryDirectory
+from proxy.gateway.kinds import classify, wants_html
 from proxy.policy.catalog import HostKind
 from proxy.policy.decide import Decision, RequestKind, Rule, Subject
 from proxy.policy.model import Action
@@ -68,26 +62,6 @@ def test_wants_html(method: str, accept: str, dest: str, xrw: str, html: bool) -
 )
 def test_classify(host_kind: HostKind, posting: bool, html: bool, kind: RequestKind) -> None:
     assert classify(host_kind, posting, html) is kind
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        ((b"Host", b"x.com"), (b"Proxy-Authorization", b"Basic YQ=="), (b"Accept", b"*/*")),
-        ((b"proxy-authorization", b"a"), (b"PROXY-AUTHORIZATION", b"b"), (b"X", b"1")),
-        ((b"Host", b"x.com"), (b"Accept-Language", b"lv"), (b"Sec-Fetch-Dest", b"document")),
-        (),
-    ],
-)
-def test_read_headers_is_scan_and_strip_in_one_pass(
-    fields: tuple[tuple[bytes, bytes], ...],
-) -> None:
-    seen, stripped = read_headers(fields)
-    assert seen == scan_headers(fields)
-    if seen.proxy_authorization is None:
-        assert stripped is None
-    else:
-        assert stripped == without_header(fields, b"proxy-authorization")
 
 
 def login(user: str, password: str) -> str:
@@ -279,26 +253,6 @@ async def test_configure_options(access: Access) -> None:
 
 
 # --- the hot path: one header scan, identity remembered per connection -------------------------
-
-
-@pytest.mark.parametrize(
-    ("fields", "expected"),
-    [
-        ([], (None, None, "", "", "")),
-        ([(b"ACCEPT", b"text/html"), (b"accept", b"*/*")], (None, None, "text/html", "", "")),
-        ([(b"Proxy-Authorization", b"Basic a"), (b"proxy-authorization", b"Basic b")],
-         ("Basic a", None, "", "", "")),
-        ([(b"Accept-Language", b"lv,en;q=0.5"), (b"Sec-Fetch-Dest", b"document"),
-          (b"X-Requested-With", b"XMLHttpRequest")],
-         (None, "lv,en;q=0.5", "", "document", "XMLHttpRequest")),
-        ([(b"Accept-Language", b"\xffsv")], (None, "\udcffsv", "", "", "")),
-        ([(b"Accept-Encoding", b"gzip"), (b"Accepts", b"x")], (None, None, "", "", "")),
-    ],
-)
-def test_scan_headers_finds_what_get_would(
-    fields: list[tuple[bytes, bytes]], expected: tuple[object, ...]
-) -> None:
-    assert tuple(scan_headers(fields)) == expected
 
 
 async def test_every_proxy_login_header_is_removed_and_the_rest_kept_in_order(
