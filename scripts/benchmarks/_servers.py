@@ -137,6 +137,9 @@ async def proxy(
     opts.update(connection_strategy="lazy", ssl_insecure=True)
     if mode == "bare":
         opts.update(ignore_hosts=[rf"^127\.0\.0\.1:{tls_port}$"])
+    if mode != "bare":  # the origin is on loopback: inside, so IT lists it (as tests do)
+        opts.update(sargs_allowed_upstreams=[f"127.0.0.1:{origin_port}",
+                                             f"127.0.0.1:{tls_port}"])
     if mode == "sargs-noinject":
         opts.update(sargs_inject=False)
     if mode != "bare" and TIME_SCALE != 1:

@@ -17,8 +17,10 @@ Scenarios:
   proxying with a Basic login (decision, decision log, injection into the page);
 - blocked: the same user's page load on a blocked platform (www.tiktok.com): Sargs
   answers with the block page (and spools an event), bare mitmproxy forwards it;
-- tunnel: HTTPS to a non-catalog host (127.0.0.1, its own certificate) over CONNECT:
-  every mode tunnels it untouched (bare via ``ignore_hosts``).
+- tunnel: HTTPS to a non-catalog host (127.0.0.1, its own certificate) over CONNECT
+  with the Basic login: every mode tunnels it untouched (bare via ``ignore_hosts``; Sargs
+  asks for an identity at every CONNECT and relays to loopback only because the origin's
+  ports are listed in ``sargs_allowed_upstreams``).
 
 Every page request carries the same headers, ``Proxy-Authorization`` included (bare
 mitmproxy forwards it, Sargs consumes it). Page loads use wrk (absolute-URL path via a
@@ -178,7 +180,8 @@ async def _tunnel(proxy_port: int, origin_tls_port: int, seconds: float) -> Resu
             while time.perf_counter() < deadline:
                 t = time.perf_counter()
                 async with session.get(f"https://127.0.0.1:{origin_tls_port}/",
-                                       proxy=f"http://127.0.0.1:{proxy_port}") as r:
+                                       proxy=f"http://127.0.0.1:{proxy_port}",
+                                       proxy_headers={"Proxy-Authorization": LOGIN}) as r:
                     await r.read()
                 latencies.append(time.perf_counter() - t)
 
@@ -302,7 +305,8 @@ async def _fixed_load(proxy_port: int, scenario: str, origin_tls: int,
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
         if scenario == "tunnel":
             target = f"127.0.0.1:{origin_tls}"
-            writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+            writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+                         f"Proxy-Authorization: {LOGIN}\r\n\r\n".encode())
             if await _read_response(reader) != 200:
                 raise RuntimeError("CONNECT refused")
             tls = ssl.create_default_context()
