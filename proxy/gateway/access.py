@@ -437,7 +437,11 @@ class Access:
     ) -> bool:
         """Refuse at once a destination that is plainly inside (an address, ``localhost``);
         names are resolved and judged when the connection opens (``server_connect``)."""
-        why = await self.destinations.refusal(host, port)
+        guard = self.destinations
+        if guard.needs_resolving(host):
+            why = await guard.refusal(host, port)
+        else:
+            why = guard.literal_refusal(host, port)
         if why is None:
             return False
         subject = info(flow).subject

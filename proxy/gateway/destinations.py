@@ -24,6 +24,7 @@ the address that was checked, so a DNS answer that changes between check and con
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -56,6 +57,7 @@ def _inner_v4(ip: IPAddress) -> IPAddress:
     return ip
 
 
+@functools.lru_cache(maxsize=4096)
 def literal_address(host: str) -> IPAddress | None:
     """``host`` as an IP address when the system resolver would read it as one.
 
@@ -191,6 +193,10 @@ class DestinationGuard:
             (ip, port) for host, port in own if (ip := literal_address(host)) is not None
         ]
         self.upstream_proxies = [(host.lower(), port) for host, port in upstream_proxies]
+
+    def needs_resolving(self, host: str) -> bool:
+        """Whether :meth:`refusal` must resolve ``host`` (only behind an upstream proxy)."""
+        return bool(self.upstream_proxies) and literal_address(host) is None
 
     async def refusal(self, host: str, port: int) -> str | None:
         """Why a request's destination is refused before anything is sent, or None.

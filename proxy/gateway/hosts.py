@@ -54,6 +54,8 @@ def mismatch(
     ``Host`` header and the ``:authority``; ``tunnel``: the ``CONNECT`` destination when the
     request came through one; ``sni``: the client's TLS server name.
     """
+    if tunnel is None and not sni and all(value == host for value in authorities):
+        return None  # the common plain-proxy request: Host as in the URL
     name = _name(host)
     for value in authorities:
         parsed = split_authority(value)
