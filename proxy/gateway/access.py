@@ -48,6 +48,7 @@ from proxy.gateway.clients import Clients
 from proxy.gateway.destinations import DestinationGuard
 from proxy.gateway.extract import Request
 from proxy.gateway.flowinfo import info, peek
+from proxy.gateway.headers import read_headers
 from proxy.gateway.identity import (
     ANONYMOUS,
     Identifier,
@@ -301,12 +302,13 @@ class Access:
             return
         request = flow.request
         compiled = self._compiled()
-        headers = request.headers
-        header = _take_login(headers)
-        lang = self._lang(headers.get("Accept-Language"))
+        seen, stripped = read_headers(request.headers.fields)
+        if stripped is not None:  # the proxy login is ours: never forwarded upstream
+            request.headers.fields = stripped
+        header = seen.proxy_authorization
+        lang = self._lang(seen.accept_language)
         method = request.method
-        html = wants_html(method, headers.get("Accept", ""), headers.get("Sec-Fetch-Dest", ""),
-                          headers.get("X-Requested-With", ""))
+        html = wants_html(method, seen.accept, seen.sec_fetch_dest, seen.requested_with)
         record = info(flow)
         record.lang = lang
         outcome = await self.clients.identify(compiled, flow.client_conn, header)
@@ -322,7 +324,7 @@ class Access:
         match = compiled.catalog.match(host) if host else None
         why = hosts.mismatch(
             request.host, request.port,
-            [*request.headers.get_all("Host"), *([request.authority] if request.authority else [])],
+            [*seen.hosts, *([request.authority] if request.authority else [])],
             flow.server_conn.address if flow.server_conn.address else None,
             flow.client_conn.sni,
         )

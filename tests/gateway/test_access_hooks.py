@@ -19,6 +19,7 @@ from mitmproxy.test import taddons, tflow, tutils
 
 from proxy.gateway.access import Access
 from proxy.gateway.flowinfo import info, peek
+from proxy.gateway.headers import read_headers
 from proxy.gateway.identity import Identifier, MemoryDirectory
 from proxy.gateway.kinds import classify, wants_html
 from proxy.policy.catalog import HostKind
@@ -345,3 +346,24 @@ def test_explanations_follow_the_policy_in_force_and_the_url() -> None:
     assert "TikTok (renamed)" not in first.title
     assert refusal.explain(renamed, decision, "lv", "https://s.example", "https://x/").title \
         != after_reload.title
+
+
+@pytest.mark.parametrize(
+    ("fields", "login", "hosts", "kept"),
+    [
+        ([(b"Host", b"x.com"), (b"Proxy-Authorization", b"Basic a"), (b"Accept", b"*/*")],
+         "Basic a", ("x.com",), [b"Host", b"Accept"]),
+        ([(b"proxy-authorization", b"Basic a"), (b"PROXY-AUTHORIZATION", b"Basic b")],
+         "Basic a", (), []),
+        ([(b"Host", b"a"), (b"host", b"b")], None, ("a", "b"), None),
+        ([], None, (), None),
+    ],
+)
+def test_one_pass_finds_the_login_every_host_and_strips_every_login(
+    fields: list[tuple[bytes, bytes]], login: str | None, hosts: tuple[str, ...],
+    kept: list[bytes] | None,
+) -> None:
+    seen, stripped = read_headers(tuple(fields))
+    assert seen.proxy_authorization == login
+    assert seen.hosts == hosts
+    assert (None if stripped is None else [name for name, _ in stripped]) == kept
