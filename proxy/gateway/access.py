@@ -295,7 +295,9 @@ class Access:
             # Requests inside the tunnel carry no Proxy-Authorization: remember it for
             # this connection (plain-HTTP proxy requests carry it on every request).
             self.clients.remember_login(flow.client_conn, header)
-        await self._refuse_inside(flow, request.host, request.port, lang)
+        why = await self.destinations.refusal(request.host, request.port)
+        if why is not None:
+            self._refuse_inside(flow, request.host, request.port, why, lang)
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
@@ -318,7 +320,13 @@ class Access:
         subject = outcome.subject
         assert subject is not None
         record.subject = subject
-        if await self._refuse_inside(flow, request.host, request.port, lang):
+        guard = self.destinations
+        if guard.needs_resolving(request.host):
+            why = await guard.refusal(request.host, request.port)
+        else:
+            why = guard.literal_refusal(request.host, request.port)
+        if why is not None:
+            self._refuse_inside(flow, request.host, request.port, why, lang)
             return
         host = request.host.lower().rstrip(".")
         match = compiled.catalog.match(host) if host else None
@@ -434,25 +442,18 @@ class Access:
         record.generated = "access"
         flow.response = refusal.refused_json(status, reason, message, lang)
 
-    async def _refuse_inside(
-        self, flow: http.HTTPFlow, host: str, port: int, lang: str
-    ) -> bool:
-        """Refuse at once a destination that is plainly inside (an address, ``localhost``);
-        names are resolved and judged when the connection opens (``server_connect``)."""
-        guard = self.destinations
-        if guard.needs_resolving(host):
-            why = await guard.refusal(host, port)
-        else:
-            why = guard.literal_refusal(host, port)
-        if why is None:
-            return False
+    def _refuse_inside(
+        self, flow: http.HTTPFlow, host: str, port: int, why: str, lang: str
+    ) -> None:
+        """Refuse a destination that is plainly inside (an address, ``localhost``, or
+        behind an upstream proxy a name resolving inside); other names are judged when
+        the connection opens (``server_connect``)."""
         subject = info(flow).subject
         log.warning("destination refused", extra={"event": {
             "event": "destination-refused", "host": host, "port": port, "reason": why,
             "user": subject.user if subject else None,
         }})
         self._refuse(flow, "destination", 403, "destination_refused", lang)
-        return True
 
     def _refuse_mismatch(
         self, flow: http.HTTPFlow, compiled: Compiled, subject: Subject, why: str, lang: str

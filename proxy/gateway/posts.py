@@ -31,7 +31,7 @@ from mitmproxy import http
 from proxy.checkpool import CheckTimeout
 from proxy.compliance.model import MAX_TEXT, Attachment, CheckRequest, CheckResult, Finding
 from proxy.gateway.extract import Request, Unreadable, all_texts, attachments
-from proxy.gateway.flowinfo import Hit, info, peek
+from proxy.gateway.flowinfo import FlowInfo, Hit, info, peek
 from proxy.i18n import Translator
 from proxy.policy.canonical import canonical_path, is_unsafe
 from proxy.policy.decide import RequestKind, Subject
@@ -202,14 +202,19 @@ class Posts:
         """Where drafts are checked: give the shared process pool's ``check`` (``sargs
         run``); the default is a worker thread with a time budget."""
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Checks allowed posts (a coroutine mitmproxy awaits); every other request
+        returns at once, without one."""
         if flow.response or flow.error or not flow.live:
-            return
+            return None
         record = peek(flow)
         if record is None or record.kind is not RequestKind.post:
-            return
+            return None
         if not is_unsafe(flow.request.method):
-            return
+            return None
+        return self._check(flow, record)
+
+    async def _check(self, flow: http.HTTPFlow, record: FlowInfo) -> None:
         decision, subject, platform = record.decision, record.subject, record.platform
         if decision is None or not decision.allowed or not platform:
             return

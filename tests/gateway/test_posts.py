@@ -97,6 +97,13 @@ def post_flow(
     return flow
 
 
+async def handle(addon: Posts, flow: http.HTTPFlow) -> None:
+    """What mitmproxy does with the hook: await what it returns, if anything."""
+    pending = addon.request(flow)
+    if pending is not None:
+        await pending
+
+
 def x_post(text: str, **kwargs: object) -> http.HTTPFlow:
     body = json.dumps({"variables": {"tweet_text": text}, "queryId": "abc"}).encode()
     return post_flow("/i/api/graphql/abc/CreateTweet", body, "application/json", **kwargs)  # type: ignore[arg-type]
@@ -135,7 +142,7 @@ def refused(flow: http.HTTPFlow) -> dict[str, object]:
 @pytest.mark.parametrize("make", [x_post, facebook_post, mastodon_multipart])
 async def test_blocking_post_is_refused_with_findings(posts: Posts, make: object) -> None:
     flow = make(PHONE)  # type: ignore[operator]
-    await posts.request(flow)
+    await handle(posts, flow)
     payload = refused(flow)
     assert payload["error"] == "refused"
     assert payload["verdict"] == "block"
@@ -154,13 +161,13 @@ async def test_warned_and_clean_posts_pass_unchanged(
     caplog.set_level(logging.INFO, logger="sargs.posts")
     warned = x_post(INSULT)
     before = warned.request.raw_content
-    await posts.request(warned)
+    await handle(posts, warned)
     assert warned.response is None
     assert warned.request.raw_content == before
     assert info(warned).verdict == "warn"
     assert info(warned).findings == [Hit("offensive", "warn")]
     clean = x_post(CLEAN)
-    await posts.request(clean)
+    await handle(posts, clean)
     assert clean.response is None
     # One log line for the warned post: rule ids and counts, never the text.
     records = [JsonFormatter().format(r) for r in caplog.records if r.name == "sargs.posts"]
@@ -176,7 +183,7 @@ async def test_refusal_log_has_no_draft_text(
     posts: Posts, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="sargs.posts")
-    await posts.request(x_post(PHONE))
+    await handle(posts, x_post(PHONE))
     text = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     assert '"post-refused"' in text
     assert "29 123" not in text
@@ -196,18 +203,18 @@ async def test_other_requests_are_not_checked(
     body = json.dumps({"variables": {"tweet_text": PHONE}}).encode()
     args = {"path": "/i/api/graphql/abc/CreateTweet", "method": "POST", **flow_args}
     flow = post_flow(args["path"], body, "application/json", method=args["method"])
-    await posts.request(flow)
+    await handle(posts, flow)
     assert flow.response is None, why
 
 
 async def test_refused_or_unknown_users_are_left_to_access(posts: Posts) -> None:
     flow = x_post(PHONE)
     info(flow).decision = Decision(False, Action.read, "x", Rule.read_only, "no")
-    await posts.request(flow)
+    await handle(posts, flow)
     assert flow.response is None  # the access addon answers these
     flow = x_post(PHONE)
     flow.metadata.clear()  # a flow the access add-on never decided
-    await posts.request(flow)
+    await handle(posts, flow)
     assert flow.response is None
 
 
@@ -217,13 +224,13 @@ async def test_graphql_call_without_the_text_passes(posts: Posts) -> None:
         "/api/graphql/", body, "application/x-www-form-urlencoded",
         host="www.facebook.com", platform="facebook",
     )
-    await posts.request(flow)
+    await handle(posts, flow)
     assert flow.response is None
 
 
 async def test_padding_cannot_hide_a_violation(posts: Posts) -> None:
     flow = x_post("a " * 30_000 + PHONE)
-    await posts.request(flow)
+    await handle(posts, flow)
     assert refused(flow)["verdict"] == "block"
 
 
@@ -240,7 +247,7 @@ async def test_check_failure_refuses_the_post(state: PolicyState) -> None:
 
     addon = Posts(lambda: Broken())  # type: ignore[arg-type, return-value]
     flow = x_post(CLEAN)
-    await addon.request(flow)
+    await handle(addon, flow)
     assert flow.response is not None
     assert flow.response.status_code == 503
     assert json.loads(flow.response.content or b"")["error"] == "check-failed"
@@ -261,7 +268,7 @@ async def test_a_check_over_its_budget_refuses_the_post(state: PolicyState) -> N
 
     addon = Posts(lambda: state.current, now=lambda: SATURDAY, check=within)
     flow = x_post(CLEAN)
-    await addon.request(flow)
+    await handle(addon, flow)
     assert started.is_set()
     assert flow.response is not None
     assert flow.response.status_code == 503
@@ -296,11 +303,11 @@ async def test_an_unreadable_post_passes_only_where_the_policy_says_so(
     assert relaxed.current.catalog.platforms["x"].unreadable_posts == "pass"
     broken = post_flow("/i/api/graphql/abc/CreateTweet", b"{broken", "application/json")
     addon = Posts(lambda: relaxed.current, now=lambda: SATURDAY)
-    await addon.request(broken)
+    await handle(addon, broken)
     assert broken.response is None  # passed, logged
     strict = Posts(lambda: PolicyState(EXAMPLE_POLICY).current, now=lambda: SATURDAY)
     broken = post_flow("/i/api/graphql/abc/CreateTweet", b"{broken", "application/json")
-    await strict.request(broken)
+    await handle(strict, broken)
     assert broken.response is not None
     assert broken.response.status_code == 403
     assert info(broken).refused == "post-unreadable"
