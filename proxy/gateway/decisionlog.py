@@ -58,8 +58,7 @@ class LineHandler(logging.Handler):
 
     On an event loop's thread, lines are buffered and written together by one callback
     the loop runs as soon as the current callbacks are done (``call_soon``): under load
-    one ``write`` carries the lines of a whole loop iteration, and a line is in the file
-    before the response that follows its decision is sent. Anywhere else (a worker
+    one ``write`` carries the lines of a whole loop iteration. Anywhere else (a worker
     thread, a script) a line is written at once. Also written: at ``flush_bytes``, on
     ``flush()``/``close()`` (``logging.shutdown`` at exit), so a clean stop loses nothing.
     Lines reach the output whole and in order (one ``write`` per batch, under the lock).
