@@ -25,23 +25,26 @@ process may use, under a CPU-time budget::
 - Two lanes, each with its own workers: drafts up to ``SHORT_DRAFT`` characters, and
   longer ones. A flood of long (slow) drafts queues only behind itself; the posts people
   type are still answered in milliseconds.
-- At most ``QUEUE_PER_WORKER`` checks per worker wait or run at once in a lane; past that ``check``
-  raises ``CheckUnavailable`` at once (a flood cannot queue unbounded work, and a queued
-  check never waits longer than the deadline).
+- At most ``QUEUE_PER_WORKER`` checks per worker wait or run at once in a lane (32 short,
+  4 long); past that ``check`` raises ``CheckUnavailable`` at once (a flood cannot queue
+  unbounded work, and a queued check never waits longer than the deadline).
 - Workers come from the ``forkserver`` start method: a clean process forked from a server
   that imported this module once (forking the service itself, with its threads, could
-  copy a held lock into the child). They ignore SIGINT: Ctrl-C is the parent's to handle.
+  copy a held lock into the child). They ignore SIGINT (Ctrl-C is the parent's to
+  handle) and exit when the process that started them ends, however it ends.
 
-The pool starts no process until the first check.
+The pool starts its workers at the first check, or when ``start()`` is awaited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -58,7 +61,9 @@ DEFAULT_GRACE = 10.0
 """Wall-clock seconds past the budget before the parent gives up on a worker (covers a
 worker's first start and engine build on a loaded machine)."""
 KEPT_VERSIONS = 2
-QUEUE_PER_WORKER = 4
+QUEUE_PER_WORKER = {"short": 32, "long": 4}
+"""Checks that may wait or run at once per worker, by lane: short drafts cost
+milliseconds, long ones up to the budget."""
 SHORT_DRAFT = 3_000
 """Drafts up to this many characters (posts as people write them) are checked by workers
 of their own: long drafts, however many, never make a short one wait."""
@@ -101,6 +106,15 @@ def _over_budget(signum: int, frame: Any) -> None:
 def _start_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGPROF, _over_budget)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # end with the service, however it ended (SIGKILL included)
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True,
+                         name="sargs-parent-watch").start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(0)
 
 
 def _run(digest: str, version: str, policy: bytes | None, request: CheckRequest,
@@ -131,8 +145,13 @@ def _run(digest: str, version: str, policy: bytes | None, request: CheckRequest,
 class _Lane:
     """Workers of their own for one kind of draft, and the checks waiting for them."""
 
+    name: str
     executor: ProcessPoolExecutor | None = None
     pending: int = 0
+
+    @property
+    def queue(self) -> int:
+        return QUEUE_PER_WORKER[self.name]
 
 
 class CheckPool:
@@ -149,7 +168,7 @@ class CheckPool:
         self.grace = grace
         self.recycled = 0
         """How many times a stuck or dead worker made a lane start afresh."""
-        self._lanes = {"short": _Lane(), "long": _Lane()}
+        self._lanes = {name: _Lane(name) for name in QUEUE_PER_WORKER}
         self._pickled: dict[str, bytes] = {}
 
     @property
@@ -172,6 +191,18 @@ class CheckPool:
         # Checks already queued on it still finish there; its workers exit after them.
         executor.shutdown(wait=False)
 
+    async def start(self) -> None:
+        """Start every lane's workers and build their engines now, so that the first
+        checks do not wait for it (a second or more on a busy machine)."""
+        compiled = self.policy()
+        policy = self._policy_bytes(compiled)
+        loop = asyncio.get_running_loop()
+        warm = CheckRequest(text="")
+        await asyncio.gather(*(
+            loop.run_in_executor(self._pool(lane), _run, compiled.loaded.digest,
+                                 compiled.version, policy, warm, self.budget)
+            for lane in self._lanes.values() for _ in range(self.workers)))
+
     def _policy_bytes(self, compiled: Compiled) -> bytes:
         digest = compiled.loaded.digest
         data = self._pickled.get(digest)
@@ -187,7 +218,7 @@ class CheckPool:
 
         Raises ``CheckTimeout`` past the budget, ``CheckUnavailable`` when a worker died."""
         lane = self._lanes["long" if len(request.text) > SHORT_DRAFT else "short"]
-        if lane.pending >= self.workers * QUEUE_PER_WORKER:
+        if lane.pending >= self.workers * lane.queue:
             raise CheckUnavailable("too many checks at once; try again in a moment")
         lane.pending += 1
         try:
@@ -199,7 +230,7 @@ class CheckPool:
         compiled = self.policy()
         loop = asyncio.get_running_loop()
         # A check may wait behind a full queue: its deadline counts that wait too.
-        deadline = self.budget * (QUEUE_PER_WORKER + 1) + self.grace
+        deadline = self.budget * (lane.queue + 1) + self.grace
         policy: bytes | None = None
         for _ in range(2):
             executor = self._pool(lane)

@@ -141,6 +141,7 @@ async def _serve_service(settings: Settings, state: Any) -> int:
 
     runner = web.AppRunner(create_app(settings, state), access_log=None)
     await runner.setup()
+    _warm_checks(runner)
     try:
         await web.TCPSite(runner, settings.service_host, settings.service_port).start()
     except OSError as exc:
@@ -205,6 +206,7 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
     try:
         if only != "gateway":
             await runner.setup()
+            _warm_checks(runner)
             await web.TCPSite(runner, settings.service_host, settings.service_port).start()
     except OSError as exc:
         print(f"sargs run: service: cannot listen on {settings.service_host}:"
@@ -238,6 +240,25 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
             await runner.cleanup()
         await asyncio.to_thread(store.close)
     return 0 if listening else 1
+
+
+_WARMING: set[asyncio.Task[None]] = set()
+
+
+def _warm_checks(runner: Any) -> None:
+    """Start the check workers and their engines in the background now, so the first
+    drafts staff type are not the ones that wait for it (``proxy/checkpool.py``)."""
+    from proxy.service.check import CHECKPOOL
+
+    task = asyncio.create_task(runner.app[CHECKPOOL].start())
+    _WARMING.add(task)
+    task.add_done_callback(_warmed)
+
+
+def _warmed(task: asyncio.Task[None]) -> None:
+    _WARMING.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # the first check retries
+        log.warning("the check workers did not start: %s", task.exception())
 
 
 def _ensure_ca(confdir: Path, state: Any) -> None:

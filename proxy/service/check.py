@@ -192,7 +192,7 @@ async def _preflight(request: web.Request) -> web.Response:
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     pool = CheckPool(lambda: app[keys.POLICY].current, budget=settings.check_seconds)
-    app[CHECKPOOL] = pool
+    app[CHECKPOOL] = pool  # its workers start at the first check (`sargs run`: at start)
     yield
     await pool.close()
 

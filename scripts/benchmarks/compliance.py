@@ -249,6 +249,10 @@ async def _serve(kind: str, port: int, var_dir: str) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    if kind != "hello" and "skipped" not in kind:
+        from proxy.service.check import CHECKPOOL
+
+        await app[CHECKPOOL].start()  # workers and engines ready, as `sargs run` has them
     if "counted" in kind:
         # The service's background loops (policy watch, grant delivery, bundle) cost per
         # second, not per request; under valgrind they run ~50× longer per request and

@@ -48,6 +48,9 @@ async def _serve(port: int, var_dir: str) -> None:
                            access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    from proxy.service.check import CHECKPOOL
+
+    await runner.app[CHECKPOOL].start()  # workers and engines ready, as `sargs run` has them
     print("ready", flush=True)
     try:
         await asyncio.Event().wait()

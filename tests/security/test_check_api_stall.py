@@ -104,11 +104,11 @@ async def test_a_flood_past_the_queue_is_refused_at_once() -> None:
     try:
         draft = CheckRequest(text="Call me at +371 26 555 123")
         results: list[Any] = await asyncio.gather(
-            *(pool.check(draft) for _ in range(workers * QUEUE_PER_WORKER + 3)),
+            *(pool.check(draft) for _ in range(workers * QUEUE_PER_WORKER["short"] + 3)),
             return_exceptions=True)
     finally:
         await pool.close()
     refused = [r for r in results if isinstance(r, CheckUnavailable)]
     assert len(refused) == 3
     checked = [r for r in results if r not in refused]
-    assert [r.verdict for r in checked] == ["block"] * workers * QUEUE_PER_WORKER, results
+    assert [r.verdict for r in checked] == ["block"] * workers * QUEUE_PER_WORKER["short"], results

@@ -54,8 +54,9 @@ async def _service(aiohttp_client: Any, store: Store, var: Path) -> TestClient:
     {"X-Forwarded-For": "127.0.0.1"},
 ], ids=["none", "empty", "wrong", "basic", "forwarded-for"])
 async def test_loopback_without_the_token_is_refused_and_nothing_is_recorded(
-    aiohttp_client: Any, store: Store, tmp_path: Path, headers: dict[str, str]
+    store: Store, aiohttp_client: Any, tmp_path: Path, headers: dict[str, str]
 ) -> None:
+    # ``store`` first: fixtures end in reverse order, so the service stops before the store.
     client = await _service(aiohttp_client, store, tmp_path / "var")
     before = audit.count(store)
     refused = await client.post("/api/v1/events", json=FORGED, headers=headers)
@@ -67,7 +68,7 @@ async def test_loopback_without_the_token_is_refused_and_nothing_is_recorded(
 
 
 async def test_the_generated_token_is_made_once_private_and_accepted(
-    aiohttp_client: Any, store: Store, tmp_path: Path
+    store: Store, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     client = await _service(aiohttp_client, store, tmp_path / "var")
     path = tmp_path / "var" / "gateway.token"
