@@ -32,18 +32,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from proxy.i18n import LANGUAGES, Translator, text
 from proxy.policy.model import Policy
+from proxy.policy.scopes import grant_cap_minutes, may_decide
 from proxy.service import keys
-from proxy.service.auth import (
-    CSRF_FIELD,
-    CSRF_HEADER,
-    check_csrf,
-    grant_cap_minutes,
-    may_decide,
-    require_user,
-    session_of,
-)
-from proxy.service.errors import json_error, validation_details
-from proxy.service.pages import language, render, wants_html
+from proxy.service.auth import require_user, session_of
+from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
+from proxy.service.errors import json_error, validation_details, wants_html
+from proxy.service.pages import language, render
 from proxy.store import InvalidInput, StoreError, grants, requests, users
 from proxy.store.requests import MAX_MINUTES, AccessRequest
 from proxy.store.users import User

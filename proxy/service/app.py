@@ -11,12 +11,15 @@ from proxy.runtime import PolicyState
 from proxy.service import (
     access,
     approve,
+    auditpages,
     auth,
     bundle,
     check,
     deploy,
     home,
+    housekeeping,
     keys,
+    login,
     me,
     metrics,
     openapi,
@@ -61,8 +64,11 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)
     bundle.setup(app)  # grant bundle, change stream, gateway events (proxy/service/bundle.py)
     me.setup(app)  # /api/v1/me and /api/v1/guidelines for the extension (proxy/service/me.py)
-    auth.setup(app)  # login, sessions, CSRF/Origin checks (proxy/service/auth.py)
+    auth.setup(app)  # sessions, Basic, require_* (proxy/service/auth.py; CSRF: csrf.py)
+    login.setup(app)  # the login and logout pages (proxy/service/login.py)
     access.setup(app)  # staff: request form, /api/v1/exceptions, My requests
-    approve.setup(app)  # approvers: queue, grants, audit, dashboard
+    approve.setup(app)  # approvers: queue, decisions, grants (proxy/service/approve.py)
+    auditpages.setup(app)  # approvers: audit log and dashboard (proxy/service/auditpages.py)
+    housekeeping.setup(app)  # lapsing, audit retention (proxy/service/housekeeping.py)
     openapi.setup(app)  # GET /api/v1/openapi.json (proxy/service/openapi.py)
     return app

@@ -18,6 +18,11 @@ log = logging.getLogger("sargs.service")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def wants_html(request: web.Request) -> bool:
+    """The caller is a browser asking for a page (not a script or an API client)."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 

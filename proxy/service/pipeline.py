@@ -6,7 +6,7 @@ Four concerns wrap every handler, each a plain function in its own module:
 2. CORS headers on the paths page scripts and extensions call, errors included
    (``cors.py``);
 3. refusal of unsafe requests from other sites, and the pre-login cookie a page may
-   have started (``auth.py``);
+   have started (``csrf.py``);
 4. answers for domain errors: 422 naming the field, 400 for a body that is not JSON,
    413 for one too large (``errors.py``).
 
@@ -22,7 +22,7 @@ import time
 
 from aiohttp import web
 
-from proxy.service import auth, cors, errors, metrics
+from proxy.service import cors, csrf, errors, metrics
 from proxy.service.errors import Handler
 
 
@@ -32,7 +32,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     status = 500
     allow = cors.headers(request)
     try:
-        response: web.StreamResponse | None = auth.cross_site_refusal(request)
+        response: web.StreamResponse | None = csrf.cross_site_refusal(request)
         if response is None:
             try:
                 response = await handler(request)
@@ -41,7 +41,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
                 if response is None:
                     raise
             else:
-                auth.after(request, response)
+                csrf.after(request, response)
         status = response.status
         if allow:
             response.headers.update(allow)

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from proxy.service.approve import lapse_now, prune_now
+from proxy.service.housekeeping import lapse_now, prune_now
 from proxy.store import audit, grants, requests
 from tests.support.service import Service, running_service
 
