@@ -93,9 +93,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _open_directory(settings: Settings) -> tuple[Any, Any]:
     from proxy.gateway.identity import StoreDirectory
-    from proxy.store import open_store
+    from proxy.store.db import open_configured
 
-    store = open_store(settings.database)
+    store = open_configured(settings)
     return store, StoreDirectory(store)
 
 

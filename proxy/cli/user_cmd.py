@@ -13,8 +13,8 @@ from typing import Any
 
 from proxy.policy.loader import PolicyError, load
 from proxy.settings import Settings
-from proxy.store import StoreError, open_store, users
-from proxy.store.db import Store
+from proxy.store import StoreError, users
+from proxy.store.db import Store, open_configured
 
 
 def register(sub: Any) -> None:
@@ -112,7 +112,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _store() -> Store:
-    return open_store(Settings().database)
+    return open_configured(Settings())
 
 
 def _add(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from proxy.service import (
     policywatch,
 )
 from proxy.settings import ROOT, Settings
-from proxy.store.db import open_store
+from proxy.store.db import open_configured
 
 routes = web.RouteTableDef()
 
@@ -42,7 +42,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the store (``Settings.database``) unless a test put one in the app already."""
     opened = None
     if keys.STORE not in app:
-        opened = await asyncio.to_thread(open_store, app[keys.SETTINGS].database)
+        opened = await asyncio.to_thread(open_configured, app[keys.SETTINGS])
         app[keys.STORE] = opened
     yield
     if opened is not None:

@@ -1,12 +1,14 @@
 """Background jobs every service node runs (each idempotent, so several nodes may):
-pending requests older than ``Settings.request_lapse_hours`` lapse, and the audit log is
-pruned to ``Settings.audit_retention_days``."""
+pending requests older than ``Settings.request_lapse_hours`` lapse, the audit log is
+pruned to ``Settings.audit_retention_days``, and the audit chain's head is anchored to
+``Settings.audit_anchor_file`` at start and every ``Settings.audit_anchor_minutes``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +16,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from proxy.service import keys
-from proxy.store import StoreError, audit, requests
+from proxy.store import StoreError, audit, auditverify, requests
 from proxy.store.requests import AccessRequest
 
 log = logging.getLogger("sargs.service.housekeeping")
@@ -48,10 +50,24 @@ async def prune_now(app: web.Application,
     return result
 
 
+async def anchor_now(app: web.Application) -> auditverify.Anchor:
+    settings = app[keys.SETTINGS]
+    return await asyncio.to_thread(auditverify.anchor, app[keys.STORE],
+                                   settings.audit_anchors_path)
+
+
 async def _lapse_ctx(app: web.Application) -> AsyncIterator[None]:
     closing = asyncio.Event()
+    every = app[keys.SETTINGS].audit_anchor_minutes * 60
+    started = time.monotonic()
+    if every:
+        try:
+            await anchor_now(app)
+        except (SQLAlchemyError, StoreError, OSError) as exc:
+            log.warning("audit anchor failed: %s", exc)
 
     async def loop() -> None:
+        anchored = started
         # The first pass comes one interval after start: a request made (or lapsed by
         # hand) right after start never races the background pass.
         while True:
@@ -62,8 +78,11 @@ async def _lapse_ctx(app: web.Application) -> AsyncIterator[None]:
             try:
                 await lapse_now(app)
                 await prune_now(app)
+                if every and time.monotonic() - anchored >= every:
+                    await anchor_now(app)
+                    anchored = time.monotonic()
             except (SQLAlchemyError, StoreError, OSError) as exc:
-                log.warning("housekeeping (lapse, audit retention) failed: %s", exc)
+                log.warning("housekeeping (lapse, audit retention, anchor) failed: %s", exc)
 
     task = asyncio.get_running_loop().create_task(loop())
     yield
