@@ -23,7 +23,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiosmtplib
 from aiohttp import web
@@ -38,6 +38,7 @@ from proxy.service.auth import require_user, session_of
 from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
 from proxy.service.errors import json_error, validation_details, wants_html
 from proxy.service.pages import language, render
+from proxy.service.redirects import safe_platform_url
 from proxy.store import InvalidInput, StoreError, grants, requests, users
 from proxy.store.requests import MAX_MINUTES, AccessRequest
 from proxy.store.users import User
@@ -149,13 +150,8 @@ def _invalid(field: str, message: str) -> web.Response:
 
 def safe_return_url(policy_catalog: Any, url: str | None) -> str | None:
     """The blocked page to return to, only if it is an http(s) URL on a catalog platform
-    (never a redirect to anywhere else)."""
-    if not url or len(url) > 2000:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return url if policy_catalog.match(parts.hostname) is not None else None
+    as a browser reads it (``redirects.py``): never a redirect anywhere else."""
+    return safe_platform_url(policy_catalog, url)
 
 
 def _form_context(request: web.Request, user: User, values: dict[str, str],

@@ -39,11 +39,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the store (``Settings.database``) unless a test put one in the app already."""
+    """Open the store (``Settings.database``) unless a test put one in the app already;
+    a store given without audit keys uses the settings' (``AUDIT_KEY_FILE``)."""
+    settings = app[keys.SETTINGS]
     opened = None
     if keys.STORE not in app:
-        opened = await asyncio.to_thread(open_configured, app[keys.SETTINGS])
+        opened = await asyncio.to_thread(open_configured, settings)
         app[keys.STORE] = opened
+    given = app[keys.STORE]
+    if given.audit_key_file is None and not given.audit_key_env:
+        given.audit_key_file = settings.audit_keys_path
+        given.audit_key_env = settings.audit_key.get_secret_value()
     yield
     if opened is not None:
         opened.close()

@@ -2,16 +2,19 @@
 
 Users are the store's (the same names and passwords as the gateway's proxy login).
 
-* **Sessions** are signed cookies, not server rows: ``sargs_session`` holds
-  ``{sid, user, exp, stamp}`` signed with HMAC-SHA256 under the service secret
-  (``Settings.secret_key``, else ``VAR_DIR/secret.key``, generated once, mode 0600; every
-  service node of one institution needs the same secret). The server checks the expiry
-  (``Settings.session_hours``) and that the user still exists with the same ``updated_at``
-  ``stamp``: changing a user's password or roles ends their sessions on every node.
-  Cookies are ``HttpOnly; SameSite=Strict; Path=/`` and ``Secure`` when the service is
-  reached over https.
-* **API clients** log in with HTTP Basic on each request; successful checks are cached for
-  a minute (argon2 is slow on purpose); failures are limited (``clients.py``).
+* **Sessions** are rows in the store (``proxy/store/sessions.py``): the ``sargs_session``
+  cookie holds a random secret, the table its SHA-256. A session lives
+  ``Settings.session_hours`` unless it is ended first: by logout, by "log out everywhere"
+  (``/sessions``), or by a password change, role change or removal of the user (in the
+  same transaction as the change). Every node reads the same table, so an ended session is
+  refused everywhere on its next request. Cookies are ``HttpOnly; SameSite=Strict;
+  Path=/`` and ``Secure`` when the service is reached over https. The service secret
+  (``Settings.secret_key``, else ``VAR_DIR/secret.key``, made once, mode 0600; the same on
+  every node) keys the CSRF tokens.
+* **API clients** log in with HTTP Basic on each request; a successful check is cached
+  for a minute (argon2 is slow on purpose) and re-read against the user's row on every use
+  (a changed password or role ends it at once); failures are limited and recorded in the
+  audit log (``clients.py``).
 
 Handlers use ``await current_user(request)``, ``await require_user(request)`` (401, or a
 redirect to the login page for browsers) and ``await require_approver(request)`` (403 for
@@ -39,10 +42,10 @@ from aiohttp import web
 
 from proxy.policy.scopes import is_approver
 from proxy.service import keys
-from proxy.service.clients import LoginLimiter, client_address, too_many
+from proxy.service.clients import LoginLimiter, client_address, too_many, trusted_networks
 from proxy.service.errors import wants_html
 from proxy.settings import Settings
-from proxy.store import users
+from proxy.store import audit, sessions, users
 from proxy.store.users import User
 
 SESSION_COOKIE = "sargs_session"
@@ -73,22 +76,6 @@ def load_secret(settings: Settings) -> bytes:
     return value.encode()
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    sid: str
-    user: str
-    expires: float
-    stamp: str
-
-
 @dataclass
 class Auth:
     """The service's login machinery (one per app: ``request.app[AUTH]``)."""
@@ -107,42 +94,10 @@ class Auth:
             self._secret = load_secret(self.settings)
         return self._secret
 
-    def _mac(self, purpose: bytes, data: bytes) -> bytes:
-        return hmac.new(self.secret, purpose + b"\0" + data, hashlib.sha256).digest()
-
-    def new_session(self, user: User, now: float | None = None) -> Session:
-        now = time.time() if now is None else now
-        return Session(secrets.token_urlsafe(18), user.name, now + self.session_seconds,
-                       _stamp(user))
-
-    def encode(self, session: Session) -> str:
-        payload = json.dumps({"sid": session.sid, "u": session.user, "exp": session.expires,
-                              "st": session.stamp}, separators=(",", ":")).encode()
-        return f"{_b64(payload)}.{_b64(self._mac(b'session', payload))}"
-
-    def decode(self, value: str, now: float | None = None) -> Session | None:
-        """The session in a cookie value, or ``None`` if forged, malformed or expired."""
-        body, _, mac = value.partition(".")
-        try:
-            payload = _unb64(body)
-            given = _unb64(mac)
-        except (binascii.Error, ValueError):
-            return None
-        if not hmac.compare_digest(given, self._mac(b"session", payload)):
-            return None
-        try:
-            data = json.loads(payload)
-            session = Session(str(data["sid"]), str(data["u"]), float(data["exp"]),
-                              str(data["st"]))
-        except (ValueError, KeyError, TypeError):
-            return None
-        if session.expires <= (time.time() if now is None else now):
-            return None
-        return session
-
     def csrf_for(self, binding: str) -> str:
         """The CSRF token for a session id (or a pre-login cookie value)."""
-        return _b64(self._mac(b"csrf", binding.encode()))
+        mac = hmac.new(self.secret, b"csrf\0" + binding.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     def cached_basic(self, name: str, password: str) -> User | None:
         hit = self._basic.get(self._basic_key(name, password))
@@ -156,15 +111,14 @@ class Auth:
         self._basic[self._basic_key(name, password)] = (
             user, time.monotonic() + BASIC_CACHE_SECONDS)
 
+    def forget_basic(self, name: str, password: str) -> None:
+        self._basic.pop(self._basic_key(name, password), None)
+
     def _basic_key(self, name: str, password: str) -> str:
         return hmac.new(self.secret, f"{name}\0{password}".encode(), hashlib.sha256).hexdigest()
 
 
 AUTH = web.AppKey("sargs.auth", Auth)
-
-
-def _stamp(user: User) -> str:
-    return user.updated_at.isoformat() if user.updated_at else ""
 
 
 def is_https(request: web.Request) -> bool:
@@ -187,15 +141,18 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
     return (name, password) if sep else None
 
 
-def session_of(request: web.Request) -> Session | None:
+def session_of(request: web.Request) -> str | None:
+    """The id of the session the request's cookie names (whether or not it is still live):
+    what CSRF tokens are bound to. ``current_user`` decides whether it is live."""
     value = request.cookies.get(SESSION_COOKIE)
-    return request.app[AUTH].decode(value) if value else None
+    return sessions.session_id(value) if value else None
 
 
 async def current_user(request: web.Request) -> User | None:
-    """The logged-in user: a valid session cookie, or HTTP Basic credentials; else ``None``.
+    """The logged-in user: a live session, or HTTP Basic credentials; else ``None``.
 
-    A wrong Basic password counts as a failed login (rate limited: ``web.HTTPTooManyRequests``).
+    A wrong Basic password counts as a failed login (limited: ``web.HTTPTooManyRequests``;
+    recorded in the audit log).
     """
     if USER in request:
         found = request[USER]
@@ -207,34 +164,58 @@ async def current_user(request: web.Request) -> User | None:
 
 async def _identify(request: web.Request) -> User | None:
     store = request.app[keys.STORE]
-    auth = request.app[AUTH]
     header = request.headers.get("Authorization", "")
     if header:
         credentials = _basic_credentials(header)
-        if credentials is None:
-            return None
-        name, password = credentials
-        cached = auth.cached_basic(name, password)
-        if cached is not None:
-            return cached
-        address = client_address(request)
-        wait = auth.limiter.retry_after(address, name)
-        if wait:
-            raise too_many(wait)
-        user = await asyncio.to_thread(users.verify_password, store, name, password)
-        if user is None:
-            auth.limiter.failed(address, name)
-            return None
-        auth.limiter.succeeded(address, name)
-        auth.remember_basic(name, password, user)
-        return user
-    session = session_of(request)
+        return None if credentials is None else await _basic(request, *credentials)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    session = await asyncio.to_thread(sessions.find, store, token)
     if session is None:
         return None
-    user = await asyncio.to_thread(users.get_user, store, session.user)
-    if user is None or _stamp(user) != session.stamp:
+    return await asyncio.to_thread(users.get_user, store, session.user)
+
+
+async def _basic(request: web.Request, name: str, password: str) -> User | None:
+    store = request.app[keys.STORE]
+    auth = request.app[AUTH]
+    cached = auth.cached_basic(name, password)
+    if cached is not None:
+        # One indexed read, not an argon2 hash: a changed password or role ends it now.
+        current = await asyncio.to_thread(users.get_user, store, name)
+        if current is not None and current.updated_at == cached.updated_at:
+            return current
+        auth.forget_basic(name, password)
+    address = client_address(request)
+    wait = auth.limiter.retry_after(address, name)
+    if wait:
+        raise too_many(wait)
+    user = await asyncio.to_thread(users.verify_password, store, name, password)
+    if user is None:
+        count = auth.limiter.failed(address, name)
+        await asyncio.to_thread(audit.record_failed_login, store, name, address, "api", count)
         return None
+    auth.limiter.succeeded(address, name)
+    auth.remember_basic(name, password, user)
     return user
+
+
+def browser_script(request: web.Request) -> bool:
+    """A script in a browser page or extension is calling (not a person or a program):
+    such callers must never get a ``WWW-Authenticate`` challenge, or the browser shows its
+    own login box."""
+    return "Sec-Fetch-Mode" in request.headers or "Origin" in request.headers
+
+
+def unauthorized(request: web.Request, message: str, realm: str = "Sargs"
+                 ) -> web.HTTPUnauthorized:
+    """401 JSON; with a Basic challenge only for programs (curl, scripts), never for a
+    browser's fetch or an extension."""
+    headers = {} if browser_script(request) else {
+        "WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'}
+    return web.HTTPUnauthorized(text=json.dumps({"error": message}),
+                                content_type="application/json", headers=headers)
 
 
 def _login_redirect(request: web.Request) -> web.HTTPSeeOther:
@@ -249,13 +230,8 @@ async def require_user(request: web.Request) -> User:
         return user
     if request.method == "GET" and wants_html(request):
         raise _login_redirect(request)
-    headers = {}
-    if "Sec-Fetch-Mode" not in request.headers:  # not a browser's fetch: challenge
-        headers["WWW-Authenticate"] = 'Basic realm="Sargs", charset="UTF-8"'
-    raise web.HTTPUnauthorized(
-        text=json.dumps({"error": "log in first: a session, or HTTP Basic with your Sargs "
-                                  "user name and password"}),
-        content_type="application/json", headers=headers)
+    raise unauthorized(request, "log in first: a session, or HTTP Basic with your Sargs user "
+                                "name and password")
 
 
 async def require_approver(request: web.Request) -> User:
@@ -286,4 +262,5 @@ def set_cookie(request: web.Request, response: web.StreamResponse, name: str, va
 
 def setup(app: web.Application) -> None:
     settings = app[keys.SETTINGS]
+    trusted_networks(settings.trusted_proxies)  # a bad entry stops the start, named
     app[AUTH] = Auth(settings, settings.session_hours * 3600)

@@ -37,7 +37,7 @@ def csrf_token(request: web.Request) -> str:
     auth = request.app[AUTH]
     session = session_of(request)
     if session is not None:
-        return auth.csrf_for(session.sid)
+        return auth.csrf_for(session)
     pre = request.get(_PRE_NEW) or request.cookies.get(PRE_COOKIE)
     if not pre:
         pre = secrets.token_urlsafe(18)
@@ -53,7 +53,7 @@ async def check_csrf(request: web.Request, given: str | None) -> None:
     auth = request.app[AUTH]
     session = session_of(request)
     if session is not None:
-        expected = auth.csrf_for(session.sid)
+        expected = auth.csrf_for(session)
     else:
         pre = request.cookies.get(PRE_COOKIE)
         expected = auth.csrf_for("pre:" + pre) if pre else ""

@@ -24,7 +24,7 @@ from aiohttp import web
 from proxy.i18n import LANGUAGES, negotiate
 from proxy.policy.decide import Grant, RequestKind, Subject
 from proxy.service import cors, keys
-from proxy.service.auth import current_user
+from proxy.service.auth import current_user, unauthorized
 from proxy.store import grants
 from proxy.store.db import Store
 
@@ -69,15 +69,6 @@ async def _preflight(request: web.Request) -> web.Response:
 # --- who is asking --------------------------------------------------------------------
 
 
-class Unauthorized(web.HTTPUnauthorized):
-    def __init__(self, realm: str) -> None:
-        super().__init__(
-            text='{"error": "sign in to the Sargs service"}',
-            content_type="application/json",
-            headers={"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'},
-        )
-
-
 async def signed_in(request: web.Request) -> tuple[str, tuple[str, ...]] | None:
     """(user name, roles) of whoever is asking (session cookie or Basic), or None."""
     user = await current_user(request)
@@ -100,7 +91,9 @@ async def me(request: web.Request) -> web.Response:
     policy = compiled.loaded.policy
     who = await signed_in(request)
     if who is None:
-        raise Unauthorized(policy.identity.realm)
+        # An extension's popup gets plain JSON: a challenge would make the browser show
+        # its own login box over the popup.
+        raise unauthorized(request, "sign in to the Sargs service", policy.identity.realm)
     name, roles = who
     lang = _lang(request)
     now = datetime.now(UTC)

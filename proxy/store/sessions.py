@@ -38,7 +38,8 @@ class Session:
     ended_at: datetime | None
 
 
-def _id(token: str) -> str:
+def session_id(token: str) -> str:
+    """The id a session is stored under: SHA-256 of its cookie's secret."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -54,7 +55,7 @@ def start(store: Store, user: str, lifetime: timedelta, *, address: str = "",
     """A new session: (the cookie's secret, the session)."""
     now = aware(now)
     token = secrets.token_urlsafe(32)
-    row = {"id": _id(token), "user": user, "created_at": now, "seen_at": now,
+    row = {"id": session_id(token), "user": user, "created_at": now, "seen_at": now,
            "expires_at": now + lifetime, "address": address[:64], "agent": agent[:200]}
     with store.write() as conn:
         conn.execute(sa.delete(sessions).where(sessions.c.expires_at < now))
@@ -66,7 +67,7 @@ def find(store: Store, token: str, now: datetime | None = None) -> Session | Non
     """The live session the cookie's secret belongs to, or ``None``."""
     now = aware(now)
     with store.read() as conn:
-        row = conn.execute(sa.select(sessions).where(sessions.c.id == _id(token))).first()
+        row = conn.execute(sa.select(sessions).where(sessions.c.id == session_id(token))).first()
     if row is None:
         return None
     found = _session(row)
