@@ -39,7 +39,7 @@ from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
 from proxy.service.errors import json_error, validation_details, wants_html
 from proxy.service.pages import language, render
 from proxy.service.redirects import safe_platform_url
-from proxy.store import InvalidInput, StoreError, grants, requests, users
+from proxy.store import InvalidInput, StoreError, TooManyPending, grants, requests, users
 from proxy.store.requests import MAX_MINUTES, AccessRequest
 from proxy.store.users import User
 
@@ -203,14 +203,18 @@ async def _create(request: web.Request, user: User, data: ExceptionIn
         return _invalid("duration", f"at most {cap} minutes ({cap // 60} hours) for your roles")
     store = request.app[keys.STORE]
     try:
-        created = await asyncio.to_thread(
-            requests.create_request, store, user.name, data.platform, data.access,
-            data.duration, data.justification, data.ticket)
+        created, new = await asyncio.to_thread(
+            requests.submit_request, store, user.name, data.platform, data.access,
+            data.duration, data.justification, data.ticket,
+            max_pending=request.app[keys.SETTINGS].max_pending_requests)
     except InvalidInput as exc:
         return _invalid(exc.field, exc.message)
+    except TooManyPending as exc:
+        return json_error(429, str(exc), details=[{"field": "platform", "message": str(exc)}])
     except (SQLAlchemyError, StoreError, OSError) as exc:
         return store_unavailable(exc)
-    notify_approvers(request.app, created, user)
+    if new:  # a repeat updated the pending request: approvers were told already
+        notify_approvers(request.app, created, user)
     return created
 
 
