@@ -84,8 +84,8 @@ class Settings(BaseSettings):
     extension_origins: list[str] = Field(
         default_factory=list,
         description="Browser-extension origins that may read /api/v1/me with the user's login "
-        "(chrome-extension://ID, moz-extension://*); empty: any extension origin, never a "
-        "web page. Env: a JSON list.",
+        "(chrome-extension://ID of the managed extension, moz-extension://*); empty: no "
+        "extension. Env: a JSON list.",
     )
     request_lapse_hours: float = Field(
         default=72, gt=0,

@@ -36,7 +36,7 @@ from proxy.policy.scopes import grant_cap_minutes, may_decide
 from proxy.service import keys
 from proxy.service.auth import require_user, session_of
 from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
-from proxy.service.errors import json_error, validation_details, wants_html
+from proxy.service.errors import json_error, read_form, validation_details, wants_html
 from proxy.service.pages import language, render
 from proxy.service.redirects import safe_platform_url
 from proxy.store import InvalidInput, StoreError, TooManyPending, grants, requests, users
@@ -231,7 +231,7 @@ async def create_exception(request: web.Request) -> web.StreamResponse:
         body = ExceptionCreated(id=result.id, status="pending").model_dump()
         return web.json_response(body, status=201,
                                  headers={"Location": f"/api/v1/exceptions/{result.id}"})
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, str(form.get(CSRF_FIELD, "")))
     raw = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     try:

@@ -22,6 +22,7 @@ from proxy.service import (
     login,
     me,
     metrics,
+    metricsauth,
     openapi,
     pipeline,
     policywatch,
@@ -67,6 +68,7 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     home.setup(app)  # GET /: links and guidelines (proxy/service/home.py)
     deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
     metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
+    metricsauth.setup(app)  # /metrics behind its token (proxy/service/metricsauth.py)
     check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)
     bundle.setup(app)  # grant bundle, change stream, gateway events (proxy/service/bundle.py)
     me.setup(app)  # /api/v1/me and /api/v1/guidelines for the extension (proxy/service/me.py)

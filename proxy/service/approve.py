@@ -39,7 +39,7 @@ from proxy.service.access import (
 )
 from proxy.service.auth import require_approver, session_of
 from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
-from proxy.service.errors import json_error
+from proxy.service.errors import json_error, read_form
 from proxy.service.pages import local_time, render
 from proxy.store import (
     AlreadyDecided,
@@ -304,7 +304,7 @@ async def queue_page(request: web.Request) -> web.Response:
 
 
 async def _form(request: web.Request) -> Any:
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, str(form.get(CSRF_FIELD, "")))
     return form
 

@@ -28,6 +28,7 @@ from proxy.service.auth import (
 )
 from proxy.service.clients import client_address
 from proxy.service.csrf import CSRF_FIELD, PRE_COOKIE, check_csrf
+from proxy.service.errors import read_form
 from proxy.service.pages import render
 from proxy.service.redirects import safe_path
 from proxy.store import audit, sessions, users
@@ -48,7 +49,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, _str(form.get(CSRF_FIELD)))
     name = _str(form.get("name")).strip()
     password = _str(form.get("password"))
@@ -90,7 +91,7 @@ def _signed_out() -> web.HTTPSeeOther:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, _str(form.get(CSRF_FIELD)))
     user = await current_user(request)
     sid = session_of(request)
@@ -113,7 +114,7 @@ async def sessions_page(request: web.Request) -> web.Response:
 @routes.post("/sessions/{id}/end")
 async def end_one(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, _str(form.get(CSRF_FIELD)))
     sid = request.match_info["id"]
     store = request.app[keys.STORE]
@@ -130,7 +131,7 @@ async def end_one(request: web.Request) -> web.StreamResponse:
 @routes.post("/sessions/end-all")
 async def end_all(request: web.Request) -> web.StreamResponse:
     user = await require_user(request)
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, _str(form.get(CSRF_FIELD)))
     store = request.app[keys.STORE]
     ended = await asyncio.to_thread(sessions.end_all, store, user.name, by=user.name)

@@ -7,10 +7,12 @@
 - ``GET /api/v1/guidelines?lang=``: the policy's guidelines in one language.
 
 CORS: browser extensions call these from ``chrome-extension://ID`` or
-``moz-extension://UUID``. Only extension origins are ever echoed (never ``*``, never a
-web page's origin: a page on the internet must not read who is signed in), and with
-``Settings.extension_origins`` set only the listed ones (Chrome IDs are fixed per
-extension; Firefox UUIDs are random per profile, so ``moz-extension://*`` allows them).
+``moz-extension://UUID``. Only the extension origins listed in
+``Settings.extension_origins`` are ever echoed (never ``*``, never a web page's origin, and
+with the list empty, the default, no extension at all: any other installed extension must
+not read who is signed in). Chrome IDs are fixed per extension (list
+``chrome-extension://ID`` of the managed extension); Firefox UUIDs are random per profile,
+so ``moz-extension://*`` allows them.
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ def allowed_origin(origin: str, allowed: list[str]) -> bool:
     """Whether ``origin`` (an Origin header) may read the user's data with credentials."""
     if not origin.startswith(EXTENSION_SCHEMES) or "/" in origin.split("://", 1)[1]:
         return False
-    if not allowed:
-        return True
     return any(fnmatch.fnmatchcase(origin, pattern.rstrip("/")) for pattern in allowed)
 
 

@@ -96,11 +96,13 @@ def submit_request(store: Store, user: str, platform: str, access: str,
                    ) -> tuple[AccessRequest, bool]:
     """Store a pending request and return it once committed, and whether it is new.
 
-    Bounded per user: while the user has a pending request for ``platform``, asking again
-    updates that one (access, duration, justification, ticket; same id, so approvers are
-    told once); with ``max_pending`` pending requests for other platforms already, a new
-    one is refused (``TooManyPending``). Requests of one user are serialized (SQLite's
-    write lock; a PostgreSQL advisory lock per user), so a burst cannot slip past the cap.
+    Bounded per user when ``max_pending`` is given (the service always gives
+    ``Settings.max_pending_requests``): while the user has a pending request for
+    ``platform``, asking again updates that one (access, duration, justification, ticket;
+    same id, so approvers are told once); with ``max_pending`` pending requests for other
+    platforms already, a new one is refused (``TooManyPending``). Requests of one user are
+    serialized (SQLite's write lock; a PostgreSQL advisory lock per user), so a burst
+    cannot slip past the cap.
     """
     if access not in ACCESS:
         raise InvalidInput("access", "must be read or allow")
@@ -123,9 +125,11 @@ def submit_request(store: Store, user: str, platform: str, access: str,
         pending = conn.execute(sa.select(requests).where(
             requests.c.user == request.user, requests.c.status == "pending")
             .order_by(requests.c.created_at)).all()
-        same = next((r for r in pending if r.platform == request.platform), None)
-        values: dict[str, Any] = {"access": request.access, "duration_minutes": request.duration_minutes,
-                  "justification": request.justification, "ticket": request.ticket}
+        same = next((r for r in pending if r.platform == request.platform), None) \
+            if max_pending is not None else None
+        values: dict[str, Any] = {
+            "access": request.access, "duration_minutes": request.duration_minutes,
+            "justification": request.justification, "ticket": request.ticket}
         if same is not None:
             conn.execute(sa.update(requests).where(requests.c.id == same.id).values(**values))
             bump_changes(conn)

@@ -53,7 +53,8 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     users.add_user(store, "anna", PASSWORD, ["staff"])
     req = store_requests.create_request(store, "anna", "tiktok", "read", 120, "campaign")
     store_requests.approve(store, req.id, "boss")
-    app = create_app(Settings(var_dir=tmp / "var"))
+    # The unpacked extension's id is known only once it is loaded: allow any here.
+    app = create_app(Settings(var_dir=tmp / "var", extension_origins=["chrome-extension://*"]))
     app[keys.STORE] = store
     async with serve(app) as service, serve(make_site_app(None)) as site:
         site_port = int(site.rsplit(":", 1)[1])
