@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
-        description="Signs session cookies; empty: generated once into VAR_DIR/secret.key.",
+        description="Keys the service's CSRF tokens (the same on every service node); empty: "
+        "generated once into VAR_DIR/secret.key.",
     )
     extension_origins: list[str] = Field(
         default_factory=list,
