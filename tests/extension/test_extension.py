@@ -160,6 +160,15 @@ async def test_offline_service_never_blocks_typing(env: Env) -> None:
 
 async def test_popup_shows_my_access_grants_and_guidelines(env: Env) -> None:
     await (await set_backend(env, env.service, lang="lv")).close()
+    # Signed in on the service's pages, as the popup's "sign in" link leads (the service
+    # never challenges an extension with Basic: the browser's login box would cover it).
+    login = await env.context.new_page()
+    await login.goto(env.service + "login")
+    await login.fill("#name", "anna")
+    await login.fill("#password", PASSWORD)
+    await login.click("button[type=submit]")
+    await login.wait_for_url("**/access/mine")
+    await login.close()
     popup = await env.context.new_page()
     await popup.goto(env.url("popup.html"))
     await popup.wait_for_selector("#platforms:not([hidden]) tr[data-platform=tiktok]")
