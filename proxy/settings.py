@@ -85,13 +85,14 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr = Field(
         default=SecretStr(""),
-        description="Signs session cookies; empty: generated once into VAR_DIR/secret.key.",
+        description="Keys the service's CSRF tokens (the same on every service node); empty: "
+        "generated once into VAR_DIR/secret.key.",
     )
     extension_origins: list[str] = Field(
         default_factory=list,
         description="Browser-extension origins that may read /api/v1/me with the user's login "
-        "(chrome-extension://ID, moz-extension://*); empty: any extension origin, never a "
-        "web page. Env: a JSON list.",
+        "(chrome-extension://ID of the managed extension, moz-extension://*); empty: no "
+        "extension. Env: a JSON list.",
     )
     check_origins: list[str] = Field(
         default_factory=list,
@@ -117,6 +118,48 @@ class Settings(BaseSettings):
         description="CPU seconds one draft check may take (in a worker process, off the "
         "event loop); a check past it is answered 503.",
     )
+    max_pending_requests: int = Field(
+        default=3, ge=1,
+        description="Pending access requests one user may have open at once (a repeat for "
+        "the same platform updates the pending one instead).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of load balancers / reverse proxies whose "
+        "X-Forwarded-For and Forwarded headers are believed; empty: none (the socket "
+        "address is the client). Env: a JSON list.",
+    )
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token the service's /metrics asks for; empty: generated once "
+        "into VAR_DIR/metrics.token.",
+    )
+    service_ca_file: Path | None = Field(
+        default=None,
+        description="The CA certificate the /ca page offers (PEM); empty: CA_CERT, else the "
+        "gateway's generated one in VAR_DIR/mitmproxy/ (the shared var dir).",
+    )
+    # Audit chain
+    audit_key_file: Path | None = Field(
+        default=None,
+        description="The audit chain's HMAC keys, oldest first (made at first run, mode "
+        "0600); empty: VAR_DIR/audit.keys.",
+    )
+    audit_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The current audit key (64 hex digits) instead of the key file's last "
+        "line; the file's keys still verify older entries.",
+    )
+    audit_anchor_file: Path | None = Field(
+        default=None,
+        description="Where signed anchors of the audit chain's head are appended (make it "
+        "append-only or ship it off the host); empty: VAR_DIR/audit-anchors.jsonl.",
+    )
+    audit_anchor_minutes: float = Field(
+        default=15, ge=0,
+        description="The service anchors the audit chain this often; 0: only by hand "
+        "(sargs audit anchor).",
+    )
     # Notifications
     smtp_host: str = Field(default="", description="SMTP server for e-mail; empty: no e-mail.")
     smtp_port: int = Field(default=25, description="SMTP port.")
@@ -141,6 +184,14 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{(self.var_dir / 'sargs.db').resolve()}"
+
+    @property
+    def audit_keys_path(self) -> Path:
+        return self.audit_key_file or self.var_dir / "audit.keys"
+
+    @property
+    def audit_anchors_path(self) -> Path:
+        return self.audit_anchor_file or self.var_dir / "audit-anchors.jsonl"
 
     @property
     def gateway_list(self) -> list[str]:

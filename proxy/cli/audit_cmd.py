@@ -1,4 +1,4 @@
-"""``sargs audit …``: verify, read, export and prune the audit log.
+"""``sargs audit …``: verify, anchor, read, export and prune the audit log; rotate its key.
 
 Times given on the command line are ISO-8601 (``2026-11-01`` or ``2026-11-01T08:00+02:00``);
 without a time zone they are UTC.
@@ -10,11 +10,13 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from proxy.settings import Settings
-from proxy.store import StoreError, audit, open_store
-from proxy.store.db import Store
+from proxy.store import StoreError, audit, auditkeys, auditverify
+from proxy.store.auditkeys import AuditKeyError
+from proxy.store.db import Store, open_configured
 
 
 def _when(text: str) -> datetime:
@@ -38,11 +40,25 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("audit", help="verify, list, export and prune the audit log")
+    parser = sub.add_parser("audit", help="verify, anchor, list, export and prune the audit "
+                                          "log; rotate its key")
     cmds = parser.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
 
-    verify = cmds.add_parser("verify", help="check the hash chain; name every broken entry")
+    verify = cmds.add_parser("verify", help="check the keyed chain and every anchor; name "
+                                            "every entry that differs, the first one first")
+    verify.add_argument("--anchors", metavar="FILE", type=Path,
+                        help="anchor file to check against (default: AUDIT_ANCHOR_FILE)")
     verify.set_defaults(handler=_verify)
+
+    anchor = cmds.add_parser("anchor", help="append the signed chain head (seq, hash, time, "
+                                            "HMAC) to the anchor file")
+    anchor.add_argument("--anchors", metavar="FILE", type=Path,
+                        help="append here (default: AUDIT_ANCHOR_FILE)")
+    anchor.set_defaults(handler=_anchor)
+
+    rotate = cmds.add_parser("rotate-key", help="add a new audit key to the key file; new "
+                                                "entries use it, old keys stay for verifying")
+    rotate.set_defaults(handler=_rotate)
 
     lst = cmds.add_parser("list", help="show entries, newest first")
     _filters(lst)
@@ -66,22 +82,47 @@ def register(sub: Any) -> None:
 
 
 def _store() -> Store:
-    return open_store(Settings().database)
+    return open_configured(Settings())
 
 
 def _verify(args: argparse.Namespace) -> int:
-    del args
-    with _store() as store:
-        report = audit.verify(store)
+    anchors = args.anchors or Settings().audit_anchors_path
+    try:
+        with _store() as store:
+            report = auditverify.verify(store, anchors)
+    except AuditKeyError as exc:
+        print(f"sargs audit: {exc}", file=sys.stderr)
+        return 1
     if report.ok:
         since = "" if report.first_seq in (None, 1) else f" (from seq {report.first_seq})"
-        print(f"ok: {report.entries} entries, chain intact{since}")
+        legacy = (f"; entries up to {report.legacy_through} predate the keyed chain"
+                  if report.legacy_through else "")
+        against = (f"{report.anchors} anchor(s) in {anchors} match" if report.anchors
+                   else f"no anchor in {anchors} yet: run `sargs audit anchor`")
+        print(f"ok: {report.entries} entries, chain intact{since}{legacy}; {against}")
         return 0
     for problem in report.problems:
         print(problem)
     print(f"FAILED: {len(report.problems)} problem(s) in {report.entries} entries",
           file=sys.stderr)
     return 1
+
+
+def _anchor(args: argparse.Namespace) -> int:
+    anchors = args.anchors or Settings().audit_anchors_path
+    with _store() as store:
+        found = auditverify.anchor(store, anchors)
+    print(f"anchored seq {found.seq} ({found.hash[:16]}…) at {found.at} in {anchors}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    del args
+    path = Settings().audit_keys_path
+    kid = auditkeys.rotate(path)
+    print(f"new audit key {kid} appended to {path}; new entries use it (restart the service "
+          "nodes, and copy the file to each of them)")
+    return 0
 
 
 def _query_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -100,9 +100,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _open_directory(settings: Settings) -> tuple[Any, Any]:
     from proxy.gateway.identity import StoreDirectory
-    from proxy.store import open_store
+    from proxy.store.db import open_configured
 
-    store = open_store(settings.database)
+    store = open_configured(settings)
     return store, StoreDirectory(store)
 
 
@@ -133,13 +133,25 @@ def _demo_users(store: Any, roles: list[str], var_dir: Path) -> list[tuple[str, 
     return created
 
 
-async def _serve_service(settings: Settings, state: Any) -> int:
-    """``--only service``: the service alone until SIGINT/SIGTERM."""
+async def _serve_service(settings: Settings, state: Any, demo: bool = False) -> int:
+    """``--only service``: the service alone until SIGINT/SIGTERM (with ``--demo-users``,
+    the demo logins are made and printed first, as for both parts)."""
     from aiohttp import web
 
     from proxy.service.app import create_app
+    from proxy.service.keys import STORE
+    from proxy.store.db import open_configured
 
-    runner = web.AppRunner(create_app(settings, state), access_log=None)
+    app = create_app(settings, state)
+    logins: list[tuple[str, str, str]] = []
+    if demo:
+        store = await asyncio.to_thread(open_configured, settings)
+        app[STORE] = store
+        app.on_cleanup.append(lambda _app: asyncio.to_thread(store.close))
+        logins = await asyncio.to_thread(_demo_users, store,
+                                         list(state.current.loaded.policy.roles),
+                                         settings.var_dir)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     _warm_checks(runner)
     try:
@@ -150,6 +162,15 @@ async def _serve_service(settings: Settings, state: Any) -> int:
         await runner.cleanup()
         return 1
     print(f"Sargs service on {settings.public_service_url}", flush=True)
+    if logins:
+        print(f"  Demo logins ({settings.public_service_url}/login; kept in "
+              f"{settings.var_dir / DEMO_FILE}):", flush=True)
+        for name, password, role in logins:
+            print(f"    {name} / {password}   (role {role})", flush=True)
+    elif demo:
+        print("  Demo logins: none made (the store has users already and no "
+              f"{settings.var_dir / DEMO_FILE})", flush=True)
+    print("  Stop with Ctrl-C.", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
@@ -161,7 +182,7 @@ async def _serve_service(settings: Settings, state: Any) -> int:
 async def _serve(settings: Settings, state: Any, set_options: list[str], demo: bool,
                  only: str | None = None) -> int:
     if only == "service":
-        return await _serve_service(settings, state)
+        return await _serve_service(settings, state, demo)
     from aiohttp import web
     from mitmproxy import exceptions
     from mitmproxy.options import Options

@@ -13,8 +13,8 @@ from typing import Any
 
 from proxy.policy.loader import PolicyError, load
 from proxy.settings import Settings
-from proxy.store import StoreError, open_store, users
-from proxy.store.db import Store
+from proxy.store import StoreError, audit, sessions, users
+from proxy.store.db import Store, open_configured
 
 
 def register(sub: Any) -> None:
@@ -44,6 +44,11 @@ def register(sub: Any) -> None:
     passwd.add_argument("name")
     _password_option(passwd)
     passwd.set_defaults(handler=_passwd)
+
+    logout = cmds.add_parser("logout", help="end every service session of a user now (a "
+                                            "password or role change does this too)")
+    logout.add_argument("name")
+    logout.set_defaults(handler=_logout)
 
     roles = cmds.add_parser("roles", help="replace a user's roles")
     roles.add_argument("name")
@@ -112,7 +117,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _store() -> Store:
-    return open_store(Settings().database)
+    return open_configured(Settings())
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -179,4 +184,13 @@ def _roles(args: argparse.Namespace) -> int:
         except StoreError as exc:
             return _fail(str(exc))
     print(f"roles of {args.name}: {', '.join(dict.fromkeys(args.roles))}")
+    return 0
+
+
+def _logout(args: argparse.Namespace) -> int:
+    with _store() as store:
+        ended = sessions.end_all(store, args.name, by=_actor())
+        audit.append(store, audit.Kind.logout, actor=_actor(), user=args.name,
+                     details={"everywhere": True, "sessions_ended": ended})
+    print(f"ended {ended} session(s) of {args.name}")
     return 0

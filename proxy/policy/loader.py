@@ -9,6 +9,14 @@ loaded first and this directory's document is merged onto it:
 - lists are concatenated (an entry already present is not repeated); a list tagged
   ``!replace`` replaces the inherited one instead;
 - scalars replace.
+
+Reading is bounded and strict (policy files come from many hands): a file larger than
+``MAX_FILE_BYTES`` is refused unread; at most ``MAX_ALIASES`` aliases (``*name``) per
+file and ``MAX_NODES`` values after expanding them (so an "alias bomb" is refused in
+milliseconds, not expanded into gigabytes); and only the plain YAML types are taken
+(mappings, lists, text, numbers, booleans, null, dates, ``<<`` merges, ``!replace``):
+any other tag, ``!!python/object`` included, on a scalar, list or mapping, is an error
+naming the file and line.
 """
 
 from __future__ import annotations
@@ -28,6 +36,14 @@ from proxy.policy.model import Policy, _RefError
 
 Loc = tuple[str | int, ...]
 REPLACE_TAG = "!replace"
+MAX_FILE_BYTES = 1024 * 1024
+MAX_ALIASES = 16
+MAX_NODES = 200_000
+_STANDARD = "tag:yaml.org,2002:"
+MAPPING_TAGS = frozenset({_STANDARD + "map"})
+SEQUENCE_TAGS = frozenset({_STANDARD + "seq", REPLACE_TAG})
+SCALAR_TAGS = frozenset(_STANDARD + name for name in (
+    "str", "int", "float", "bool", "null", "timestamp", "merge"))
 
 
 @dataclass(frozen=True)
@@ -85,15 +101,52 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting aliases as it composes and values as they are built."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self.aliases = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise PolicyError([Problem(self.file, mark.line + 1, "",
+                                           f"more than {MAX_ALIASES} aliases (*name) in one "
+                                           "file; write the values out")])
+        return super().compose_node(parent, index)
+
+
+def _refuse_tag(file: str, node: yaml.Node, loc: Loc) -> PolicyError:
+    return PolicyError([Problem(file, node.start_mark.line + 1, _dotted(loc),
+                                f"the tag {node.tag} is not allowed in a policy (only plain "
+                                "YAML values and !replace)")])
+
+
 def _construct(
-    loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, file: str, where: dict[Loc, tuple[str, int]]
+    loader: _Loader, node: yaml.Node, loc: Loc, file: str, where: dict[Loc, tuple[str, int]]
 ) -> Any:
+    loader.nodes += 1
+    if loader.nodes > MAX_NODES:
+        raise PolicyError([Problem(file, node.start_mark.line + 1, _dotted(loc),
+                                   f"more than {MAX_NODES} values once aliases are expanded "
+                                   "(an alias bomb?)")])
     where[loc] = (file, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
+        if node.tag not in MAPPING_TAGS:
+            raise _refuse_tag(file, node, loc)
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise PolicyError(
+                    [Problem(file, key_node.start_mark.line + 1, _dotted(loc), "keys must be text")]
+                )
+            key = _scalar(loader, key_node, loc, file)
             if not isinstance(key, str | int | bool):
                 raise PolicyError(
                     [Problem(file, key_node.start_mark.line + 1, _dotted(loc), "keys must be text")]
@@ -107,6 +160,8 @@ def _construct(
             out[key] = _construct(loader, value_node, (*loc, key), file, where)
         return out
     if isinstance(node, yaml.SequenceNode):
+        if node.tag not in SEQUENCE_TAGS:
+            raise _refuse_tag(file, node, loc)
         items = [
             _construct(loader, item, (*loc, i), file, where) for i, item in enumerate(node.value)
         ]
@@ -115,6 +170,12 @@ def _construct(
         raise PolicyError(
             [Problem(file, node.start_mark.line + 1, _dotted(loc), "!replace applies to lists")]
         )
+    return _scalar(loader, node, loc, file)
+
+
+def _scalar(loader: _Loader, node: yaml.Node, loc: Loc, file: str) -> Any:
+    if node.tag not in SCALAR_TAGS:
+        raise _refuse_tag(file, node, loc)
     return loader.construct_object(node, deep=True)
 
 
@@ -122,10 +183,14 @@ def _read_yaml(path: Path) -> tuple[Any, dict[Loc, tuple[str, int]]]:
     name = _display(path)
     where: dict[Loc, tuple[str, int]] = {}
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise PolicyError([Problem(name, None, "", f"is {size} bytes; a policy file may "
+                                                       f"hold at most {MAX_FILE_BYTES}")])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([Problem(name, None, "", f"cannot read: {exc}")]) from None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text, name)
     try:
         node = loader.get_single_node()
         if node is None:

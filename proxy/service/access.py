@@ -23,7 +23,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiosmtplib
 from aiohttp import web
@@ -32,19 +32,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from proxy.i18n import LANGUAGES, Translator, text
 from proxy.policy.model import Policy
+from proxy.policy.scopes import grant_cap_minutes, may_decide
 from proxy.service import keys
-from proxy.service.auth import (
-    CSRF_FIELD,
-    CSRF_HEADER,
-    check_csrf,
-    grant_cap_minutes,
-    may_decide,
-    require_user,
-    session_of,
-)
-from proxy.service.errors import json_error, validation_details
-from proxy.service.pages import language, render, wants_html
-from proxy.store import InvalidInput, StoreError, grants, requests, users
+from proxy.service.auth import require_user, session_of
+from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
+from proxy.service.errors import json_error, read_form, validation_details, wants_html
+from proxy.service.pages import language, render
+from proxy.service.redirects import safe_platform_url
+from proxy.store import InvalidInput, StoreError, TooManyPending, grants, requests, users
 from proxy.store.requests import MAX_MINUTES, AccessRequest
 from proxy.store.users import User
 
@@ -155,13 +150,8 @@ def _invalid(field: str, message: str) -> web.Response:
 
 def safe_return_url(policy_catalog: Any, url: str | None) -> str | None:
     """The blocked page to return to, only if it is an http(s) URL on a catalog platform
-    (never a redirect to anywhere else)."""
-    if not url or len(url) > 2000:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return url if policy_catalog.match(parts.hostname) is not None else None
+    as a browser reads it (``redirects.py``): never a redirect anywhere else."""
+    return safe_platform_url(policy_catalog, url)
 
 
 def _form_context(request: web.Request, user: User, values: dict[str, str],
@@ -213,14 +203,18 @@ async def _create(request: web.Request, user: User, data: ExceptionIn
         return _invalid("duration", f"at most {cap} minutes ({cap // 60} hours) for your roles")
     store = request.app[keys.STORE]
     try:
-        created = await asyncio.to_thread(
-            requests.create_request, store, user.name, data.platform, data.access,
-            data.duration, data.justification, data.ticket)
+        created, new = await asyncio.to_thread(
+            requests.submit_request, store, user.name, data.platform, data.access,
+            data.duration, data.justification, data.ticket,
+            max_pending=request.app[keys.SETTINGS].max_pending_requests)
     except InvalidInput as exc:
         return _invalid(exc.field, exc.message)
+    except TooManyPending as exc:
+        return json_error(429, str(exc), details=[{"field": "platform", "message": str(exc)}])
     except (SQLAlchemyError, StoreError, OSError) as exc:
         return store_unavailable(exc)
-    notify_approvers(request.app, created, user)
+    if new:  # a repeat updated the pending request: approvers were told already
+        notify_approvers(request.app, created, user)
     return created
 
 
@@ -237,7 +231,7 @@ async def create_exception(request: web.Request) -> web.StreamResponse:
         body = ExceptionCreated(id=result.id, status="pending").model_dump()
         return web.json_response(body, status=201,
                                  headers={"Location": f"/api/v1/exceptions/{result.id}"})
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, str(form.get(CSRF_FIELD, "")))
     raw = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     try:

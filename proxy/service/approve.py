@@ -1,36 +1,33 @@
-"""Approver pages and API: the queue, decisions, active grants, the audit log, the dashboard.
+"""Approvers' decisions: the queue, approve / reject, active grants and revoking them.
 
 Pages (server-rendered, every form with a CSRF token): ``/approvals`` (pending requests
 this approver may decide, with a badge of how many), ``POST /approvals/{id}/approve``
 (duration ≤ the requester's cap; the clock starts now), ``POST /approvals/{id}/reject``
-(reason required), ``/grants`` and ``POST /grants/{id}/revoke``, ``/audit`` (filters) and
-``/audit.csv``, ``/dashboard`` (inline SVG charts, readable without JavaScript).
+(reason required), ``/grants`` and ``POST /grants/{id}/revoke``. The audit and dashboard
+pages are in ``auditpages.py``, the background jobs in ``housekeeping.py``.
 
 The same decisions over JSON: ``GET /api/v1/exceptions?status=pending``,
 ``POST /api/v1/exceptions/{id}/approve|reject``, ``GET /api/v1/grants``,
 ``POST /api/v1/grants/{id}/revoke``.
 
 Every decision is written through the store, which audits it and bumps the change sequence
-in the same transaction (so gateways learn of it); pending requests older than
-``Settings.request_lapse_hours`` lapse (a background task on every node; idempotent).
+in the same transaction (so gateways learn of it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import logging
-from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
-from proxy.i18n import Translator, catalog
-from proxy.service import charts, keys
+from proxy.i18n import catalog
+from proxy.policy.scopes import grant_cap_minutes, may_decide
+from proxy.service import keys
 from proxy.service.access import (
     ExceptionList,
     ExceptionOut,
@@ -40,24 +37,16 @@ from proxy.service.access import (
     store_unavailable,
     with_expiry,
 )
-from proxy.service.auth import (
-    CSRF_FIELD,
-    CSRF_HEADER,
-    check_csrf,
-    grant_cap_minutes,
-    may_decide,
-    require_approver,
-    session_of,
-)
-from proxy.service.errors import json_error
-from proxy.service.pages import language, local_time, render
+from proxy.service.auth import require_approver, session_of
+from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
+from proxy.service.errors import json_error, read_form
+from proxy.service.pages import local_time, render
 from proxy.store import (
     AlreadyDecided,
     InvalidInput,
     NotFound,
     SelfDecision,
     StoreError,
-    audit,
     grants,
     requests,
     users,
@@ -67,7 +56,6 @@ from proxy.store.users import User
 
 log = logging.getLogger("sargs.service.approve")
 routes = web.RouteTableDef()
-LAPSE_INTERVAL = 60.0
 
 
 class ApproveIn(BaseModel):
@@ -302,7 +290,7 @@ async def revoke_api(request: web.Request) -> web.Response:
 # --- pages ----------------------------------------------------------------------------------
 
 
-async def _badge(request: web.Request, approver: User) -> int:
+async def pending_count(request: web.Request, approver: User) -> int:
     return len(await decidable(request, approver))
 
 
@@ -316,7 +304,7 @@ async def queue_page(request: web.Request) -> web.Response:
 
 
 async def _form(request: web.Request) -> Any:
-    form = await request.post()
+    form = await read_form(request)
     await check_csrf(request, str(form.get(CSRF_FIELD, "")))
     return form
 
@@ -376,7 +364,7 @@ async def grants_page(request: web.Request) -> web.Response:
     active = await asyncio.to_thread(grants.list_active, request.app[keys.STORE])
     names = {pid: p.name for pid, p in policy_of(request).platforms.items()}
     return render(request, "grants.html", grants=active, names=names,
-                  badge=await _badge(request, approver), msg=_msg(request))
+                  badge=await pending_count(request, approver), msg=_msg(request))
 
 
 @routes.post("/grants/{id}/revoke")
@@ -393,150 +381,6 @@ async def revoke_form(request: web.Request) -> web.StreamResponse:
     raise _back("/grants", "msg_revoked")
 
 
-# --- audit ----------------------------------------------------------------------------------
-
-AUDIT_PAGE = 100
-
-
-def _day(value: str, field: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(value), time(0), UTC)
-    except ValueError:
-        raise web.HTTPUnprocessableEntity(
-            text=f'{{"error": "invalid request: {field}", "details": [{{"field": "{field}", '
-                 f'"message": "a date like 2026-11-23"}}]}}',
-            content_type="application/json") from None
-
-
-def audit_filters(request: web.Request) -> dict[str, Any]:
-    q = request.query
-    kind = q.get("kind", "")
-    if kind and kind not in {k.value for k in audit.Kind}:
-        kind = ""
-    until = _day(q.get("until", ""), "until")
-    return {"kind": kind or None, "user": q.get("user") or None,
-            "actor": q.get("actor") or None, "platform": q.get("platform") or None,
-            "since": _day(q.get("since", ""), "since"),
-            "until": until + timedelta(days=1) if until else None}
-
-
-@routes.get("/audit")
-async def audit_page(request: web.Request) -> web.Response:
-    approver = await require_approver(request)
-    filters = audit_filters(request)
-    try:
-        offset = max(0, int(request.query.get("offset", "0")))
-    except ValueError:
-        offset = 0
-    store = request.app[keys.STORE]
-
-    def load() -> tuple[list[audit.AuditEntry], int]:
-        return (audit.query(store, **filters, limit=AUDIT_PAGE, offset=offset),
-                audit.count(store, **filters))
-
-    entries, total = await asyncio.to_thread(load)
-    query = {k: v for k, v in request.query.items() if k != "offset" and v}
-    return render(request, "audit.html", entries=entries, total=total, offset=offset,
-                  page=AUDIT_PAGE, query=query, kinds=[k.value for k in audit.Kind],
-                  badge=await _badge(request, approver))
-
-
-@routes.get("/audit.csv")
-async def audit_csv(request: web.Request) -> web.Response:
-    await require_approver(request)
-    filters = audit_filters(request)
-    out = io.StringIO()
-    await asyncio.to_thread(audit.export_csv, request.app[keys.STORE], out, **filters)
-    return web.Response(body=out.getvalue().encode(), content_type="text/csv",
-                        charset="utf-8", headers={
-                            "Content-Disposition": 'attachment; filename="sargs-audit.csv"',
-                            "Cache-Control": "no-store"})
-
-
-# --- dashboard ------------------------------------------------------------------------------
-
-DASHBOARD_DAYS = 14
-
-
-@routes.get("/dashboard")
-async def dashboard_page(request: web.Request) -> web.Response:
-    approver = await require_approver(request)
-    store = request.app[keys.STORE]
-    now = datetime.now(UTC)
-    since = now - timedelta(days=DASHBOARD_DAYS)
-
-    def load() -> charts.DashboardData:
-        return charts.collect(store, since=since, now=now)
-
-    data = await asyncio.to_thread(load)
-    policy = policy_of(request)
-    names = {pid: p.name for pid, p in policy.platforms.items()}
-    t = Translator("service", language(request))
-    per_platform = charts.bar_chart(
-        [(names.get(p, p), data.requests.get(p, 0), data.grants.get(p, 0))
-         for p in sorted(set(data.requests) | set(data.grants))],
-        (t("chart_requests"), t("chart_grants")), title=t("chart_per_platform"))
-    over_time = charts.line_chart(data.days, data.per_rule,
-                                  title=t("chart_per_rule"))
-    return render(request, "dashboard.html", data=data, names=names,
-                  per_platform=per_platform, over_time=over_time, days=DASHBOARD_DAYS,
-                  badge=await _badge(request, approver))
-
-
-# --- lapsing --------------------------------------------------------------------------------
-
-
-async def lapse_now(app: web.Application) -> list[AccessRequest]:
-    """Lapse pending requests older than ``request_lapse_hours`` (and tell requesters)."""
-    settings = app[keys.SETTINGS]
-    lapsed: list[AccessRequest] = await asyncio.to_thread(
-        requests.lapse_pending, app[keys.STORE], timedelta(hours=settings.request_lapse_hours))
-    if lapsed:
-        log.info("%d pending request(s) lapsed", len(lapsed))
-    return lapsed
-
-
-async def prune_now(app: web.Application,
-                    now: datetime | None = None) -> audit.PruneResult | None:
-    """Apply ``audit_retention_days`` (0: keep everything); the store writes a checkpoint."""
-    days = app[keys.SETTINGS].audit_retention_days
-    if not days:
-        return None
-    before = (now or datetime.now(UTC)) - timedelta(days=days)
-    result: audit.PruneResult | None = await asyncio.to_thread(
-        audit.prune, app[keys.STORE], before, actor="retention")
-    if result is not None:
-        log.info("audit retention: pruned %d entries through seq %d",
-                 result.pruned, result.through_seq)
-    return result
-
-
-async def _lapse_ctx(app: web.Application) -> AsyncIterator[None]:
-    closing = asyncio.Event()
-
-    async def loop() -> None:
-        # The first pass comes one interval after start: a request made (or lapsed by
-        # hand) right after start never races the background pass.
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(closing.wait(), LAPSE_INTERVAL)
-            if closing.is_set():
-                return
-            try:
-                await lapse_now(app)
-                await prune_now(app)
-            except (SQLAlchemyError, StoreError, OSError) as exc:
-                log.warning("housekeeping (lapse, audit retention) failed: %s", exc)
-
-    task = asyncio.get_running_loop().create_task(loop())
-    yield
-    # Not cancelled: a store call in its thread finishes before the store closes.
-    closing.set()
-    await task
-
 
 def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(_lapse_ctx)
     app.add_routes(routes)

@@ -8,8 +8,9 @@
   Built from the policy in force, so a reload changes it.
 - ``GET /ca``: a page (en, lv, sv, sq) to download the CA with per-OS and per-browser
   instructions; ``GET /ca.pem`` (PEM) and ``GET /ca.crt`` (DER, what Windows expects).
-  The CA is the institution's (``Settings.ca_cert``) when set, else the one the gateway
-  generated in ``VAR_DIR/mitmproxy``.
+  The CA is ``Settings.service_ca_file`` when set (a service node without a gateway on its
+  host), else the institution's (``Settings.ca_cert``), else the one the gateway generated
+  in the shared ``VAR_DIR/mitmproxy``.
 """
 
 from __future__ import annotations
@@ -127,7 +128,12 @@ class CaInfo:
 
 
 def ca_path(settings: Settings) -> tuple[Path, bool]:
-    """Where the CA browsers must trust lives, and whether it is the institution's own."""
+    """Where the CA browsers must trust lives, and whether it is the institution's own:
+    ``Settings.service_ca_file`` (a service node on another host than the gateways: a copy
+    of their CA certificate), else ``Settings.ca_cert``, else the one the gateway made in
+    the shared ``VAR_DIR/mitmproxy``."""
+    if settings.service_ca_file is not None:
+        return settings.service_ca_file, settings.ca_cert is not None
     if settings.ca_cert is not None:
         return settings.ca_cert, True
     return settings.var_dir / "mitmproxy" / "mitmproxy-ca-cert.pem", False
@@ -137,7 +143,7 @@ def read_ca(settings: Settings) -> CaInfo | None:
     path, institution = ca_path(settings)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except OSError:  # missing, or unreadable (another user's state directory)
         return None
     cert = x509.load_pem_x509_certificate(data)  # the first certificate in the file
     der = cert.public_bytes(Encoding.DER)

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 from pydantic import ValidationError
 
 from proxy.service.keys import SETTINGS
@@ -16,6 +18,22 @@ from proxy.service.keys import SETTINGS
 log = logging.getLogger("sargs.service")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def wants_html(request: web.Request) -> bool:
+    """The caller is a browser asking for a page (not a script or an API client)."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
+async def read_form(request: web.Request
+                    ) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """The request's form; a body that cannot be read as one (no multipart boundary, an
+    unknown charset, bytes that are not text) is the client's error: 400, not 500."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError) as exc:  # UnicodeDecodeError is a ValueError
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"unreadable form: {exc}"}),
+                                 content_type="application/json") from None
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:

@@ -3,32 +3,32 @@
 - ``GET /api/v1/me``: the signed-in user, their roles, and per platform the effective
   access now (``AccessPolicy.decide`` with the user's active grants) with the grant and its
   expiry. Login: the service's own (``proxy.service.auth.current_user``: session cookie
-  or Basic) when present, else HTTP Basic checked against the store.
+  or Basic).
 - ``GET /api/v1/guidelines?lang=``: the policy's guidelines in one language.
 
 CORS: browser extensions call these from ``chrome-extension://ID`` or
-``moz-extension://UUID``. Only extension origins are ever echoed (never ``*``, never a
-web page's origin: a page on the internet must not read who is signed in), and with
-``Settings.extension_origins`` set only the listed ones (Chrome IDs are fixed per
-extension; Firefox UUIDs are random per profile, so ``moz-extension://*`` allows them).
+``moz-extension://UUID``. Only the extension origins listed in
+``Settings.extension_origins`` are ever echoed (never ``*``, never a web page's origin, and
+with the list empty, the default, no extension at all: any other installed extension must
+not read who is signed in). Chrome IDs are fixed per extension (list
+``chrome-extension://ID`` of the managed extension); Firefox UUIDs are random per profile,
+so ``moz-extension://*`` allows them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import fnmatch
-import importlib
-import inspect
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
 from proxy.i18n import LANGUAGES, negotiate
 from proxy.policy.decide import Grant, RequestKind, Subject
 from proxy.service import cors, keys
+from proxy.service.auth import current_user, unauthorized
+from proxy.store import grants
+from proxy.store.db import Store
 
 routes = web.RouteTableDef()
 
@@ -40,8 +40,6 @@ def allowed_origin(origin: str, allowed: list[str]) -> bool:
     """Whether ``origin`` (an Origin header) may read the user's data with credentials."""
     if not origin.startswith(EXTENSION_SCHEMES) or "/" in origin.split("://", 1)[1]:
         return False
-    if not allowed:
-        return True
     return any(fnmatch.fnmatchcase(origin, pattern.rstrip("/")) for pattern in allowed)
 
 
@@ -71,70 +69,13 @@ async def _preflight(request: web.Request) -> web.Response:
 # --- who is asking --------------------------------------------------------------------
 
 
-class Unauthorized(web.HTTPUnauthorized):
-    def __init__(self, realm: str) -> None:
-        super().__init__(
-            text='{"error": "sign in to the Sargs service"}',
-            content_type="application/json",
-            headers={"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'},
-        )
-
-
-def _store(app: web.Application) -> Any:
-    key = getattr(keys, "STORE", None)
-    return app.get(key) if key is not None else None
-
-
-def _basic(request: web.Request) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic" or not value:
-        return None
-    try:
-        name, sep, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return (name, password) if sep else None
-
-
 async def signed_in(request: web.Request) -> tuple[str, tuple[str, ...]] | None:
-    """(user name, roles) of whoever is asking, or None."""
-    try:  # the service's own login (session cookie or Basic), once it exists
-        auth: Any = importlib.import_module("proxy.service.auth")
-    except ModuleNotFoundError:
-        auth = None
-    current = getattr(auth, "current_user", None)
-    if getattr(auth, "AUTH", None) not in request.app:  # the login is not set up in this app
-        current = None
-    store = _store(request.app)
-    if current is not None:
-        user = current(request)
-        if inspect.isawaitable(user):
-            user = await user
-        if user is None:
-            return None
-        name = user if isinstance(user, str) else str(user.name)
-        roles = getattr(user, "roles", None)
-        if roles is None and store is not None:
-            from proxy.store import users
-
-            found = await asyncio.to_thread(users.get_user, store, name)
-            roles = found.roles if found is not None else ()
-        return name, tuple(roles or ())
-    credentials = _basic(request)
-    if credentials is None or store is None:
-        return None
-    from proxy.store import users
-
-    found = await asyncio.to_thread(users.verify_password, store, *credentials)
-    return (found.name, tuple(found.roles)) if found is not None else None
+    """(user name, roles) of whoever is asking (session cookie or Basic), or None."""
+    user = await current_user(request)
+    return None if user is None else (user.name, tuple(user.roles))
 
 
-def _active_grants(store: Any, user: str, now: datetime) -> list[Grant]:
-    if store is None:
-        return []
-    from proxy.store import grants
-
+def _active_grants(store: Store, user: str, now: datetime) -> list[Grant]:
     return [g.to_policy_grant() for g in grants.list_active(store, now, user=user)]
 
 
@@ -150,11 +91,13 @@ async def me(request: web.Request) -> web.Response:
     policy = compiled.loaded.policy
     who = await signed_in(request)
     if who is None:
-        raise Unauthorized(policy.identity.realm)
+        # An extension's popup gets plain JSON: a challenge would make the browser show
+        # its own login box over the popup.
+        raise unauthorized(request, "sign in to the Sargs service", policy.identity.realm)
     name, roles = who
     lang = _lang(request)
     now = datetime.now(UTC)
-    active = await asyncio.to_thread(_active_grants, _store(request.app), name, now)
+    active = await asyncio.to_thread(_active_grants, request.app[keys.STORE], name, now)
     subject = Subject(name, frozenset(roles), "service")
     platforms = []
     for platform_id, platform in policy.platforms.items():

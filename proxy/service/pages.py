@@ -19,6 +19,8 @@ from aiohttp import web
 
 from proxy.i18n import LANGUAGES, Translator, negotiate
 from proxy.service import keys
+from proxy.service.auth import USER
+from proxy.service.csrf import csrf_token
 
 DOMAIN = "service"
 
@@ -33,10 +35,6 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     return env
-
-
-def wants_html(request: web.Request) -> bool:
-    return "text/html" in request.headers.get("Accept", "")
 
 
 def language(request: web.Request) -> str:
@@ -56,8 +54,6 @@ def local_time(request: web.Request, value: datetime | None) -> str:
 
 def render(request: web.Request, template: str, *, status: int = 200,
            **context: Any) -> web.Response:
-    from proxy.service.auth import USER, csrf_token  # auth imports this module
-
     lang = language(request)
     user = request.get(USER)
     values: dict[str, Any] = {

@@ -6,7 +6,8 @@ Four concerns wrap every handler, each a plain function in its own module:
 2. CORS headers on the paths page scripts and extensions call, errors included
    (``cors.py``);
 3. refusal of unsafe requests from other sites, and the pre-login cookie a page may
-   have started (``auth.py``);
+   have started (``csrf.py``); ``/metrics`` without its token (``metricsauth.py``);
+   ``Strict-Transport-Security`` on every answer when served over https;
 4. answers for domain errors: 422 naming the field, 400 for a body that is not JSON,
    413 for one too large (``errors.py``).
 
@@ -22,8 +23,12 @@ import time
 
 from aiohttp import web
 
-from proxy.service import auth, cors, errors, metrics
+from proxy.service import cors, csrf, errors, metrics, metricsauth
+from proxy.service.auth import is_https
 from proxy.service.errors import Handler
+
+HSTS = "max-age=31536000"
+"""Browsers that reached the service over https keep to https for a year."""
 
 
 @web.middleware
@@ -32,7 +37,8 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
     status = 500
     allow = cors.headers(request)
     try:
-        response: web.StreamResponse | None = auth.cross_site_refusal(request)
+        response: web.StreamResponse | None = (
+            csrf.cross_site_refusal(request) or metricsauth.refusal(request))
         if response is None:
             try:
                 response = await handler(request)
@@ -41,15 +47,19 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
                 if response is None:
                     raise
             else:
-                auth.after(request, response)
+                csrf.after(request, response)
         status = response.status
         if allow:
             response.headers.update(allow)
+        if is_https(request):
+            response.headers["Strict-Transport-Security"] = HSTS
         return response
     except web.HTTPException as exc:  # redirects, 401, 404, 405: aiohttp answers them
         status = exc.status
         if allow:
             exc.headers.update(allow)
+        if is_https(request):
+            exc.headers["Strict-Transport-Security"] = HSTS
         raise
     finally:
         metrics.observe(request, status, time.perf_counter() - started)

@@ -13,6 +13,7 @@ from proxy.store.errors import (
     NotFound,
     SelfDecision,
     StoreError,
+    TooManyPending,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "SelfDecision",
     "Store",
     "StoreError",
+    "TooManyPending",
     "open_store",
     "upgrade",
 ]

@@ -1,10 +1,18 @@
-"""The audit log: append-only, hash-chained, verifiable, prunable.
+"""The audit log: append-only, chained with a key kept outside the database, prunable.
 
-Each entry carries ``prev_hash`` (the hash of the entry before it; 64 zeros for the first)
-and ``hash`` = SHA-256 of the canonical JSON (sorted keys, no spaces, UTF-8) of
-``{seq, at, kind, actor, user, platform, request_id, grant_id, details, prev_hash}``, with
-``at`` in UTC ISO-8601 with microseconds and ``details`` the canonical JSON text stored.
-Editing, deleting or reordering rows breaks the chain, and ``verify`` says where.
+Each entry carries ``prev_hash`` (the link of the entry before it; 64 zeros for the first),
+``key_id`` and ``hash`` = HMAC-SHA256, under the audit key ``key_id`` names
+(``auditkeys.py``), of the canonical JSON (sorted keys, no spaces, UTF-8) of
+``{seq, at, kind, actor, user, platform, request_id, grant_id, details, prev_hash,
+key_id}``, with ``at`` in UTC ISO-8601 with microseconds and ``details`` the canonical JSON
+text stored. Editing, deleting or reordering rows breaks the chain, and recomputing the
+links needs the key, which the database does not hold; ``auditverify.verify`` says where.
+
+Entries written before the chain was keyed (schema 0001) have no ``key_id``; their
+``hash`` is plain SHA-256 of the same document without ``key_id`` (``entry_hash``). The
+upgrade records the last of them in ``audit_head.legacy_through``; an unkeyed entry after
+it is reported. The first keyed entry's HMAC covers the last unkeyed entry's hash, so the
+older part cannot be rewritten either without the key (see docs/storage.md).
 
 Appends are serialized: they lock the single ``audit_head`` row (``SELECT … FOR UPDATE`` on
 PostgreSQL, the database lock of ``BEGIN IMMEDIATE`` on SQLite), so several processes and
@@ -25,7 +33,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TextIO
@@ -33,8 +41,9 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from proxy.store.auditkeys import KeyRing
 from proxy.store.common import aware
-from proxy.store.db import Store
+from proxy.store.db import Store, keys_of
 from proxy.store.errors import InvalidInput
 from proxy.store.schema import audit_head, audit_log, events
 
@@ -80,31 +89,7 @@ class AuditEntry:
     details: Mapping[str, Any]
     prev_hash: str
     hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One finding of ``verify``: the entry (seq) and what is wrong with it."""
-
-    seq: int
-    kind: str
-    """``edited``, ``deleted``, ``reordered``, ``broken-link``, ``truncated`` or ``unexpected``."""
-    message: str
-
-    def __str__(self) -> str:
-        return f"seq {self.seq}: {self.kind}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    entries: int
-    first_seq: int | None
-    last_seq: int | None
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
+    key_id: str | None = None
 
 
 # --- hashing ------------------------------------------------------------------------------
@@ -119,22 +104,41 @@ def _iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def entry_hash(*, seq: int, at: datetime, kind: str, actor: str | None, user: str | None,
-               platform: str | None, request_id: str | None, grant_id: str | None,
-               details: str, prev_hash: str) -> str:
-    """The hash of one entry (``details`` as its stored canonical JSON text)."""
-    doc = {"seq": seq, "at": _iso(at), "kind": kind, "actor": actor, "user": user,
-           "platform": platform, "request_id": request_id, "grant_id": grant_id,
-           "details": details, "prev_hash": prev_hash}
-    return hashlib.sha256(_canonical(doc).encode()).hexdigest()
+def _document(*, seq: int, at: datetime, kind: str, actor: str | None, user: str | None,
+              platform: str | None, request_id: str | None, grant_id: str | None,
+              details: str, prev_hash: str) -> dict[str, Any]:
+    return {"seq": seq, "at": _iso(at), "kind": kind, "actor": actor, "user": user,
+            "platform": platform, "request_id": request_id, "grant_id": grant_id,
+            "details": details, "prev_hash": prev_hash}
 
 
-def _row_hash(row: Row[Any], seq: int | None = None) -> str:
+def entry_hash(**fields: Any) -> str:
+    """The unkeyed (schema 0001) hash of one entry: plain SHA-256, which anyone can
+    recompute. Kept to verify entries written before the chain was keyed."""
+    return hashlib.sha256(_canonical(_document(**fields)).encode()).hexdigest()
+
+
+def entry_link(keys: KeyRing, kid: str, **fields: Any) -> str:
+    """The keyed link of one entry: HMAC-SHA256 under key ``kid`` (``KeyError`` if the
+    ring does not hold it)."""
+    doc = {**_document(**fields), "key_id": kid}
+    return keys.mac(kid, _canonical(doc).encode())
+
+
+def row_hash(row: Row[Any], keys: KeyRing, seq: int | None = None) -> str | None:
+    """What a stored row's ``hash`` should be (at ``seq`` if given); ``None`` when its key
+    is not in the ring."""
     m = row._mapping
-    return entry_hash(seq=m["seq"] if seq is None else seq, at=m["at"], kind=m["kind"],
-                      actor=m["actor"], user=m["user"], platform=m["platform"],
-                      request_id=m["request_id"], grant_id=m["grant_id"],
-                      details=m["details"], prev_hash=m["prev_hash"])
+    fields = {"seq": m["seq"] if seq is None else seq, "at": m["at"], "kind": m["kind"],
+              "actor": m["actor"], "user": m["user"], "platform": m["platform"],
+              "request_id": m["request_id"], "grant_id": m["grant_id"],
+              "details": m["details"], "prev_hash": m["prev_hash"]}
+    kid = m["key_id"]
+    if kid is None:
+        return entry_hash(**fields)
+    if kid not in keys.keys:
+        return None
+    return entry_link(keys, kid, **fields)
 
 
 def _check_details(value: Any, path: str = "details") -> None:
@@ -155,7 +159,7 @@ def _entry(row: Row[Any]) -> AuditEntry:
     return AuditEntry(seq=int(m["seq"]), at=m["at"], kind=m["kind"], actor=m["actor"],
                       user=m["user"], platform=m["platform"], request_id=m["request_id"],
                       grant_id=m["grant_id"], details=json.loads(m["details"]),
-                      prev_hash=m["prev_hash"], hash=m["hash"])
+                      prev_hash=m["prev_hash"], hash=m["hash"], key_id=m["key_id"])
 
 
 # --- appending ----------------------------------------------------------------------------
@@ -198,6 +202,8 @@ def append_many_in(conn: Connection, drafts: Iterable[Draft]) -> list[AuditEntry
         prepared.append((d, kind, at, body, details_text))
     if not prepared:
         return []
+    keys = keys_of(conn)
+    kid = keys.current
     seq, prev = lock_head(conn)
     rows: list[dict[str, Any]] = []
     entries: list[AuditEntry] = []
@@ -207,12 +213,12 @@ def append_many_in(conn: Connection, drafts: Iterable[Draft]) -> list[AuditEntry
             "seq": seq, "at": at, "kind": kind.value, "actor": d.actor, "user": d.user,
             "platform": d.platform, "request_id": d.request_id, "grant_id": d.grant_id,
             "details": details_text, "prev_hash": prev}
-        digest = entry_hash(**values)
-        rows.append({**values, "hash": digest})
+        digest = entry_link(keys, kid, **values)
+        rows.append({**values, "key_id": kid, "hash": digest})
         entries.append(AuditEntry(seq=seq, at=at, kind=kind.value, actor=d.actor,
                                   user=d.user, platform=d.platform, request_id=d.request_id,
                                   grant_id=d.grant_id, details=body, prev_hash=prev,
-                                  hash=digest))
+                                  hash=digest, key_id=kid))
         prev = digest
     conn.execute(sa.insert(audit_log), rows)
     conn.execute(sa.update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev))
@@ -240,6 +246,16 @@ def append(store: Store, kind: Kind | str, *, at: datetime | None = None,
     with store.write() as conn:
         return append_in(conn, kind, at=at, actor=actor, user=user, platform=platform,
                          request_id=request_id, grant_id=grant_id, details=details)
+
+
+def record_failed_login(store: Store, user: str, address: str, via: str, count: int, *,
+                        at: datetime | None = None) -> AuditEntry:
+    """Record one failed login (never the password): who was tried (cut to 128
+    characters), from which client address, through what (``service`` form, ``api``
+    Basic, ``proxy`` at a gateway) and how many failures that name and address have had in
+    the limiter's window. For every part that checks passwords."""
+    return append(store, Kind.login_failed, at=at, user=user[:128] or None,
+                  details={"address": address[:64], "via": via, "count": count})
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -328,99 +344,6 @@ def export_csv(store: Store, out: TextIO, *, kind: str | Collection[str] | None 
     with store.read() as conn:
         rows = conn.execution_options(yield_per=1000).execute(stmt)
         return write_csv((_entry(r) for r in rows), out)
-
-
-# --- verifying ----------------------------------------------------------------------------
-
-_MAX_SUSPECTS = 1000
-"""Edited rows examined for moves; beyond this the rest are reported as edited."""
-
-
-def _anchor(conn: Connection) -> tuple[int, str, int | None]:
-    """Where the chain starts: (first seq, its prev_hash, seq of the checkpoint used)."""
-    row = conn.execute(sa.select(audit_log.c.seq, audit_log.c.details)
-                       .where(audit_log.c.kind == Kind.checkpoint.value)
-                       .order_by(audit_log.c.seq.desc()).limit(1)).first()
-    if row is None:
-        return 1, GENESIS, None
-    try:
-        details = json.loads(row.details)
-        return int(details["pruned_through"]) + 1, str(details["pruned_hash"]), int(row.seq)
-    except (ValueError, KeyError, TypeError):
-        return 1, GENESIS, int(row.seq)
-
-
-def verify(store: Store) -> VerifyReport:
-    """Check the whole chain; every problem names the entry (seq) and what is wrong.
-
-    Detects: changed entries (``edited``), missing ones (``deleted``; also the newest ones,
-    against the chain head: ``truncated``), entries moved to another position
-    (``reordered``), and entries whose link to the one before is broken (an entry changed
-    and its hash recomputed: ``broken-link``).
-    """
-    problems: list[Problem] = []
-    suspects: dict[int, Row[Any]] = {}
-    links: list[tuple[int, str]] = []
-    with store.read() as conn:
-        head_row = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash)
-                                .where(audit_head.c.id == 1)).one()
-        expected_seq, last_hash, checkpoint = _anchor(conn)
-        first_seq: int | None = None
-        last_seq: int | None = None
-        n = 0
-        rows = conn.execution_options(yield_per=1000).execute(
-            sa.select(audit_log).order_by(audit_log.c.seq))
-        for row in rows:
-            seq = int(row.seq)
-            n += 1
-            if first_seq is None:
-                first_seq = seq
-            if seq < expected_seq:
-                problems.append(Problem(seq, "unexpected",
-                                        f"present although checkpoint {checkpoint} says "
-                                        f"entries up to {expected_seq - 1} were pruned"))
-            elif seq > expected_seq:
-                missing = (f"entry {expected_seq} is" if seq == expected_seq + 1
-                           else f"entries {expected_seq}–{seq - 1} are")
-                problems.append(Problem(expected_seq, "deleted", f"{missing} missing"))
-            elif row.prev_hash != last_hash:
-                links.append((seq, row.prev_hash))
-            if _row_hash(row) != row.hash:
-                if len(suspects) < _MAX_SUSPECTS:
-                    suspects[seq] = row
-                else:
-                    problems.append(Problem(seq, "edited", "contents changed (hash mismatch)"))
-            last_hash, expected_seq, last_seq = row.hash, seq + 1, seq
-    moved_hashes: set[str] = set()
-    for seq, row in suspects.items():
-        origin = next((s for s in suspects if s != seq and _row_hash(row, s) == row.hash), None)
-        if origin is not None:
-            moved_hashes.add(row.hash)
-            problems.append(Problem(seq, "reordered", f"entry {origin} was moved here"))
-        else:
-            problems.append(Problem(seq, "edited", "contents changed (hash mismatch)"))
-    moved = {s for s, r in suspects.items() if r.hash in moved_hashes}
-    for seq, prev in links:
-        if seq in moved or prev in moved_hashes or (seq - 1) in moved:
-            continue
-        problems.append(Problem(seq, "broken-link",
-                                f"does not link to entry {seq - 1}: one of the two was "
-                                "changed and its hash recomputed"))
-    if last_seq is None:
-        if int(head_row.seq) >= expected_seq:
-            problems.append(Problem(expected_seq, "truncated",
-                                    f"the log is empty but the chain head is at seq "
-                                    f"{head_row.seq}"))
-    elif int(head_row.seq) > last_seq:
-        problems.append(Problem(last_seq + 1, "truncated",
-                                f"entries {last_seq + 1}–{head_row.seq} are missing "
-                                "(the chain head is further on)"))
-    elif int(head_row.seq) != last_seq or head_row.hash != last_hash:
-        problems.append(Problem(last_seq, "broken-link",
-                                f"the chain head (seq {head_row.seq}) does not match the last "
-                                "entry"))
-    problems.sort(key=lambda p: p.seq)
-    return VerifyReport(entries=n, first_seq=first_seq, last_seq=last_seq, problems=problems)
 
 
 # --- retention ----------------------------------------------------------------------------

@@ -19,13 +19,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from argon2 import PasswordHasher
 from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from proxy.store import auditkeys
+from proxy.store.auditkeys import KeyRing
+
+if TYPE_CHECKING:
+    from proxy.settings import Settings
 
 log = logging.getLogger("sargs.store")
 
@@ -43,6 +49,22 @@ class Store:
 
     engine: Engine
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
+    audit_key_file: Path | None = None
+    """Where the audit chain's keys live (``auditkeys.py``); made at first use."""
+    audit_key_env: str = field(default="", repr=False)
+    """``SARGS_AUDIT_KEY``: when set, the current audit key."""
+    _keys: KeyRing | None = field(default=None, repr=False)
+
+    @property
+    def audit_keys(self) -> KeyRing:
+        """The audit chain's keys (read, or generated, on first use)."""
+        if self._keys is None:
+            self._keys = auditkeys.load(self.audit_key_file, self.audit_key_env)
+        return self._keys
+
+    def reload_audit_keys(self) -> None:
+        """Read the key file again (after ``sargs audit rotate-key``)."""
+        self._keys = None
 
     @property
     def dialect(self) -> str:
@@ -63,7 +85,7 @@ class Store:
     def write(self) -> Iterator[Connection]:
         """A transaction that writes (SQLite: ``BEGIN IMMEDIATE``)."""
         with self.engine.connect() as conn:
-            conn = conn.execution_options(sargs_write=True)
+            conn = conn.execution_options(sargs_write=True, sargs_store=self)
             with conn.begin():
                 yield conn
 
@@ -149,14 +171,36 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
 
 
 def open_store(url: str | URL, *, migrate: bool = True,
-               hasher: PasswordHasher | None = None) -> Store:
+               hasher: PasswordHasher | None = None, audit_key_file: Path | None = None,
+               audit_key: str = "") -> Store:
     """Open (and by default migrate) the store at ``url``.
 
     ``url``: ``sqlite:///path/to/sargs.db`` (embedded default) or
     ``postgresql+psycopg://user:password@host/db`` (several service nodes). ``hasher``:
     argon2 parameters for new password hashes (default: argon2-cffi's recommended ones).
+    ``audit_key_file`` / ``audit_key``: the audit chain's keys (``auditkeys.py``); the key
+    file defaults, for SQLite, to ``audit.keys`` beside the database file (the var dir);
+    a PostgreSQL store needs one of the two (the service passes ``VAR_DIR/audit.keys``).
     """
     engine = create_engine(url)
     if migrate:
         upgrade(engine)
-    return Store(engine, hasher or PasswordHasher())
+    if audit_key_file is None and engine.dialect.name == "sqlite":
+        audit_key_file = Path(engine.url.database or "").resolve().parent / "audit.keys"
+    return Store(engine, hasher or PasswordHasher(), audit_key_file, audit_key)
+
+
+def open_configured(settings: Settings, *, migrate: bool = True,
+                    hasher: PasswordHasher | None = None) -> Store:
+    """The store ``settings`` name, with its audit keys (``audit_key_file`` / ``audit_key``)."""
+    return open_store(settings.database, migrate=migrate, hasher=hasher,
+                      audit_key_file=settings.audit_keys_path,
+                      audit_key=settings.audit_key.get_secret_value())
+
+
+def keys_of(conn: Connection) -> KeyRing:
+    """The audit keys of the store whose ``write()`` opened ``conn``."""
+    store = conn.get_execution_options().get("sargs_store")
+    if not isinstance(store, Store):
+        raise RuntimeError("audit entries are appended inside store.write() only")
+    return store.audit_keys

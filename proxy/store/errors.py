@@ -38,3 +38,12 @@ class AlreadyDecided(StoreError):
         super().__init__(f"{what} is {status}, not pending" if what.startswith("request")
                          else f"{what} is {status}, not active")
         self.status = status
+
+
+class TooManyPending(StoreError):
+    """The user has as many pending requests as they may (``limit``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"you have {limit} pending requests already: wait for a decision "
+                         "(or ask again for one of the same platforms, which updates it)")
+        self.limit = limit

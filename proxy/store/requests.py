@@ -18,6 +18,7 @@ transaction; the caller need not audit again.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,13 @@ from sqlalchemy.engine import Row
 from proxy.store import audit
 from proxy.store.common import aware, bump_changes, new_id, text_field
 from proxy.store.db import Store
-from proxy.store.errors import AlreadyDecided, InvalidInput, NotFound, SelfDecision
+from proxy.store.errors import (
+    AlreadyDecided,
+    InvalidInput,
+    NotFound,
+    SelfDecision,
+    TooManyPending,
+)
 from proxy.store.grants import ACTIVE, Grant
 from proxy.store.schema import grants, requests
 
@@ -76,8 +83,27 @@ def _minutes(value: int, field: str) -> int:
 
 def create_request(store: Store, user: str, platform: str, access: str,
                    duration_minutes: int, justification: str, ticket: str | None = None, *,
-                   now: datetime | None = None) -> AccessRequest:
-    """Store a new pending request and return it (with its new id) once committed."""
+                   now: datetime | None = None, max_pending: int | None = None
+                   ) -> AccessRequest:
+    """``submit_request`` without saying whether the request is new."""
+    return submit_request(store, user, platform, access, duration_minutes, justification,
+                          ticket, now=now, max_pending=max_pending)[0]
+
+
+def submit_request(store: Store, user: str, platform: str, access: str,
+                   duration_minutes: int, justification: str, ticket: str | None = None, *,
+                   now: datetime | None = None, max_pending: int | None = None
+                   ) -> tuple[AccessRequest, bool]:
+    """Store a pending request and return it once committed, and whether it is new.
+
+    Bounded per user when ``max_pending`` is given (the service always gives
+    ``Settings.max_pending_requests``): while the user has a pending request for
+    ``platform``, asking again updates that one (access, duration, justification, ticket;
+    same id, so approvers are told once); with ``max_pending`` pending requests for other
+    platforms already, a new one is refused (``TooManyPending``). Requests of one user are
+    serialized (SQLite's write lock; a PostgreSQL advisory lock per user), so a burst
+    cannot slip past the cap.
+    """
     if access not in ACCESS:
         raise InvalidInput("access", "must be read or allow")
     request = AccessRequest(
@@ -92,18 +118,41 @@ def create_request(store: Store, user: str, platform: str, access: str,
         created_at=aware(now),
     )
     with store.write() as conn:
+        if conn.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(b"request:" + user.encode()).digest()[:8],
+                                 "big", signed=True)
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        pending = conn.execute(sa.select(requests).where(
+            requests.c.user == request.user, requests.c.status == "pending")
+            .order_by(requests.c.created_at)).all()
+        same = next((r for r in pending if r.platform == request.platform), None) \
+            if max_pending is not None else None
+        values: dict[str, Any] = {
+            "access": request.access, "duration_minutes": request.duration_minutes,
+            "justification": request.justification, "ticket": request.ticket}
+        if same is not None:
+            conn.execute(sa.update(requests).where(requests.c.id == same.id).values(**values))
+            bump_changes(conn)
+            audit.append_in(conn, audit.Kind.request, at=request.created_at,
+                            actor=request.user, user=request.user, platform=request.platform,
+                            request_id=same.id,
+                            details={"access": access, "duration_minutes": duration_minutes,
+                                     "ticket": request.ticket, "updated": True})
+            return replace(_request(same), access=request.access,
+                           duration_minutes=request.duration_minutes,
+                           justification=request.justification, ticket=request.ticket), False
+        if max_pending is not None and len(pending) >= max_pending:
+            raise TooManyPending(max_pending)
         conn.execute(sa.insert(requests).values(
             id=request.id, user=request.user, platform=request.platform,
-            access=request.access, duration_minutes=request.duration_minutes,
-            justification=request.justification, ticket=request.ticket,
-            status=request.status, created_at=request.created_at))
+            status=request.status, created_at=request.created_at, **values))
         bump_changes(conn)
         # The justification stays in the request row, out of the audit log.
         audit.append_in(conn, audit.Kind.request, at=request.created_at, actor=request.user,
                         user=request.user, platform=request.platform, request_id=request.id,
                         details={"access": access, "duration_minutes": duration_minutes,
                                  "ticket": request.ticket})
-    return request
+    return request, True
 
 
 def get_request(store: Store, request_id: str) -> AccessRequest | None:

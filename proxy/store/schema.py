@@ -109,8 +109,10 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("legacy_through", sa.BigInteger, nullable=False, server_default="0"),
 )
-"""A single row (id 1): the chain's last sequence number and hash. Appends lock it."""
+"""A single row (id 1): the chain's last sequence number and hash. Appends lock it.
+``legacy_through``: entries up to this seq were written before the chain was keyed."""
 
 audit_log = sa.Table(
     "audit_log",
@@ -126,6 +128,7 @@ audit_log = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(16)),
     sa.Index("ix_audit_log_at", "at"),
     sa.Index("ix_audit_log_kind_at", "kind", "at"),
     sa.Index("ix_audit_log_user_at", "user", "at"),
@@ -140,3 +143,21 @@ events = sa.Table(
     sa.Index("ix_events_received_at", "received_at"),
 )
 """Gateway decision events already recorded, by their client-supplied id (idempotency)."""
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("user", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("seen_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("agent", sa.String(200), nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("ended_by", sa.String(128)),
+    sa.Index("ix_sessions_user", "user"),
+    sa.Index("ix_sessions_expires", "expires_at"),
+)
+"""Service login sessions. ``id`` is SHA-256 of the cookie's secret (a database reader
+cannot sign in with it); a session is valid while not ended and not expired."""

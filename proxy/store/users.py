@@ -9,7 +9,8 @@ that the service itself understands:
 The store does not check role names against a policy (the policy changes on its own
 schedule); ``sargs user`` does, and the gateway ignores roles the policy does not know.
 Each change writes an audit entry (``user-add``, ``user-remove``, ``user-password``,
-``user-roles``) in the same transaction.
+``user-roles``) in the same transaction; a password change, a role change and a removal
+also end the user's service sessions there (``sessions.py``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
-from proxy.store import audit
+from proxy.store import audit, sessions
 from proxy.store.common import aware, text_field, utcnow
 from proxy.store.db import Store
 from proxy.store.errors import AlreadyExists, InvalidInput, NotFound
@@ -140,7 +141,9 @@ def _update(store: Store, name: str, values: dict[str, Any], kind: audit.Kind,
                               .values(**values, updated_at=now))
         if result.rowcount != 1:
             raise NotFound(f"no user {name!r}")
-        audit.append_in(conn, kind, at=now, actor=actor, user=name, details=details)
+        ended = sessions.end_all_in(conn, name, by=actor or "store", now=now)
+        audit.append_in(conn, kind, at=now, actor=actor, user=name,
+                        details={**details, "sessions_ended": ended})
 
 
 def set_password(store: Store, name: str, password: str, *, actor: str | None = None,
@@ -164,7 +167,9 @@ def remove_user(store: Store, name: str, *, actor: str | None = None,
     with store.write() as conn:
         if conn.execute(sa.delete(users).where(users.c.name == name)).rowcount != 1:
             raise NotFound(f"no user {name!r}")
-        audit.append_in(conn, audit.Kind.user_remove, at=now, actor=actor, user=name)
+        ended = sessions.end_all_in(conn, name, by=actor or "store", now=now)
+        audit.append_in(conn, audit.Kind.user_remove, at=now, actor=actor, user=name,
+                        details={"sessions_ended": ended})
 
 
 @cache

@@ -237,7 +237,8 @@ async def _serve(kind: str, port: int, var_dir: str) -> None:
         from proxy.service.app import create_app
         from proxy.settings import Settings
 
-        app = create_app(Settings(policy=EXAMPLE, var_dir=Path(var_dir)), PolicyState(EXAMPLE))
+        app = create_app(Settings(policy=EXAMPLE, var_dir=Path(var_dir),
+                                  metrics_token=METRICS_TOKEN), PolicyState(EXAMPLE))
         if "skipped" in kind:
             from proxy.checkpool import CheckPool
 
@@ -315,6 +316,8 @@ def _wrk(port: int, script: str, seconds: float, pid: int) -> tuple[Result, floa
     return result, cpu / max(1, run.requests) * 1e6
 
 
+METRICS_TOKEN = "bench-metrics-token"  # noqa: S105 (a loopback benchmark's own token)
+
 WORKLOADS = ("dense", "posts", "clean")
 """What ``/api/v1/check`` is sent: ``dense`` 280-character drafts each packed with findings
 (an insult, a phone number, an e-mail address, links; the worst case), ``posts`` the
@@ -338,7 +341,9 @@ def _check_bodies(workload: str = "dense") -> list[bytes]:
 
 def _samples(port: int) -> list[Sample]:
     """Every sample the service's ``/metrics`` shows now."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+    scrape = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                    headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(scrape, timeout=10) as resp:  # noqa: S310 (loopback http)
         text = resp.read().decode()
     return [s for family in text_string_to_metric_families(text) for s in family.samples]
 

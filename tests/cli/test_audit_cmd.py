@@ -16,9 +16,10 @@ T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     monkeypatch.setenv("SARGS_DATABASE_URL", store_url)
-    s = open_store(store_url)
+    monkeypatch.setenv("SARGS_VAR_DIR", str(tmp_path))
+    s = open_store(store_url, audit_key_file=tmp_path / "audit.keys")
     for i in range(4):
         audit.append(s, "block", at=T0 + timedelta(days=i), actor="gw1", user="eva",
                      platform="tiktok", details={"rule": "role"})
@@ -30,7 +31,30 @@ def store(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
 
 def test_verify_ok(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["audit", "verify"]) == 0
-    assert capsys.readouterr().out.strip() == "ok: 5 entries, chain intact"
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("ok: 5 entries, chain intact; no anchor in ")
+    assert main(["audit", "anchor"]) == 0
+    assert "anchored seq 5" in capsys.readouterr().out
+    assert main(["audit", "verify"]) == 0
+    assert "1 anchor(s) in" in capsys.readouterr().out
+
+
+def test_rotated_key_signs_new_entries_and_old_ones_still_verify(
+        store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = store.audit_keys.current
+    assert main(["audit", "rotate-key"]) == 0
+    assert "new audit key" in capsys.readouterr().out
+    assert (tmp_path / "audit.keys").stat().st_mode & 0o777 == 0o600
+    store.reload_audit_keys()
+    entry = audit.append(store, "block", actor="gw1")
+    assert entry.key_id not in (None, first)
+    assert main(["audit", "verify"]) == 0
+    # Without the old key, its entries cannot be verified: say so, do not call them edited.
+    lines = (tmp_path / "audit.keys").read_text().splitlines()
+    (tmp_path / "audit.keys").write_text(lines[-1] + "\n")
+    assert main(["audit", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"seq 1: unknown-key: made under audit key {first}" in out
 
 
 def test_verify_names_the_tampered_entry(store: Store,
@@ -79,9 +103,12 @@ def test_export_csv(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_prune_keeps_the_chain_verifiable(store: Store,
                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["audit", "anchor"]) == 0
+    capsys.readouterr()
     assert main(["audit", "prune", "--before", "2026-01-12"]) == 0
     assert "pruned 2 entries (through seq 2); checkpoint at seq 6" in capsys.readouterr().out
     assert main(["audit", "verify"]) == 0
-    assert capsys.readouterr().out.strip() == "ok: 4 entries, chain intact (from seq 3)"
+    assert capsys.readouterr().out.strip().startswith(
+        "ok: 4 entries, chain intact (from seq 3); 1 anchor(s) in")
     assert main(["audit", "prune", "--before", "2026-01-12"]) == 0
     assert "nothing older" in capsys.readouterr().out

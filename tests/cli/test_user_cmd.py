@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +11,9 @@ from proxy.store import audit, open_store, users
 
 
 @pytest.fixture(autouse=True)
-def database(store_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def database(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SARGS_DATABASE_URL", store_url)
+    monkeypatch.setenv("SARGS_VAR_DIR", str(tmp_path))  # the audit key goes here
     monkeypatch.delenv("SARGS_POLICY", raising=False)
     return store_url
 
@@ -110,3 +112,23 @@ def test_duplicate_user_refused(monkeypatch: pytest.MonkeyPatch,
     _stdin(monkeypatch, "pw\n")
     assert main(["user", "add", "anna", "--role", "staff", "--password-stdin"]) == 1
     assert "exists already" in capsys.readouterr().err
+
+
+def test_logout_ends_every_session_of_a_user(database: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta
+
+    from proxy.store import sessions
+
+    store = open_store(database, audit_key_file=tmp_path / "audit.keys")
+    try:
+        users.add_user(store, "anna", "pw", ["staff"])
+        token, _ = sessions.start(store, "anna", timedelta(hours=1))
+        assert sessions.find(store, token) is not None
+        assert main(["user", "logout", "anna"]) == 0
+        assert "ended 1 session(s) of anna" in capsys.readouterr().out
+        assert sessions.find(store, token) is None
+        assert audit.query(store, kind="logout")[0].details == {
+            "everywhere": True, "sessions_ended": 1}
+    finally:
+        store.close()

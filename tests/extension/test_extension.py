@@ -53,7 +53,8 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     users.add_user(store, "anna", PASSWORD, ["staff"])
     req = store_requests.create_request(store, "anna", "tiktok", "read", 120, "campaign")
     store_requests.approve(store, req.id, "boss")
-    app = create_app(Settings(var_dir=tmp / "var"))
+    # The unpacked extension's id is known only once it is loaded: allow any here.
+    app = create_app(Settings(var_dir=tmp / "var", extension_origins=["chrome-extension://*"]))
     app[keys.STORE] = store
     async with serve(app) as service, serve(make_site_app(None)) as site:
         site_port = int(site.rsplit(":", 1)[1])
@@ -159,6 +160,15 @@ async def test_offline_service_never_blocks_typing(env: Env) -> None:
 
 async def test_popup_shows_my_access_grants_and_guidelines(env: Env) -> None:
     await (await set_backend(env, env.service, lang="lv")).close()
+    # Signed in on the service's pages, as the popup's "sign in" link leads (the service
+    # never challenges an extension with Basic: the browser's login box would cover it).
+    login = await env.context.new_page()
+    await login.goto(env.service + "login")
+    await login.fill("#name", "anna")
+    await login.fill("#password", PASSWORD)
+    await login.click("button[type=submit]")
+    await login.wait_for_url("**/access/mine")
+    await login.close()
     popup = await env.context.new_page()
     await popup.goto(env.url("popup.html"))
     await popup.wait_for_selector("#platforms:not([hidden]) tr[data-platform=tiktok]")

@@ -28,10 +28,22 @@ from tests.support.nodes import Node, start_node, stop_node
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture(autouse=True)
+def _pending_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every user may have one pending request per platform here (in-process and in the
+    nodes the tests start)."""
+    monkeypatch.setenv("SARGS_MAX_PENDING_REQUESTS", str(len(PLATFORMS)))
+
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-USERS = [f"user{i:02d}" for i in range(5)]
+USERS = [f"user{i:02d}" for i in range(15)]
 """Few users: each one's first login costs an argon2 verification (and a rehash to the
 store's parameters); later ones hit the service's login cache."""
+PLATFORMS = ["facebook", "instagram", "x", "youtube", "linkedin", "tiktok", "threads",
+             "bluesky", "reddit", "telegram", "whatsapp", "draugiem", "mastodon",
+             "pinterest", "snapchat"]
+"""Request i is user i % 15 asking for platform (i // 15) % 15: a distinct pending request
+each (a repeat for the same user and platform would update the pending one)."""
 TOTAL = 200
 IN_FLIGHT = 40
 
@@ -41,8 +53,9 @@ def _auth(user: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def _prepare(database: str) -> None:
-    store = open_store(database, hasher=FAST)
+def _prepare(database: str, var_dir: Path) -> None:
+    """Users, recorded under the audit key of the service that will use ``var_dir``."""
+    store = open_store(database, hasher=FAST, audit_key_file=var_dir / "audit.keys")
     try:
         for user in USERS:
             add_user(store, user, f"pw-{user}-long", ["staff"])
@@ -61,7 +74,8 @@ def _stored(database: str) -> list[rq.AccessRequest]:
 async def _ask(session: aiohttp.ClientSession, base: str, i: int) -> tuple[int, str | None]:
     """One exception request; (status, id). Connection errors count as not acknowledged."""
     user = USERS[i % len(USERS)]
-    body = {"platform": "tiktok", "access": "read", "duration": 60,
+    platform = PLATFORMS[(i // len(USERS)) % len(PLATFORMS)]
+    body = {"platform": platform, "access": "read", "duration": 60,
             "justification": f"load test request {i}"}
     try:
         async with session.post(f"{base}/api/v1/exceptions", json=body, headers=_auth(user),
@@ -82,7 +96,7 @@ async def _log_in(session: aiohttp.ClientSession, base: str) -> None:
 async def test_200_simultaneous_requests_are_all_stored_once(
     store_url: str, tmp_path: Path
 ) -> None:
-    await asyncio.to_thread(_prepare, store_url)
+    await asyncio.to_thread(_prepare, store_url, tmp_path / "var")
     settings = Settings(var_dir=tmp_path / "var", database_url=store_url,
                         gateway_token=SecretStr("t"))
     runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=2)
@@ -123,7 +137,7 @@ def _free_port() -> int:
 async def test_killed_service_loses_no_acknowledged_request(
     store_url: str, tmp_path: Path
 ) -> None:
-    await asyncio.to_thread(_prepare, store_url)
+    await asyncio.to_thread(_prepare, store_url, tmp_path / "svc")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     args = ("--database", store_url, "--port", str(port), "--token", "t")

@@ -31,6 +31,8 @@ pytestmark = pytest.mark.slow
 TOKEN = "fail-static-token"
 PROXY_AUTH = "Basic " + base64.b64encode(b"ivo:ivo-password-1").decode()
 
+AUDIT_KEY = "5a" * 32  # the audit key of the stores these tests open themselves
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -78,7 +80,7 @@ def spooled(gw_dir: Path) -> int:
 
 
 def grant(database: str, platform: str, minutes: int, ago: timedelta = timedelta()) -> datetime:
-    store = open_store(database, migrate=False)
+    store = open_store(database, migrate=False, audit_key=AUDIT_KEY)
     try:
         made = rq.create_request(store, "ivo", platform, "allow", minutes, "research")
         return rq.approve(store, made.id, "olga", now=datetime.now(UTC) - ago)[1].expires_at
@@ -87,7 +89,7 @@ def grant(database: str, platform: str, minutes: int, ago: timedelta = timedelta
 
 
 def blocks_of(database: str, gateway: str) -> list[str]:
-    store = open_store(database, migrate=False)
+    store = open_store(database, migrate=False, audit_key=AUDIT_KEY)
     try:
         return [e.details["event_id"] for e in audit.query(store, kind="block")
                 if e.actor == gateway]
@@ -161,7 +163,7 @@ async def test_gateway_keeps_enforcing_and_spooling_without_the_service(
 
 
 def _grant_uses(database: str) -> int:
-    store = open_store(database, migrate=False)
+    store = open_store(database, migrate=False, audit_key=AUDIT_KEY)
     try:
         return len(audit.query(store, kind="grant-use"))
     finally:

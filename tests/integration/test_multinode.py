@@ -40,6 +40,8 @@ USERS = {"ivo": ("ivo-password-1", ["intern"])}
 """ivo is an intern: Facebook is blocked for interns, unless a grant says otherwise."""
 PROPAGATION = 2.0
 
+AUDIT_KEY = "5a" * 32  # the audit key of the stores these tests open themselves
+
 
 @dataclass
 class ServiceNode:
@@ -66,7 +68,7 @@ async def service_node(database: str, var_dir: Path) -> AsyncIterator[ServiceNod
 def database(postgres_server: PostgresServer) -> Any:
     name = postgres_server.create_database(template=postgres_server.migrated_template())
     url = postgres_server.url(name)
-    store = open_store(url)
+    store = open_store(url, audit_key=AUDIT_KEY)
     add_user(store, "ivo", "ivo-password-1", ["intern"])
     add_user(store, "olga", "olga-password-1", ["approver"])
     store.close()
@@ -162,7 +164,7 @@ async def test_grants_reach_every_gateway_within_two_seconds(
         # A grant of one minute, approved 57 s ago (as the store lets a test say): it
         # is enforced now and stops by itself at its expiry, on both gateways.
         def short_grant() -> datetime:
-            store = open_store(database, migrate=False)
+            store = open_store(database, migrate=False, audit_key=AUDIT_KEY)
             try:
                 made = rq.create_request(store, "ivo", "facebook", "allow", 1, "short")
                 at = datetime.now(UTC) - timedelta(seconds=57)
@@ -179,7 +181,7 @@ async def test_grants_reach_every_gateway_within_two_seconds(
 
         # Both gateways delivered their events (blocks, grant uses) to the shared store.
         def kinds() -> dict[str, set[str]]:
-            store = open_store(database, migrate=False)
+            store = open_store(database, migrate=False, audit_key=AUDIT_KEY)
             try:
                 out: dict[str, set[str]] = {}
                 for entry in audit.query(store):

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from proxy.service.approve import lapse_now, prune_now
-from proxy.store import audit, grants, requests
+from proxy.service.housekeeping import lapse_now, prune_now
+from proxy.store import audit, auditverify, grants, requests
 from tests.support.service import Service, running_service
 
 
@@ -179,7 +179,7 @@ async def test_audit_retention_prunes_old_entries_and_keeps_the_chain(
         left = await asyncio.to_thread(audit.query, svc.store, limit=1000)
         assert [e.kind for e in left] == ["checkpoint"]
         await _ask(svc, user="bruno")
-        report = await asyncio.to_thread(audit.verify, svc.store)
+        report = await asyncio.to_thread(auditverify.verify, svc.store)
         assert report.problems == []
 
 

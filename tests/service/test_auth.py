@@ -9,7 +9,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from proxy.service.auth import MAX_FAILURES, PRE_COOKIE, SESSION_COOKIE
+from proxy.service.auth import SESSION_COOKIE
+from proxy.service.clients import MAX_FAILURES
+from proxy.service.csrf import PRE_COOKIE
 from proxy.store import requests, users
 from tests.support.service import Service, running_service
 

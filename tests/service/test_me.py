@@ -41,7 +41,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 async def client(aiohttp_client, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     if not hasattr(keys, "STORE"):
         monkeypatch.setattr(keys, "STORE", web.AppKey("store", object), raising=False)
-    app = create_app(Settings(var_dir=tmp_path, service_url="https://sargs.example.lv"))
+    app = create_app(Settings(var_dir=tmp_path, service_url="https://sargs.example.lv",
+                              extension_origins=[EXT]))
     app[keys.STORE] = store
     return await aiohttp_client(app)
 
@@ -113,17 +114,20 @@ async def test_cors_only_for_extension_origins_with_credentials(client) -> None:
         "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
     assert refused.status == 403
     assert "Access-Control-Allow-Origin" not in refused.headers
-    # The 401 for a missing login is readable by the extension (it says "sign in").
+    # The 401 for a missing login is readable by the extension (it says "sign in"), and
+    # carries no challenge: the browser would put its own login box over the popup.
     anon = await client.get("/api/v1/me", headers={"Origin": EXT})
     assert anon.status == 401
     assert anon.headers["Access-Control-Allow-Origin"] == EXT
+    assert "WWW-Authenticate" not in anon.headers
+    assert (await anon.json())["error"]
 
 
 @pytest.mark.parametrize(
     ("origin", "allowed", "expected"),
     [
-        (EXT, [], True),
-        ("moz-extension://1b2c3d4e-aaaa-bbbb-cccc-1234567890ab", [], True),
+        (EXT, [], False),  # no list: no extension
+        ("moz-extension://1b2c3d4e-aaaa-bbbb-cccc-1234567890ab", [], False),
         ("https://x.com", [], False),
         ("null", [], False),
         ("chrome-extension://abc/evil", [], False),

@@ -10,7 +10,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.runtime import PolicyState
-from proxy.service import keys, metrics
+from proxy.service import keys, metrics, metricsauth
 from proxy.service.app import create_app
 from proxy.settings import Settings
 from proxy.store import requests as store_requests
@@ -26,7 +26,8 @@ def sample(text: str, name: str, **labels: str) -> float | None:
 
 
 async def scrape(client) -> str:
-    resp = await client.get("/metrics")
+    token = metricsauth.load_token(client.server.app[keys.SETTINGS])
+    resp = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert resp.status == 200
     assert resp.headers["Content-Type"].startswith("text/plain; version=")
     return str(await resp.text())

@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from proxy.runtime import PolicyState
-from proxy.store import audit
+from proxy.store import audit, auditverify
 from tests.support.gateway import copy_policy
 from tests.support.service import Service, running_service
 
@@ -56,7 +56,7 @@ async def test_good_and_bad_changes_are_applied_or_refused_and_audited(tmp_path:
         assert "roles.yaml:" in str(refused.details["problem"])
         assert "'alow' is not one of allow, read, block" in str(refused.details["problem"])
         assert await _version(svc) == second  # the old policy stays in force
-        report = await asyncio.to_thread(audit.verify, svc.store)
+        report = await asyncio.to_thread(auditverify.verify, svc.store)
         assert report.problems == []
 
 

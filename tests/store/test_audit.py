@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from proxy.store import InvalidInput, audit, open_store
+from proxy.store import InvalidInput, audit, auditverify, open_store
 from proxy.store.db import Store
 from proxy.store.schema import audit_log
 from tests.store.conftest import FAST, T0
@@ -32,7 +32,7 @@ def test_entries_chain_and_verify(store: Store) -> None:
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6]
     assert entries[0].prev_hash == audit.GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert report.ok
     assert report.entries == 6
     assert report.last_seq == 6
@@ -42,7 +42,7 @@ def test_entries_chain_and_verify(store: Store) -> None:
 
 
 def test_empty_log_verifies(store: Store) -> None:
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert report.ok
     assert report.entries == 0
 
@@ -50,7 +50,7 @@ def test_empty_log_verifies(store: Store) -> None:
 def test_edited_entry_is_named(store: Store) -> None:
     _fill(store)
     _sql(store, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert [(p.seq, p.kind) for p in report.problems] == [(3, "edited")]
     assert str(report.problems[0]).startswith("seq 3: edited")
 
@@ -58,26 +58,27 @@ def test_edited_entry_is_named(store: Store) -> None:
 def test_edited_details_are_detected(store: Store) -> None:
     _fill(store)
     _sql(store, """UPDATE audit_log SET details = '{"n":4,"rule":"grant"}' WHERE seq = 5""")
-    assert [(p.seq, p.kind) for p in audit.verify(store).problems] == [(5, "edited")]
+    assert [(p.seq, p.kind) for p in auditverify.verify(store).problems] == [(5, "edited")]
 
 
-def test_edit_with_recomputed_hash_breaks_the_link(store: Store) -> None:
+def test_edit_rehashed_without_the_key_is_named(store: Store) -> None:
+    """Recomputing an edited entry's hash the unkeyed way does not make it valid."""
     _fill(store)
     with store.write() as conn:
         row = conn.execute(sa.select(audit_log).where(audit_log.c.seq == 3)).one()
         values = {**row._mapping, "actor": "mallory"}
-        del values["hash"]
+        del values["hash"], values["key_id"]
         conn.execute(sa.update(audit_log).where(audit_log.c.seq == 3)
                      .values(actor="mallory", hash=audit.entry_hash(**values)))
-    report = audit.verify(store)
-    assert [(p.seq, p.kind) for p in report.problems] == [(4, "broken-link")]
-    assert "entry 3" in report.problems[0].message
+    report = auditverify.verify(store)
+    assert [(p.seq, p.kind) for p in report.problems] == [(3, "edited"), (4, "broken-link")]
+    assert "entry 3" in report.problems[1].message
 
 
 def test_deleted_entry_is_named(store: Store) -> None:
     _fill(store)
     _sql(store, "DELETE FROM audit_log WHERE seq = 3")
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert [(p.seq, p.kind) for p in report.problems] == [(3, "deleted")]
     assert "entry 3 is missing" in report.problems[0].message
 
@@ -85,7 +86,7 @@ def test_deleted_entry_is_named(store: Store) -> None:
 def test_deleted_first_and_last_entries_are_named(store: Store) -> None:
     _fill(store)
     _sql(store, "DELETE FROM audit_log WHERE seq IN (1, 2, 6)")
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert [(p.seq, p.kind) for p in report.problems] == [(1, "deleted"), (6, "truncated")]
 
 
@@ -95,7 +96,7 @@ def test_reordered_entries_are_named(store: Store) -> None:
          "UPDATE audit_log SET seq = -1 WHERE seq = 3",
          "UPDATE audit_log SET seq = 3 WHERE seq = 4",
          "UPDATE audit_log SET seq = 4 WHERE seq = -1")
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert [(p.seq, p.kind) for p in report.problems] == [(3, "reordered"), (4, "reordered")]
     assert report.problems[0].message == "entry 4 was moved here"
     assert report.problems[1].message == "entry 3 was moved here"
@@ -108,7 +109,7 @@ def test_reordered_times_are_detected(store: Store) -> None:
          "UPDATE audit_log SET seq = -1 WHERE seq = 2",
          "UPDATE audit_log SET seq = 2 WHERE seq = 5",
          "UPDATE audit_log SET seq = 5 WHERE seq = -1")
-    kinds = {(p.seq, p.kind) for p in audit.verify(store).problems}
+    kinds = {(p.seq, p.kind) for p in auditverify.verify(store).problems}
     assert kinds == {(2, "reordered"), (5, "reordered")}
 
 
@@ -126,12 +127,12 @@ def test_prune_writes_a_checkpoint_and_the_chain_still_verifies(store: Store) ->
     assert cp.details["pruned_hash"] == entries[3].hash
     remaining = audit.query(store, newest_first=False, limit=100)
     assert [e.seq for e in remaining] == [5, 6, 7, 8, 9, 10, 11]
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert report.ok, report.problems
     assert report.first_seq == 5
     # still tamper-evident after pruning
     _sql(store, "DELETE FROM audit_log WHERE seq = 5")
-    assert [(p.seq, p.kind) for p in audit.verify(store).problems] == [(5, "deleted")]
+    assert [(p.seq, p.kind) for p in auditverify.verify(store).problems] == [(5, "deleted")]
 
 
 def test_prune_everything_and_again(store: Store) -> None:
@@ -139,13 +140,13 @@ def test_prune_everything_and_again(store: Store) -> None:
     first = audit.prune(store, T0 + timedelta(days=1), now=T0 + timedelta(days=1))
     assert first is not None
     assert first.pruned == 3
-    assert audit.verify(store).ok
+    assert auditverify.verify(store).ok
     audit.append(store, "policy-reload", at=T0 + timedelta(days=2), details={"version": "v2"})
     second = audit.prune(store, T0 + timedelta(days=3), now=T0 + timedelta(days=3))
     assert second is not None
     assert second.pruned == 2
     assert second.through_seq == 5
-    assert audit.verify(store).ok
+    assert auditverify.verify(store).ok
     assert audit.prune(store, T0, now=T0) is None
 
 
@@ -184,7 +185,7 @@ def test_csv_export(store: Store) -> None:
 
 
 def test_concurrent_appends_from_two_nodes_keep_one_chain(store_url: str, store: Store) -> None:
-    other = open_store(store_url, hasher=FAST)
+    other = open_store(store_url, hasher=FAST, audit_key_file=store.audit_key_file)
     barrier = threading.Barrier(4, timeout=30)
 
     def work(s: Store, name: str) -> None:
@@ -201,7 +202,7 @@ def test_concurrent_appends_from_two_nodes_keep_one_chain(store_url: str, store:
             t.join(timeout=120)
     finally:
         other.close()
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert report.ok, report.problems
     assert report.entries == 100
     assert report.last_seq == 100

@@ -103,7 +103,7 @@ def test_sequence_visible_across_two_store_handles(store_url: str, store: Store)
     from proxy.store import open_store
     from tests.store.conftest import FAST
 
-    other = open_store(store_url, hasher=FAST)
+    other = open_store(store_url, hasher=FAST, audit_key_file=store.audit_key_file)
     try:
         before = grants.current_sequence(other)
         _granted(store)

@@ -7,7 +7,15 @@ from datetime import timedelta
 import pytest
 
 from proxy.policy.model import Action
-from proxy.store import AlreadyDecided, InvalidInput, NotFound, SelfDecision, audit, grants
+from proxy.store import (
+    AlreadyDecided,
+    InvalidInput,
+    NotFound,
+    SelfDecision,
+    audit,
+    auditverify,
+    grants,
+)
 from proxy.store import requests as rq
 from proxy.store.db import Store
 from tests.store.conftest import T0
@@ -162,6 +170,6 @@ def test_200_concurrent_requests_all_stored_once(store: Store) -> None:
     assert rq.count_requests(store, status="pending") == 200
     assert audit.count(store, kind="request") == 200
     assert grants.current_sequence(store) == 200
-    report = audit.verify(store)
+    report = auditverify.verify(store)
     assert report.ok, report.problems
     assert report.entries == 200

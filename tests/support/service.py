@@ -122,7 +122,7 @@ async def running_service(tmp_path: Path, store_url: str, *,
                           policy: PolicyState | None = None,
                           **settings: Any) -> AsyncIterator[Service]:
     """The real service app (``create_app``) on a free loopback port, with users added."""
-    store = open_store(store_url, hasher=FAST)
+    store = open_store(store_url, hasher=FAST, audit_key_file=tmp_path / "audit.keys")
     add_users(store, DEFAULT_USERS if people is None else people)
     config = Settings(policy=EXAMPLE_POLICY, var_dir=tmp_path, **settings)
     app = create_app(config, policy or PolicyState(EXAMPLE_POLICY))

@@ -1,0 +1,78 @@
+"""Who approves what: the policy's approval scopes, as pure functions.
+
+A person here is anything with a ``name``, ``roles`` and a ``department`` (the store's
+``User`` is one); nothing in this module reads a database or a request.
+
+- ``is_approver``: may see the approver pages (the ``approver`` or ``admin`` role, or named
+  by name or ``role:`` in one of the policy's ``approvals`` rules).
+- ``may_decide``: may approve or reject one request (never their own; ``admin`` decides
+  everything; without ``approvals`` rules every ``approver`` decides everything; with rules,
+  a rule must list the approver and match the requester's roles, the platform and the
+  requester's department — empty lists match anything).
+- ``grant_cap_minutes``: the longest temporary access a requester may get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from proxy.policy.model import Policy, Role
+
+APPROVER_ROLES = frozenset({"approver", "admin"})
+
+
+class Person(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def roles(self) -> Sequence[str]: ...
+
+    @property
+    def department(self) -> str | None: ...
+
+
+def _listed(approvers: list[str], person: Person) -> bool:
+    return any(a == person.name or (a.startswith("role:") and a[5:] in person.roles)
+               for a in approvers)
+
+
+def is_approver(person: Person, policy: Policy | None = None) -> bool:
+    """May see the approver pages."""
+    if any(role in APPROVER_ROLES for role in person.roles):
+        return True
+    return policy is not None and any(_listed(r.approvers, person) for r in policy.approvals)
+
+
+def may_decide(policy: Policy, approver: Person, requester: Person | None, platform: str,
+               requester_name: str) -> bool:
+    """Whether ``approver`` may approve or reject a request of ``requester`` for
+    ``platform`` (see the module's docstring)."""
+    if approver.name == requester_name:
+        return False
+    if "admin" in approver.roles:
+        return True
+    if not policy.approvals:
+        return "approver" in approver.roles
+    roles = set(requester.roles) if requester is not None else set()
+    department = requester.department if requester is not None else None
+    for rule in policy.approvals:
+        if rule.roles and not roles.intersection(rule.roles):
+            continue
+        if rule.platforms and platform not in rule.platforms:
+            continue
+        if rule.departments and department not in rule.departments:
+            continue
+        if _listed(rule.approvers, approver):
+            return True
+    return False
+
+
+def grant_cap_minutes(policy: Policy, requester: Person | None) -> int:
+    """The largest ``max_grant_hours`` among the requester's roles (the role default when
+    they hold none), in minutes."""
+    hours = [policy.roles[r].max_grant_hours for r in (requester.roles if requester else ())
+             if r in policy.roles]
+    default = Role.model_fields["max_grant_hours"].default
+    return int(max(hours, default=default)) * 60
