@@ -1,0 +1,40 @@
+"""A rule's regular expressions, run on the draft as typed or on its folded form.
+
+When an expression has a group, the finding covers group 1 only (the context around it,
+such as "personal number:", is not underlined).
+"""
+
+from __future__ import annotations
+
+import re
+
+from proxy.compliance.config import Pattern
+from proxy.compliance.detectors import Hit
+from proxy.compliance.normalize import Draft, fold_pattern
+
+
+class PatternDetector:
+    def __init__(self, rule: str, pattern: Pattern) -> None:
+        self.rules = frozenset({rule})
+        self.rule = rule
+        self.kind = pattern.kind
+        self.on_folded = pattern.fold
+        if pattern.fold:
+            self.regex = re.compile(fold_pattern(pattern.regex), re.IGNORECASE)
+        else:
+            self.regex = re.compile(pattern.regex, re.IGNORECASE if pattern.ignore_case else 0)
+
+    def find(self, draft: Draft) -> list[Hit]:
+        out = []
+        text = draft.folded if self.on_folded else draft.text
+        for m in self.regex.finditer(text):
+            group = 1 if self.regex.groups and m.start(1) >= 0 else 0
+            start, end = m.span(group)
+            if end <= start:
+                continue
+            if self.on_folded:
+                start, end = draft.span(start, end)
+            else:
+                start, end = draft.utf16(start), draft.utf16(end)
+            out.append(Hit(self.rule, start, end, self.kind))
+        return out
