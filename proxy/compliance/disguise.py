@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 
 from proxy import i18n
 from proxy.compliance.config import Rule
@@ -50,9 +51,16 @@ class Disguise:
         spans = draft.disguised()
         if not spans:
             return hits
+        hits.sort(key=lambda h: h.start)
+        starts = [h.start for h in hits]
+        longest = max((h.end - h.start for h in hits), default=0)
         for start, end in spans:
             start, end = draft.utf16(start), draft.utf16(end)
-            inside = [h for h in hits if h.start < end and start < h.end]
+            inside = [
+                h
+                for h in hits[bisect_left(starts, start - longest) : bisect_left(starts, end)]
+                if h.start < end and start < h.end
+            ]
             for hit in inside:
                 hit.disguised = True
             if not inside and self.hidden_rule:

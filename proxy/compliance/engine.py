@@ -37,6 +37,11 @@ from proxy.compliance.normalize import Draft
 from proxy.compliance.registry import build
 
 
+MAX_PER_RULE = 100
+"""Findings of one rule shown one by one; the rest are shown as one (a draft made of
+thousands of matches is answered as quickly as a post)."""
+
+
 class Localized(Protocol):
     def get(self, lang: str) -> str: ...
 
@@ -109,7 +114,8 @@ class Engine:
         hits += self._context_hits(request)
         if not hits:  # most drafts
             return self.clean(policy_version)
-        graded = [(hit, self._severity(hit, request.account)) for hit in _without_overlaps(hits)]
+        kept = _at_most(MAX_PER_RULE, _without_overlaps(hits))
+        graded = [(hit, self._severity(hit, request.account)) for hit in kept]
         graded.sort(key=lambda g: (g[0].start, g[0].end, -g[1].rank, g[0].rule))
         findings = [self._finding(hit, severity, request) for hit, severity in graded]
         verdict = max((severity for _, severity in graded), key=lambda s: s.rank)
@@ -184,18 +190,43 @@ class Engine:
 
 
 def _without_overlaps(hits: list[Hit]) -> list[Hit]:
-    """Per rule, drop findings that overlap a longer (or earlier) one of the same rule."""
+    """Per rule, drop findings that overlap a longer (or earlier) one of the same rule.
+
+    In order of start (longest first): a hit overlaps a kept one of its rule exactly
+    when it starts before the end of the last one kept."""
     kept: list[Hit] = []
-    by_rule: dict[str, list[Hit]] = {}
+    reach: dict[str, int] = {}
+    whole: set[str] = set()  # rules with a draft-wide finding (start == end == 0)
     for hit in sorted(hits, key=lambda h: (h.start, -(h.end - h.start), not h.disguised)):
-        same = by_rule.setdefault(hit.rule, [])
-        if hit.end > hit.start and any(hit.start < k.end and k.start < hit.end for k in same):
+        if hit.end == hit.start:
+            if hit.rule in whole:
+                continue
+            whole.add(hit.rule)
+        elif hit.start < reach.get(hit.rule, -1):
             continue
-        if hit.end == hit.start and any(k.end == k.start for k in same):
-            continue
-        same.append(hit)
+        else:
+            reach[hit.rule] = hit.end
         kept.append(hit)
     return kept
+
+
+def _at_most(limit: int, hits: list[Hit]) -> list[Hit]:
+    """``hits`` (in order of start) with each rule's hits past ``limit`` joined into one."""
+    count: dict[str, int] = {}
+    out: list[Hit] = []
+    rest: dict[str, Hit] = {}
+    for hit in hits:
+        seen = count[hit.rule] = count.get(hit.rule, 0) + 1
+        if seen <= limit or hit.start == hit.end:
+            out.append(hit)
+        elif hit.rule not in rest:
+            rest[hit.rule] = Hit(hit.rule, hit.start, hit.end, hit.kind, disguised=hit.disguised)
+            out.append(rest[hit.rule])
+        else:
+            joined = rest[hit.rule]
+            joined.end = max(joined.end, hit.end)
+            joined.disguised = joined.disguised or hit.disguised
+    return out
 
 
 __all__ = ["Engine", "Setting", "Severity"]

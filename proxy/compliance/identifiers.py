@@ -19,14 +19,16 @@ them), and numbers right after a reference marker ("Nr.", "Dnr", from the policy
 
 Linear worst case: a run holds at most ``MAX_RUN`` digits, each group starts at most
 ``WINDOWS`` windows, answers are remembered for the draft, and a draft gets at most
-``PHONE_BUDGET`` phone validations. Past that budget the rest is not read but reported
-(kind ``unread``): a draft made to exhaust the reader fails closed.
+``BUDGET`` validations. Past that budget the rest is not read but reported (kind
+``unread``): a draft made to exhaust the reader fails closed.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
+from itertools import accumulate
 from dataclasses import dataclass
 
 import phonenumbers
@@ -43,8 +45,8 @@ MAX_RUN = 40
 """Digits in one number run at most; a longer sequence is read in runs of this many."""
 WINDOWS = 3
 """Windows tried from each group of a run that is not one number."""
-PHONE_BUDGET = 150
-"""Phone validations per draft (each costs ~30 µs per region)."""
+BUDGET = 500
+"""Validations per draft: a checksum or one phone region each (each 5–30 µs)."""
 
 _S = r"[ ./_()-]"
 _RUN = re.compile(rf"(?<![\w+/])\+?\(?\d(?:{_S}{{1,3}}\d|\d){{0,{MAX_RUN - 1}}}")
@@ -152,14 +154,16 @@ class Identifiers:
         text = draft.folded
         out: list[tuple[int, int, str]] = []
         taken: list[tuple[int, int]] = []  # read by a text scheme: not a phone, found or not
+        reader = _NumberReader(self, text)
         for scheme in TEXT_SCHEMES:
-            out += self._text_scheme(scheme, text, taken)
+            out += self._text_scheme(scheme, text, taken, reader)
         if "@" in text or " at" in text or "(at" in text or "[at" in text:
             out += self._emails(text)
-        reader = _NumberReader(self, text)
-        taken += [(s, e) for s, e, _ in out]
+        taken = sorted(taken + [(s, e) for s, e, _ in out])
+        reach = list(accumulate((e for _, e in taken), max))  # furthest end so far
         for m in _RUN.finditer(text):
-            if not any(m.start() < e and s < m.end() for s, e in taken):
+            before = bisect_left(taken, (m.end(),))  # the spans starting before the run ends
+            if before == 0 or reach[before - 1] <= m.start():
                 out += reader.read(m)
         unread = [(s, e) for s, e, kind in out if kind == "unread"]
         if unread:  # one finding for all that was not read
@@ -168,7 +172,7 @@ class Identifiers:
         return out
 
     def _text_scheme(
-        self, scheme: Scheme, text: str, taken: list[tuple[int, int]]
+        self, scheme: Scheme, text: str, taken: list[tuple[int, int]], reader: _NumberReader
     ) -> list[tuple[int, int, str]]:
         out = []
         for m in scheme.shape.finditer(text):
@@ -180,8 +184,12 @@ class Identifiers:
             cuts = [len(piece)] + [g.start() for g in reversed(list(_SEPARATORS.finditer(piece)))]
             for cut in cuts[:8]:
                 value = _compact(piece[:cut])
-                if scheme.valid(value) and value not in self.public:
-                    out.append((start, start + cut, scheme.kind))
+                if not reader.spend(1):
+                    out.append((start, m.end(), "unread"))
+                    break
+                if scheme.valid(value):
+                    if value not in self.public:
+                        out.append((start, start + cut, scheme.kind))
                     break
         return out
 
@@ -221,12 +229,19 @@ class _NumberReader:
     def __init__(self, ids: Identifiers, text: str) -> None:
         self.ids = ids
         self.text = text
-        self.phones_left = PHONE_BUDGET
+        self.left = BUDGET
         self.known: dict[tuple[str, bool], str | None] = {}
         self.unread: tuple[int, int] | None = None
 
+    def spend(self, units: int) -> bool:
+        """Whether ``units`` validations are still allowed (and count them)."""
+        self.left -= units
+        return self.left >= 0
+
     def read(self, run: re.Match[str]) -> list[tuple[int, int, str]]:
         text = self.text
+        if run.end() - run.start() < 7:
+            return []  # fewer than seven digits
         groups = [(g.start(), g.end()) for g in _GROUP.finditer(text, run.start(), run.end())]
         if sum(e - s for s, e in groups) < 7:
             return []
@@ -237,7 +252,8 @@ class _NumberReader:
         ):
             return []
         plus = text[run.start()] == "+"
-        found = self._kind(groups, 0, len(groups), plus)
+        digits = "".join(text[s:e] for s, e in groups)
+        found = self._kind(digits, plus)
         if found:
             return [(run.start(), run.end(), found)]
         if _CARD_SHAPED.fullmatch(run.group()):
@@ -256,7 +272,9 @@ class _NumberReader:
                     break
                 if (i, j) == (0, len(groups)):
                     continue
-                kind = self._kind(groups, i, j, plus and i == 0)
+                kind = self._kind(
+                    digits[digits_before[i] : digits_before[j]], plus and i == 0
+                )
                 if kind:
                     out.append((run.start() if i == 0 else groups[i][0], groups[j - 1][1], kind))
                     i = j - 1
@@ -264,25 +282,27 @@ class _NumberReader:
             i += 1
         return out
 
-    def _kind(self, groups: list[tuple[int, int]], i: int, j: int, plus: bool) -> str | None:
-        digits = "".join(self.text[s:e] for s, e in groups[i:j])
+    def _kind(self, digits: str, plus: bool) -> str | None:
         key = (digits, plus)
         if key in self.known:
             return self.known[key]
-        kind = None
-        if not plus:
-            for scheme in NUMBER_SCHEMES:
-                if scheme.shape.fullmatch(digits) and scheme.valid(digits):
-                    kind = None if digits in self.ids.public else scheme.kind
-                    break
-        if kind is None and 7 <= len(digits) <= 15 and not _yyyymmdd(digits):
-            if self.phones_left <= 0:
-                kind = "unread"
-            else:
-                self.phones_left -= 1
-                kind = "phone" if self.ids.phone(digits, plus) else None
+        kind = self._validate(digits, plus)
         self.known[key] = kind
         return kind
+
+    def _validate(self, digits: str, plus: bool) -> str | None:
+        if not plus:
+            for scheme in NUMBER_SCHEMES:
+                if scheme.shape.fullmatch(digits):
+                    if not self.spend(1):
+                        return "unread"
+                    if scheme.valid(digits):
+                        return None if digits in self.ids.public else scheme.kind
+        if 7 <= len(digits) <= 15 and not _yyyymmdd(digits):
+            if not self.spend(1 if plus else len(self.ids.regions)):
+                return "unread"
+            return "phone" if self.ids.phone(digits, plus) else None
+        return None
 
 
 def _yyyymmdd(digits: str) -> bool:

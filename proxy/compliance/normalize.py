@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain, repeat
 
 from confusable_homoglyphs import categories, confusables
 
@@ -47,19 +48,18 @@ def is_hidden(char: str) -> bool:
     return unicodedata.category(char) == "Cf"
 
 
-def _format_class() -> str:
-    """A regex class of every format character (the planes that have them)."""
-    codes = [c for c in (*range(0x20000), *range(0xE0000, 0xE0100)) if is_hidden(chr(c))]
-    return "[" + "".join(re.escape(chr(c)) for c in codes) + "]"
-
-
-HIDDEN = re.compile(_format_class())
-"""Any format character."""
-_HIDDEN_WORD = re.compile(rf"\w+(?:{HIDDEN.pattern}+\w+)+")
+_FORMAT = [c for c in (*range(0x20000), *range(0xE0000, 0xE0100)) if is_hidden(chr(c))]
+"""Every format character (of the planes that have them)."""
+_VISIBLE = dict.fromkeys(_FORMAT)
+"""``str.translate`` table that deletes format characters."""
+HIDDEN = re.compile("[" + "".join(re.escape(chr(c)) for c in _FORMAT) + "]")
+"""Any format character (slow to search for: ``Draft.visible`` says first whether any is
+there)."""
+_HIDDEN_WORD = re.compile(rf"(?<!\w)\w+(?:{HIDDEN.pattern}+\w+)+")
 """A word with format characters inside it."""
 _FOREIGN = re.compile(r"[^\W\x00-\u024f\u1e00-\u1eff]")
 """A word character outside the Latin blocks (Greek, Cyrillic, mathematical …)."""
-_FOREIGN_WORD = re.compile(rf"\w*{_FOREIGN.pattern}\w*")
+_FOREIGN_WORD = re.compile(rf"(?<!\w)\w*{_FOREIGN.pattern}\w*")
 
 
 @lru_cache(maxsize=1024)
@@ -108,6 +108,9 @@ class _Table(dict[int, str]):
 
 _TABLE = _Table()
 _SPACES = re.compile(r" {2,}")
+MAX_DISGUISED = 200
+"""Disguised words reported one by one; the rest of the draft is reported as one."""
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def fold(text: str) -> str:
@@ -139,12 +142,16 @@ class Draft:
 
     text: str
     folded: str = ""
-    _map: tuple[list[int], list[int]] | None = field(default=None, repr=False)
+    _source: list[int] | None = field(default=None, repr=False)
     _astral: list[int] | None = field(default=None, repr=False)
+    """Code point indices of the characters outside the BMP (two UTF-16 units each)."""
     _words: tuple[str, list[int] | None] | None = field(default=None, repr=False)
+    visible: str = ""
+    """The draft as typed less its format characters."""
 
     def __post_init__(self) -> None:
         self.folded = _SPACES.sub(" ", self.text.translate(_TABLE))
+        self.visible = self.text.translate(_VISIBLE)
 
     # --- offsets ------------------------------------------------------------------------
 
@@ -153,47 +160,57 @@ class Draft:
         if self._astral is None:
             text = self.text
             self._astral = (
-                [i for i, c in enumerate(text) if ord(c) > 0xFFFF]
-                if utf16_len(text) != len(text)
-                else []
+                [m.start() for m in _ASTRAL.finditer(text)] if utf16_len(text) != len(text) else []
             )
-        return index + bisect_right(self._astral, index - 1) if self._astral else index
+        return index + bisect_left(self._astral, index) if self._astral else index
 
     def typed(self, start: int, end: int) -> str:
         """The draft as typed between UTF-16 offsets ``start`` and ``end``."""
-        if self.utf16(len(self.text)) == len(self.text):
-            return self.text[start:end]
-        return self.text.encode("utf-16-le")[2 * start : 2 * end].decode("utf-16-le")
+        return self.text[self.index(start) : self.index(end)]
+
+    def index(self, offset: int) -> int:
+        """The code point index at UTF-16 ``offset`` (the inverse of ``utf16``)."""
+        self.utf16(0)
+        astral = self._astral
+        assert astral is not None
+        # the k-th astral character (code point index a) starts at UTF-16 offset a + k
+        low, high = 0, len(astral)
+        while low < high:
+            mid = (low + high) // 2
+            if astral[mid] + mid < offset:
+                low = mid + 1
+            else:
+                high = mid
+        return offset - low
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        """UTF-16 ``[start, end)`` in the draft of folded ``[start, end)`` (end > start)."""
-        if self._map is None:
-            self._map = self._build_map()
-        starts, ends = self._map
-        return starts[start], ends[end - 1]
+        """UTF-16 ``[start, end)`` in the draft of folded ``[start, end)`` (end > start).
 
-    def _build_map(self) -> tuple[list[int], list[int]]:
-        """The UTF-16 span of the draft character each folded character comes from."""
-        starts: list[int] = []
-        ends: list[int] = []
-        pos = 0
-        space = False
-        for char in self.text:
-            width = 2 if ord(char) > 0xFFFF else 1
-            piece = _TABLE[ord(char)]
-            if piece == " " and space:
-                ends[-1] = pos + width  # a run of white space is one space
-            elif not piece:
-                if ends and not is_hidden(char):
-                    ends[-1] = pos + width  # a lone combining mark joins the letter before
-            else:
-                for _ in piece:
-                    starts.append(pos)
-                    ends.append(pos + width)
-            if piece:
-                space = piece == " "
-            pos += width
-        return starts, ends
+        A folded character stands for the draft from its own character up to the next
+        folded character's: a run of white space, a combining mark or a hidden character
+        belongs to what comes before it."""
+        if self._source is None:
+            self._source = self._sources()
+        source = self._source
+        first = source[start]
+        last = max(source[end - 1] + 1, source[end] if end < len(source) else len(self.text))
+        return self.utf16(first), self.utf16(last)
+
+    def _sources(self) -> list[int]:
+        """For each folded character, the index of the draft character it comes from."""
+        text = self.text
+        lengths = map(len, map(_TABLE.__getitem__, map(ord, text)))
+        source = list(chain.from_iterable(map(repeat, range(len(text)), lengths)))
+        if len(source) == len(self.folded):
+            return source
+        kept: list[int] = []  # collapse runs of spaces as ``_SPACES`` did
+        done = 0
+        raw = text.translate(_TABLE)
+        for m in _SPACES.finditer(raw):
+            kept += source[done : m.start() + 1]
+            done = m.end()
+        kept += source[done:]
+        return kept
 
     # --- the word view ------------------------------------------------------------------
 
@@ -221,13 +238,17 @@ class Draft:
         them or with letters of two scripts: words that look like one thing and read as
         another ("hidden characters in this word")."""
         text = self.text
-        out = [m.span() for m in _HIDDEN_WORD.finditer(text)]
+        out = []
+        if len(self.visible) != len(text):
+            out += [m.span() for m in _HIDDEN_WORD.finditer(text)]
         if _FOREIGN.search(text) is not None:
-            out += [
-                m.span()
-                for m in _FOREIGN_WORD.finditer(text)
-                if mixed_scripts(m.group()) and not _within(m.span(), out)
-            ]
+            hidden = list(out)
+            for m in _FOREIGN_WORD.finditer(text):
+                if len(out) == MAX_DISGUISED:  # the rest of the draft as one
+                    out.append((m.start(), len(text)))
+                    break
+                if mixed_scripts(m.group()) and not _within(m.span(), hidden):
+                    out.append(m.span())
         return out
 
 
@@ -258,12 +279,13 @@ def _joined(view: str) -> tuple[str, list[int]]:
     return "".join(pieces), index
 
 
+@lru_cache(maxsize=4096)
+def _script(char: str) -> str:
+    return str(categories.alias(char)) if char.isalpha() else "COMMON"
+
+
 def mixed_scripts(word: str) -> bool:
     """Whether ``word`` mixes letters of two scripts (Latin with Cyrillic or Greek …)."""
-    scripts = {categories.alias(c) for c in word if c.isalpha() and not c.isascii()}
-    if not scripts:
-        return False
-    if any(c.isascii() and c.isalpha() for c in word):
-        scripts.add("LATIN")
+    scripts = set(map(_script, word))
     scripts.discard("COMMON")
     return len(scripts) > 1
