@@ -19,8 +19,9 @@ them), and numbers right after a reference marker ("Nr.", "Dnr", from the policy
 
 Linear worst case: a run holds at most ``MAX_RUN`` digits, each group starts at most
 ``WINDOWS`` windows, answers are remembered for the draft, and a draft gets at most
-``BUDGET`` validations. Past that budget the rest is not read but reported (kind
-``unread``): a draft made to exhaust the reader fails closed.
+``BUDGET`` validations. Past that budget, or past ``MAX_FOUND`` identifiers, the rest
+is not read but reported as one finding (kind ``unread``): a draft made to exhaust the
+reader fails closed.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ MAX_RUN = 40
 """Digits in one number run at most; a longer sequence is read in runs of this many."""
 WINDOWS = 3
 """Windows tried from each group of a run that is not one number."""
-BUDGET = 500
+BUDGET = 400
 """Validations per draft: a checksum or one phone region each (each 5–30 µs)."""
+MAX_FOUND = 100
+"""Identifiers found one by one; numbers after them are reported as one finding."""
 
 _S = r"[ ./_()-]"
 _RUN = re.compile(rf"(?<![\w+/])\+?\(?\d(?:{_S}{{1,3}}\d|\d){{0,{MAX_RUN - 1}}}")
@@ -161,10 +164,16 @@ class Identifiers:
             out += self._emails(text)
         taken = sorted(taken + [(s, e) for s, e, _ in out])
         reach = list(accumulate((e for _, e in taken), max))  # furthest end so far
-        for m in _RUN.finditer(text):
+        runs = _RUN.finditer(text)
+        for m in runs:
             before = bisect_left(taken, (m.end(),))  # the spans starting before the run ends
             if before == 0 or reach[before - 1] <= m.start():
                 out += reader.read(m)
+            if reader.left < 0 or len(out) >= MAX_FOUND:  # enough read: the rest as one
+                rest = [m.end() for m in runs]
+                if rest:
+                    out.append((m.end(), rest[-1], "unread"))
+                break
         unread = [(s, e) for s, e, kind in out if kind == "unread"]
         if unread:  # one finding for all that was not read
             out = [o for o in out if o[2] != "unread"]

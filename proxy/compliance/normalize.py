@@ -50,6 +50,7 @@ def is_hidden(char: str) -> bool:
 
 _FORMAT = [c for c in (*range(0x20000), *range(0xE0000, 0xE0100)) if is_hidden(chr(c))]
 """Every format character (of the planes that have them)."""
+_FORMAT_CHARS = frozenset(map(chr, _FORMAT))
 _VISIBLE = dict.fromkeys(_FORMAT)
 """``str.translate`` table that deletes format characters."""
 HIDDEN = re.compile("[" + "".join(re.escape(chr(c)) for c in _FORMAT) + "]")
@@ -96,17 +97,34 @@ def fold_char(char: str) -> str:
     return "".join(_latin(c) for c in text)
 
 
-class _Table(dict[int, str]):
-    """``str.translate`` table that folds any character, filled on first sight."""
-
-    def __missing__(self, code: int) -> str:
-        value = fold_char(chr(code))
-        if len(self) < 65536:
-            self[code] = value
-        return value
+_TABLE: dict[int, str] = {}
+"""``str.translate`` table: code point → folded text, for every character seen so far."""
+_KNOWN: set[str] = set()
+"""The characters in ``_TABLE``."""
+_TABLE_LIMIT = 1 << 17
 
 
-_TABLE = _Table()
+def _table(chars: set[str]) -> dict[int, str]:
+    """A translate table holding ``chars``: the shared one, with the characters it did
+    not have yet put in it (a draft is then folded by one ``str.translate`` with no call
+    back into Python). Past ``_TABLE_LIMIT`` characters (a flood of distinct ones) the
+    shared table stops growing and a draft's new characters go in a copy of it."""
+    new = chars - _KNOWN
+    if not new:
+        return _TABLE
+    folded = {ord(char): fold_char(char) for char in new}
+    if len(_KNOWN) + len(new) > _TABLE_LIMIT:
+        return {**_TABLE, **folded}
+    _TABLE.update(folded)
+    _KNOWN.update(new)
+    return _TABLE
+
+
+def _fold_raw(text: str, chars: set[str] | None = None) -> str:
+    """Each character folded (``fold_char``), white space not yet collapsed."""
+    return text.translate(_table(set(text) if chars is None else chars))
+
+
 _SPACES = re.compile(r" {2,}")
 MAX_DISGUISED = 200
 """Disguised words reported one by one; the rest of the draft is reported as one."""
@@ -115,7 +133,7 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 def fold(text: str) -> str:
     """A term or phrase as the matcher sees it (no offset map: for lexicon entries)."""
-    return _SPACES.sub(" ", text.translate(_TABLE)).strip()
+    return _SPACES.sub(" ", _fold_raw(text)).strip()
 
 
 def fold_pattern(regex: str) -> str:
@@ -150,8 +168,11 @@ class Draft:
     """The draft as typed less its format characters."""
 
     def __post_init__(self) -> None:
-        self.folded = _SPACES.sub(" ", self.text.translate(_TABLE))
-        self.visible = self.text.translate(_VISIBLE)
+        text = self.text
+        chars = set(text)
+        raw = _fold_raw(text, chars)
+        self.folded = _SPACES.sub(" ", raw) if "  " in raw else raw
+        self.visible = text if chars.isdisjoint(_FORMAT_CHARS) else text.translate(_VISIBLE)
 
     # --- offsets ------------------------------------------------------------------------
 
@@ -199,13 +220,14 @@ class Draft:
     def _sources(self) -> list[int]:
         """For each folded character, the index of the draft character it comes from."""
         text = self.text
-        lengths = map(len, map(_TABLE.__getitem__, map(ord, text)))
+        table = _table(set(text))
+        lengths = map(len, map(table.__getitem__, map(ord, text)))
         source = list(chain.from_iterable(map(repeat, range(len(text)), lengths)))
         if len(source) == len(self.folded):
             return source
         kept: list[int] = []  # collapse runs of spaces as ``_SPACES`` did
         done = 0
-        raw = text.translate(_TABLE)
+        raw = text.translate(table)
         for m in _SPACES.finditer(raw):
             kept += source[done : m.start() + 1]
             done = m.end()
