@@ -36,7 +36,6 @@ from proxy.compliance.model import CheckRequest, CheckResult, Finding
 from proxy.compliance.normalize import Draft
 from proxy.compliance.registry import build
 
-
 MAX_PER_RULE = 100
 """Findings of one rule shown one by one; the rest are shown as one (a draft made of
 thousands of matches is answered as quickly as a post)."""

@@ -29,8 +29,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Callable
-from itertools import accumulate
 from dataclasses import dataclass
+from itertools import accumulate
 
 import phonenumbers
 from stdnum import iban, luhn
@@ -272,7 +272,7 @@ class _NumberReader:
         for start, end in groups:
             digits_before.append(digits_before[-1] + end - start)
         i, last = 0, 0
-        while i < len(groups) - 1:
+        while i < len(groups):
             last = max(last, i)
             while last < len(groups) and digits_before[last + 1] - digits_before[i] <= 19:
                 last += 1  # groups[i:last] is the longest window of at most 19 digits

@@ -12,7 +12,6 @@ from proxy.compliance.config import Pattern
 from proxy.compliance.detectors import Hit
 from proxy.compliance.normalize import Draft, fold_pattern
 
-
 _CAPITAL = re.compile(r"(?<!\\)[A-Z]")
 """A capital letter that is not an escape (``\\W``, ``\\S`` …)."""
 

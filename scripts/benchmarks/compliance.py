@@ -13,32 +13,32 @@ Run: ``.venv/bin/python -m scripts.benchmarks.compliance`` (``scripts/bench`` ca
 - ``POST /api/v1/check`` under load: checks per second per core and the realistic posts'
   p50/p99 inside the loaded service (what users feel; issue 11 withdrew the old target
   of half an aiohttp hello-world's req/s, still printed as a reference). Like with
-  like: each server runs alone in its own subprocess, the same way (``web.AppRunner``, no access log), started by this module; one load generator
-  (``wrk``, one thread, the same connections and duration) drives both; each gets a
-  warm-up run first; then ``ROUNDS`` alternating rounds, and the median and the spread
-  (min–max) of the per-round ratio are printed with p50/p99 latencies. Where this process
-  may use two CPUs or more, the servers run on the second and wrk on the first (CPU 1 and
-  0 here), so that neither migrates or lands on the other's CPU. The check server is the
-  whole service (``create_app``: every middleware, metrics, the store); wrk sends each
-  workload's drafts in turn (``WORKLOADS``): ``dense`` 280-character drafts packed with
-  findings (the worst case), ``posts`` sixteen realistic posts in the four languages (one
-  in four with a finding), ``clean`` short clean drafts. A third server, the same service
-  with the rules skipped (every draft answered "ok" unread), takes the posts too: the
-  ceiling any rules engine in this service can reach, measured in the same rounds. The
-  service's own latency metric (middleware and handler, read from ``/metrics`` around each
-  run) gives what a check costs inside the loaded server, to set beside the engine's
-  figures above, measured in a loop with the CPU caches warm.
+  like: each server runs alone in its own subprocess, the same way (``web.AppRunner``, no
+  access log), started by this module; one load generator (``wrk``, one thread, the same
+  connections and duration) drives both; each gets a warm-up run first; then ``ROUNDS``
+  alternating rounds, and the median and the spread (min–max) of the per-round ratio are
+  printed with p50/p99 latencies. Where this process may use two CPUs or more, the servers
+  run on the second and wrk on the first (CPU 1 and 0 here), so that neither migrates or
+  lands on the other's CPU. The check server is the whole service (``create_app``: every
+  middleware, metrics, the store); wrk sends each workload's drafts in turn
+  (``WORKLOADS``): ``dense`` 280-character drafts packed with findings (the worst case),
+  ``posts`` sixteen realistic posts in the four languages (one in four with a finding),
+  ``clean`` short clean drafts. A third server, the same service with the rules skipped
+  (every draft answered "ok" unread), takes the posts too: the ceiling any rules engine in
+  this service can reach, measured in the same rounds. The service's own latency metric
+  (middleware and handler, read from ``/metrics`` around each run) gives what a check
+  costs inside the loaded server, to set beside the engine's figures above, measured in a
+  loop with the CPU caches warm.
+- the same ratio from instruction counts (``count_benchmark``: each server under
+  callgrind, a fixed number of requests; the rules-skipped service too): repeatable to a
+  few per cent where wall-clock figures on a shared machine drift by tens of per cent. It
+  counts work, not time: kernel time is left out, and so is the cost of cache misses,
+  which a check (much more code and data per request than a hello-world) pays far more of.
 
-- the same ratio from instruction counts (``count_benchmark``: each server under callgrind,
-  a fixed number of requests; the rules-skipped service too): repeatable to a few per
-  cent where wall-clock figures on a shared machine drift by tens of per cent. It counts
-  work, not time: kernel time is left out, and so is the cost of cache misses, which a
-  check (much more code and data per request than a hello-world) pays far more of.
-
-Environment: ``BENCH_API=0`` skips the HTTP part, ``BENCH_SECONDS`` (default 3) per measurement, ``BENCH_ROUNDS`` (default 3),
-``BENCH_COUNT=0`` skips the instruction counts (about a minute),
-``BENCH_COUNT_REQUESTS`` (default 400). Without wrk (``apt-get install -y wrk``) the API
-part is skipped; without valgrind the counts.
+Environment: ``BENCH_API=0`` skips the HTTP part, ``BENCH_SECONDS`` (default 3) per
+measurement, ``BENCH_ROUNDS`` (default 3), ``BENCH_COUNT=0`` skips the instruction
+counts (about a minute), ``BENCH_COUNT_REQUESTS`` (default 400). Without wrk
+(``apt-get install -y wrk``) the API part is skipped; without valgrind the counts.
 """
 
 from __future__ import annotations

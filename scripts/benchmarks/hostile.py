@@ -135,7 +135,7 @@ def presidio(posts: list[str]) -> tuple[float, float] | None:
     """Presidio's p50/p99 seconds on ``posts``, or None where it cannot run here."""
     python = os.environ.get("PRESIDIO_PYTHON", sys.executable)
     try:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        done = subprocess.run(
             [python, "-c", _PRESIDIO], input=json.dumps(posts), capture_output=True,
             text=True, timeout=600, check=False,
         )

@@ -193,3 +193,26 @@ def test_bad_rule_content_names_file_and_line(tmp_path: Path) -> None:
     bad_rule = _overlay(tmp_path / "b", "compliance:\n  rules:\n    rudeness: {severity: warn}\n")
     with pytest.raises(PolicyError, match=r"compliance.yaml:3"):
         load(bad_rule)
+
+
+def test_gap_unless_and_quoted_from_the_policy(tmp_path: Path) -> None:
+    inst = _overlay(
+        tmp_path,
+        "compliance:\n  code_names: [Blue Heron]\n  rules:\n"
+        "    classified:\n      gap: 1\n"
+        "    speculation:\n      unless: ['\\bnot true\\b', '\\bwe deny\\b']\n"
+        "    offensive:\n      quoted: info\n",
+    )
+    loaded = load(inst)
+    engine = Engine.from_policy(loaded.policy), loaded.version
+    assert [f.rule for f in check(engine, "the blue grey heron flies").findings] == [
+        "classified"
+    ]
+    assert check(engine, "the blue big grey heron").verdict == "ok"  # two words between
+    assert check(engine, "Rumour has it the office moves.").verdict != "ok"
+    assert check(engine, "It is not true that, as rumour has it, the office moves.").verdict == (
+        "ok"
+    )
+    quoted = check(engine, 'We watched "The Idiot" by Dostoevsky.')
+    assert [(f.rule, f.severity.value) for f in quoted.findings] == [("offensive", "info")]
+    assert check(engine, "We watched the idiot.").findings[0].severity.value == "warn"
