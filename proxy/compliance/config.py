@@ -125,6 +125,12 @@ class Pattern(_Strict):
         "collapsed); letters with diacritics in the expression are folded too.",
     )
     kind: str | None = Field(default=None, description="Selects a message from 'messages'.")
+    requires: list[str] = Field(
+        default_factory=list,
+        description="Words (folded: case and diacritics ignored) one of which every match "
+        "contains: the expression runs only on drafts that hold one. A long expression "
+        "then costs nothing on most drafts.",
+    )
 
     @model_validator(mode="before")
     @classmethod

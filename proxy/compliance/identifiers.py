@@ -117,6 +117,10 @@ _EMAIL = re.compile(
     r"((?:[\w-]{1,63}(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)){1,8}[a-z]{2,63})"
     r"(?![\w-])"
 )
+_AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot)")
+"""What an address written with "at" holds (quick to look for: it starts with letters)."""
+_SEVEN_DIGITS = re.compile(rf"\d(?:{_S}{{0,3}}\d){{6}}")
+"""Seven digits linked by separators: in every identity number, phone, card and IBAN."""
 _NOT_HOST = re.compile(r"[^\w-]+")
 _SEPARATORS = re.compile(rf"(?:{_S}|\s)+")
 
@@ -156,12 +160,14 @@ class Identifiers:
         """(start, end, kind) in the folded text."""
         text = draft.folded
         out: list[tuple[int, int, str]] = []
+        if "@" in text or _AT.search(text) is not None:
+            out += self._emails(text)
+        if _SEVEN_DIGITS.search(text) is None:  # what every number read below holds
+            return out
         taken: list[tuple[int, int]] = []  # read by a text scheme: not a phone, found or not
         reader = _NumberReader(self, text)
         for scheme in TEXT_SCHEMES:
             out += self._text_scheme(scheme, text, taken, reader)
-        if "@" in text or " at" in text or "(at" in text or "[at" in text:
-            out += self._emails(text)
         taken = sorted(taken + [(s, e) for s, e, _ in out])
         reach = list(accumulate((e for _, e in taken), max))  # furthest end so far
         runs = _RUN.finditer(text)

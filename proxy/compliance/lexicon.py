@@ -126,10 +126,11 @@ class Lexicon:
     def find(self, draft: Draft) -> list[Hit]:
         found = {(e, *draft.span(s, t)) for e, s, t in self.scan(draft.folded)}
         disguised = set()
-        if draft.words() != draft.folded:
-            for e, s, t in self.scan(draft.words()):
+        words = draft.words()
+        if words != draft.folded:
+            for e, s, t in self.scan(words):
                 hit = (e, *draft.words_span(s, t))
-                if hit not in found:
+                if hit not in found and _letters(draft.typed(hit[1], hit[2])):
                     found.add(hit)
                     disguised.add(hit)
         for hit in [h for h in found if h[0].tag == "lemma"]:
@@ -148,6 +149,11 @@ class Lexicon:
             if entry.tag == "term"
             and not any(a <= start and end <= b for a, b in shields.get(entry.rule, ()))
         ]
+
+
+def _letters(word: str) -> bool:
+    """Whether a word read in the word view holds letters as typed ("1d10t", not "505")."""
+    return any(c.isalpha() for c in word)
 
 
 def _gapped(words: list[str], stem: bool, gap: int) -> str:

@@ -34,6 +34,8 @@ _BARE_HOST = re.compile(
     r"(?:/[^\s<>\"']*)?"
 )
 _TRAILING = ".,;:!?)]}'\""
+_DOT_LETTERS = re.compile(r"\.[^\W\d_]{2}")
+"""What every bare host holds (its last dot and the suffix's first letters)."""
 
 _DIGITS_AS_LETTERS = str.maketrans(
     {"0": "o", "1": "l", "3": "e", "5": "s", "7": "t", "|": "l", "!": "l"}
@@ -108,13 +110,13 @@ class LinkChecker:
         """Unsafe links in ``text`` (code point offsets)."""
         out: list[LinkSpan] = []
         taken: list[tuple[int, int]] = []
-        for m in _SCHEME_URL.finditer(text):
+        for m in _SCHEME_URL.finditer(text) if "://" in text else ():
             start, end = m.start(), _trim(text, m.start(), m.end())
             taken.append((start, end))
             kind = self._scheme_kind(m.group(1).lower(), m.group(2))
             if kind:
                 out.append(LinkSpan(start, end, kind))
-        for m in _BARE_HOST.finditer(text):
+        for m in _BARE_HOST.finditer(text) if _DOT_LETTERS.search(text) else ():
             start, end = m.start(), _trim(text, m.start(), m.end())
             if any(start < b and a < end for a, b in taken):
                 continue

@@ -147,10 +147,10 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-_MIXED = re.compile(r"(?<![a-z0-9])(?=[a-z0-9@$]*[a-z])(?=[a-z@$]*[0-9@$])[a-z0-9@$]+(?![a-z0-9])")
-"""A word of the folded text holding letters and digits or symbols ("1d10t")."""
 _SPELLED = re.compile(r"(?<![\w.])[a-z](?:[ .*_-][a-z]){2,}(?![\w])")
 """Single letters joined by single spaces or dots ("i d i o t")."""
+_SPELLED_HINT = re.compile(r"[ .*_-][a-z][ .*_-][a-z][ .*_-]")
+"""What every spelled-out word holds (quick to look for: it starts with a class)."""
 
 
 @dataclass(slots=True)
@@ -240,8 +240,8 @@ class Draft:
         """The folded text with disguised words read as words (see the module's doc);
         ``words_span`` maps its offsets to UTF-16."""
         if self._words is None:
-            view = _MIXED.sub(_unleet, self.folded)
-            if _SPELLED.search(view) is None:
+            view = self.folded.translate(LEET)  # one character for one: the same offsets
+            if _SPELLED_HINT.search(f" {view} ") is None:
                 self._words = (view, None)
             else:
                 self._words = _joined(view)
@@ -260,10 +260,10 @@ class Draft:
         them or with letters of two scripts: words that look like one thing and read as
         another ("hidden characters in this word")."""
         text = self.text
-        out = []
+        out: list[tuple[int, int]] = []
         if len(self.visible) != len(text):
             out += [m.span() for m in _HIDDEN_WORD.finditer(text)]
-        if _FOREIGN.search(text) is not None:
+        if not text.isascii() and _FOREIGN.search(text) is not None:
             hidden = list(out)
             for m in _FOREIGN_WORD.finditer(text):
                 if len(out) == MAX_DISGUISED:  # the rest of the draft as one
@@ -276,12 +276,6 @@ class Draft:
 
 def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
     return any(a <= span[0] and span[1] <= b for a, b in spans)
-
-
-def _unleet(m: re.Match[str]) -> str:
-    word = m.group()
-    read = word.translate(LEET)
-    return read if read.isalpha() else word
 
 
 def _joined(view: str) -> tuple[str, list[int]]:

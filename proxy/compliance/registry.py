@@ -15,7 +15,7 @@ from proxy.compliance.detectors import Registry
 from proxy.compliance.identifiers import Identifiers
 from proxy.compliance.lexicon import Entry, Lexicon, Term
 from proxy.compliance.links import LinkChecker
-from proxy.compliance.patterns import PatternDetector
+from proxy.compliance.patterns import PatternDetector, Patterns
 
 
 def lexicon_terms(config: ComplianceConfig, rules: dict[str, Rule]) -> list[Term]:
@@ -39,9 +39,9 @@ def build(config: ComplianceConfig, rules: dict[str, Rule], domains: Sequence[st
     lexicon = Lexicon(lexicon_terms(config, rules))
     if lexicon.size:
         registry.add(lexicon)
-    for rule_id, rule in rules.items():
-        for pattern in rule.patterns:
-            registry.add(PatternDetector(rule_id, pattern))
+    patterns = [PatternDetector(r, p) for r, rule in rules.items() for p in rule.patterns]
+    if patterns:
+        registry.add(Patterns(patterns))
     if "personal-data" in rules:
         registry.add(Identifiers(config.personal_data))
     if "unsafe-link" in rules:
