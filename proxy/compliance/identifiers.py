@@ -117,6 +117,8 @@ _EMAIL = re.compile(
     r"((?:[\w-]{1,63}(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)){1,8}[a-z]{2,63})"
     r"(?![\w-])"
 )
+_AT_HINTS = frozenset("[({")
+"""With " at ", what an address written with "at" needs: quick to rule out."""
 _AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot)")
 """What an address written with "at" holds (quick to look for: it starts with letters)."""
 _SEVEN_DIGITS = re.compile(rf"\d(?:{_S}{{0,3}}\d){{6}}")
@@ -160,7 +162,8 @@ class Identifiers:
         """(start, end, kind) in the folded text."""
         text = draft.folded
         out: list[tuple[int, int, str]] = []
-        if "@" in text or _AT.search(text) is not None:
+        maybe_at = " at " in text or not _AT_HINTS.isdisjoint(text)
+        if "@" in text or (maybe_at and _AT.search(text) is not None):
             out += self._emails(text)
         if _SEVEN_DIGITS.search(text) is None:  # what every number read below holds
             return out

@@ -149,6 +149,8 @@ def utf16_len(text: str) -> int:
 
 _SPELLED = re.compile(r"(?<![\w.])[a-z](?:[ .*_-][a-z]){2,}(?![\w])")
 """Single letters joined by single spaces or dots ("i d i o t")."""
+_LEET_HINT = re.compile(r"[0-9@$](?=[a-z])|(?<=[a-z])[0-9@$]")
+"""A digit or symbol beside a letter: the word view may differ from the folded text."""
 _SPELLED_HINT = re.compile(r"[ .*_-][a-z][ .*_-][a-z][ .*_-]")
 """What every spelled-out word holds (quick to look for: it starts with a class)."""
 
@@ -240,7 +242,9 @@ class Draft:
         """The folded text with disguised words read as words (see the module's doc);
         ``words_span`` maps its offsets to UTF-16."""
         if self._words is None:
-            view = self.folded.translate(LEET)  # one character for one: the same offsets
+            view = self.folded
+            if _LEET_HINT.search(view) is not None:
+                view = view.translate(LEET)  # one character for one: the same offsets
             if _SPELLED_HINT.search(f" {view} ") is None:
                 self._words = (view, None)
             else:
