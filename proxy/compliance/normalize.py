@@ -125,6 +125,7 @@ def _fold_raw(text: str, chars: set[str] | None = None) -> str:
     return text.translate(_table(set(text) if chars is None else chars))
 
 
+_table(set(map(chr, range(128))))
 _SPACES = re.compile(r" {2,}")
 MAX_DISGUISED = 200
 """Disguised words reported one by one; the rest of the draft is reported as one."""
@@ -171,10 +172,15 @@ class Draft:
 
     def __post_init__(self) -> None:
         text = self.text
-        chars = set(text)
-        raw = _fold_raw(text, chars)
+        if text.isascii():  # every ASCII character is in the table from the start
+            raw = text.translate(_TABLE)
+            self.visible = text
+        else:
+            chars = set(text)
+            raw = _fold_raw(text, chars)
+            hidden = not chars.isdisjoint(_FORMAT_CHARS)
+            self.visible = text.translate(_VISIBLE) if hidden else text
         self.folded = _SPACES.sub(" ", raw) if "  " in raw else raw
-        self.visible = text if chars.isdisjoint(_FORMAT_CHARS) else text.translate(_VISIBLE)
 
     # --- offsets ------------------------------------------------------------------------
 
