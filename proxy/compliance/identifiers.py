@@ -117,8 +117,6 @@ _EMAIL = re.compile(
     r"((?:[\w-]{1,63}(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)){1,8}[a-z]{2,63})"
     r"(?![\w-])"
 )
-_AT_HINTS = frozenset("[({")
-"""With " at ", what an address written with "at" needs: quick to rule out."""
 _AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot)")
 """What an address written with "at" holds (quick to look for: it starts with letters)."""
 _SEVEN_DIGITS = re.compile(rf"\d(?:{_S}{{0,3}}\d){{6}}")
@@ -162,11 +160,11 @@ class Identifiers:
         """(start, end, kind) in the folded text."""
         text = draft.folded
         out: list[tuple[int, int, str]] = []
-        maybe_at = " at " in text or not _AT_HINTS.isdisjoint(text)
+        maybe_at = " at " in text or "(" in text or "[" in text or "{" in text
         if "@" in text or (maybe_at and _AT.search(text) is not None):
             out += self._emails(text)
-        if _SEVEN_DIGITS.search(text) is None:  # what every number read below holds
-            return out
+        if sum(map(text.count, "0123456789")) < 7 or _SEVEN_DIGITS.search(text) is None:
+            return out  # every number read below holds seven digits linked by separators
         taken: list[tuple[int, int]] = []  # read by a text scheme: not a phone, found or not
         reader = _NumberReader(self, text)
         for scheme in TEXT_SCHEMES:
