@@ -35,7 +35,8 @@ class Compiled:
 
 def compile_policy(loaded: LoadedPolicy) -> Compiled:
     policy = loaded.policy
-    return Compiled(loaded, AccessPolicy(policy), Catalog(policy.platforms), Engine(policy))
+    engine = Engine.from_policy(policy)
+    return Compiled(loaded, AccessPolicy(policy), Catalog(policy.platforms), engine)
 
 
 Listener = Callable[[str, "Compiled | None", PolicyError | None], None]

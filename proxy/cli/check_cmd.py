@@ -80,7 +80,7 @@ def _check(args: argparse.Namespace) -> int:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or "input"
         return _fail(f"{field}: {error['msg']}")
-    result = Engine(policy).check(request, loaded.version)
+    result = Engine.from_policy(policy).check(request, loaded.version)
     json.dump(result.model_dump(mode="json"), sys.stdout, ensure_ascii=False, indent=2)
     print()
     return 0

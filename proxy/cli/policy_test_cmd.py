@@ -38,7 +38,7 @@ def _test(args: argparse.Namespace) -> int:
     from proxy.cli.policy_cmd import load_or_exit
 
     loaded = load_or_exit(args.dir)
-    outcomes = run(Engine(loaded.policy), loaded.version, loaded.directories)
+    outcomes = run(Engine.from_policy(loaded.policy), loaded.version, loaded.directories)
     if not outcomes:
         print("no policy tests found (tests/*.yaml)", file=sys.stderr)
         return 1

@@ -125,6 +125,12 @@ class Pattern(_Strict):
         "collapsed); letters with diacritics in the expression are folded too.",
     )
     kind: str | None = Field(default=None, description="Selects a message from 'messages'.")
+    requires: list[str] = Field(
+        default_factory=list,
+        description="Words (folded: case and diacritics ignored) one of which every match "
+        "contains: the expression runs only on drafts that hold one. A long expression "
+        "then costs nothing on most drafts.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -156,6 +162,34 @@ class Rule(_Strict):
         description="Phrases in which a term is not a violation ('classified ads').",
     )
     patterns: list[Pattern] = Field(default_factory=list)
+    gap: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Words allowed between the words of a multi-word term ('top very "
+        "secret' for 'top secret' with gap 1); also for the rule's code names.",
+    )
+    unless: list[str] = Field(
+        default_factory=list,
+        description="Regular expressions on the folded sentence: a finding of this rule "
+        "in a sentence one of them matches is dropped (a denial of a rumour, a reported "
+        "poll figure).",
+    )
+    quoted: Severity | None = Field(
+        default=None,
+        description="Severity of a finding inside quotation marks (a title of a work); "
+        "never higher than the rule's own.",
+    )
+
+    @field_validator("unless")
+    @classmethod
+    def _unless_compiles(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+        return values
 
 
 class Embargo(_Strict):
@@ -164,6 +198,9 @@ class Embargo(_Strict):
     terms: list[Term] = Field(min_length=1)
     until: AwareDatetime
     note: str | None = Field(default=None, description="For authors; never shown to staff.")
+    gap: int = Field(
+        default=0, ge=0, le=5, description="Words allowed between the words of a term."
+    )
 
     @field_validator("until", mode="before")
     @classmethod

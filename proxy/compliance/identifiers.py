@@ -1,288 +1,149 @@
-"""``personal-data`` detectors: identity numbers, phone numbers, e-mail addresses, IBANs,
-card numbers. Checksums come from python-stdnum, phone numbers from phonenumbers.
+"""``personal-data``: identity numbers, phone numbers, e-mail addresses, IBANs, card numbers.
 
-Each detector finds candidates with a cheap expression and keeps those the library
-validates, so dates ("2026-11-23"), decision numbers ("Nr. 1-2/345") and reference
-numbers are not reported. Spans are code point indices of the draft.
+Candidates are read from the folded draft (``normalize``: digits of any script are ASCII
+digits, dashes are "-", hidden characters are gone) and kept only when a library
+validates them: identity numbers, IBANs and cards by python-stdnum, phone numbers by
+phonenumbers' public API (``parse`` + ``is_valid_number``).
 
-Decisions (docs/rules.md):
-- Latvian personas kods (old ``ddmmyy-nnnnn`` and new ``32…``) via ``stdnum.lv.pvn``,
-  which also accepts company VAT numbers; those (first digit above 3) are not personal.
-- Swedish personnummer (10 or 12 digits) via ``stdnum.se.personnummer``.
-- Albanian personal numbers share the NIPT format (letter, 8 digits, check letter):
-  ``stdnum.al.nipt``. Company NIPTs look the same and are reported too.
-- Kosovo personal numbers have 10 digits and no public checksum: a bare 10-digit number
-  is not reported; the base policy has a pattern that catches them after words such as
-  "numri personal".
-- Role mailboxes (info@, press@ …, listed in the policy) are not personal data.
-- Compact 8-digit dates (20261123) are read as dates, not as Latvian mobile numbers.
+Numbers are written any way people write them: a *number run* is digit groups joined by
+up to three separators (spaces, dots, slashes, underscores, dashes, brackets). A run is
+tried whole, then, if that fails, as windows of its groups (longest first, a few per
+group) so that two numbers in one run are both found. Each scheme is a row of
+``NUMBER_SCHEMES`` (digits only) or ``TEXT_SCHEMES`` (letters and digits): its kind,
+the shape its compact value must have, the validator, and — for a scheme without a
+checksum — the context words that must come before it. Adding a country's identity
+number is adding a row.
 
-Speed (every check runs these): the draft's bytes are classified once (``_Digits``:
-digit, capital, phone separator) and each scheme runs only when the shape its numbers
-need is there ("AA00", six digits in a row, seven digits linked by separators) and the
-draft holds as many digits as they need; most posts stop there. Every expression but
-the e-mail one begins at a run of digits (at its first digit, or at the "+", "(" or two
-capital letters just before it), so each is tried there only (``_matches``: the same
-matches as ``finditer`` over the whole draft). E-mail addresses are matched from their
-"@" only.
-A phone candidate made of digits alone is decided from its regions' metadata
-(``_DigitsPlan``: what ``PhoneNumberMatcher`` would find, without its generic work); any
-other goes through the matcher. Reference markers are read backwards from a candidate.
-tests/compliance/test_detectors_equivalence.py compares all of this with a frozen copy
-of the plain detectors. Nothing is remembered between drafts: the same draft costs the
-same the second time.
+Not phone numbers: dates, times and time ranges, amounts (a currency or "%" beside
+them), and numbers right after a reference marker ("Nr.", "Dnr", from the policy).
+
+Linear worst case: a run holds at most ``MAX_RUN`` digits, each group starts at most
+``WINDOWS`` windows, answers are remembered for the draft, and a draft gets at most
+``BUDGET`` validations. Past that budget, or past ``MAX_FOUND`` identifiers, the rest
+is not read but reported as one finding (kind ``unread``): a draft made to exhaust the
+reader fails closed.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from itertools import accumulate
 
 import phonenumbers
-from phonenumbers import phonenumberutil
-from phonenumbers.phonemetadata import PhoneMetadata
 from stdnum import iban, luhn
 from stdnum.al import nipt
 from stdnum.lv import pvn
 from stdnum.se import personnummer
 
 from proxy.compliance.config import PersonalData
-from proxy.compliance.prefilter import matches_at
+from proxy.compliance.detectors import Hit
+from proxy.compliance.normalize import Draft, fold
 
-# The left boundary of each candidate is a look-behind placed after its first character
-# ("\d(?<![\w-]\d)" is "(?<![\w-])\d"): an expression that starts with a character class
-# lets the regex engine skip to where a candidate may start without trying each position.
-_LV_CODE = re.compile(r"\d(?<![\w-]\d)\d{5}-?\d{5}(?![\w-])")
-_SE_PNR = re.compile(r"\d(?<![\w-]\d)(?:\d{2})?\d{5}[-+]?\d{4}(?![\w-])")
-_AL_NID = re.compile(r"\d(?<=(?<!\w)[A-Za-z]\d)\d{7}[A-Za-z](?!\w)")
-"""Matched from its first digit: the number starts one character earlier, at its letter."""
-_IBAN = re.compile(
-    r"[A-Z](?<!\w[A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"
+MAX_RUN = 40
+"""Digits in one number run at most; a longer sequence is read in runs of this many."""
+WINDOWS = 3
+"""Windows tried from each group of a run that is not one number."""
+BUDGET = 400
+"""Validations per draft: a checksum or one phone region each (each 5–30 µs)."""
+MAX_FOUND = 100
+"""Identifiers found one by one; numbers after them are reported as one finding."""
+
+_S = r"[ ./_()-]"
+_RUN = re.compile(rf"(?<![\w+/])\+?\(?\d(?:{_S}{{1,3}}\d|\d){{0,{MAX_RUN - 1}}}")
+_GROUP = re.compile(r"\d+")
+_CARD_SHAPED = re.compile(r"\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?")
+"""One number in groups of four: never read as several."""
+_NOT_A_NUMBER = re.compile(  # dates, times, time ranges, IPv4 addresses
+    r"\d{1,3}(?:\.\d{1,3}){3}|"
+    r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\.?|\d{4}\.\d{1,2}\.\d{1,2}\.?"
+    r"|\d{1,2}[.:]\d{2} ?- ?\d{1,2}[.:]\d{2}|\d{1,2}[.:]\d{2}"
 )
-_CARD = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-])")
-_EMAIL = re.compile(r"(?<![\w.%+-])([\w.%+-]+)@((?:[\w-]+\.)+[^\W\d_]{2,63})(?![\w-])")
-_PHONE = re.compile(
-    r"[+(\d](?<![\w/.+-][+(\d])(?:(?<=\+)\(?\d|(?<=\()\d|(?<=\d))"
-    r"[\d \t().-]{5,20}\d(?![\w/]|-\d)"
+_MONEY_BEFORE = re.compile(r"(?:[€$£]|\b(?:eur|euro|eiro|usd|sek|kr|lek|all|chf))\s?\(?$")
+_AFTER = re.compile(
+    r"^\s?(?:[%‰€$£]|(?:eur|euro|eiro|usd|sek|kr|kronor|lek|leke|leké|chf|procent\w*|"
+    r"percent|per cent|mln|milj\w*|million\w*|thousand|tūkst\w*|miljard\w*|bn)\b|[,.]\d)"
 )
-_DATE = re.compile(
-    r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{4}\.\d{1,2}\.\d{1,2}\.?)$"
-)
-_NOT_DIGIT = re.compile(r"\D")
-_DIGIT_RUN = re.compile(r"\d+")
-_DIGIT_LEAD = chr(next(c for c in range(0x80, 0x110000) if chr(c).isdecimal())).encode()[0]
-"""The first byte of the first non-ASCII decimal digit (U+0660) in UTF-8: every other
-one begins with this byte or a higher one."""
-
-
-def _byte_class(byte: int) -> int:
-    char = chr(byte)
-    if byte < 0x80:
-        return ord("0" if char.isdigit() else "A" if "A" <= char <= "Z" else
-                   "s" if char in " \t().-" else " ")
-    return 0x80 if byte < 0xC0 else ord("!") if byte >= _DIGIT_LEAD else ord(" ")
-
-
-_BYTE_CLASSES = bytes(_byte_class(b) for b in range(256))
-"""UTF-8 bytes by class: ASCII digit "0", capital "A", phone separator "s" (the
-characters ``_PHONE`` allows between digits), continuation byte 0x80, first byte of a
-character that may be a digit of another script "!", anything else " "."""
-_ASCII_BYTES = bytes(range(0x80))
-_ZERO_RUN = re.compile(rb"00*")
-"""Runs of digits in ``_BYTE_CLASSES`` letters ("0" first: the regex engine skips to it)."""
-_SEVEN_LINKED = re.compile(rb"0(?:s*0){6}")
-"""Seven digits linked by phone separators alone, as a phone candidate's digits are."""
-_UPPER2 = re.compile(r"[A-Z]{2}").fullmatch
-_MARKER_REACH = 24
-"""How far before a phone candidate a reference marker is looked for."""
-_COMPACT = re.compile(r"[\s().-]")
-_CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9]))")
-
-
-@dataclass(slots=True)  # made per draft: see normalize.Folded
-class Span:
-    start: int
-    end: int
-    kind: str
-    """phone, email, iban, card or id-number: selects the rule's message."""
-
-
-def _compact(value: str) -> str:
-    return _COMPACT.sub("", value).upper()
-
-
-def _yyyymmdd(digits: str) -> bool:
-    if len(digits) != 8 or not digits.startswith(("19", "20")):
-        return False
-    try:
-        date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
-    except ValueError:
-        return False
-    return True
-
-
-_TYPES = (
-    "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
-    "voicemail", "fixed_line", "mobile",
-)
-"""The number types ``phonenumbers.is_valid_number`` accepts (any of them will do)."""
-_KEPT = {
-    phonenumberutil.ValidationResult.IS_POSSIBLE,
-    phonenumberutil.ValidationResult.TOO_LONG,
-}
-"""Length verdicts under which ``parse`` keeps a number without its national prefix."""
+_CARD_PREFIX = r"(?:4|5[1-5]|2[2-7]|3[47]|6(?:011|5|4[4-9]))"
 
 
 @dataclass(frozen=True, slots=True)
-class _DigitsPlan:
-    """What ``PhoneNumberMatcher(digits, region, leniency=VALID)`` decides for a candidate
-    made of ASCII digits alone, from the region's metadata, without the matcher.
+class Scheme:
+    """One kind of identifier: a row of the table below."""
 
-    Why: the matcher costs ~40 µs per candidate and region (``parse`` ~20 µs, then
-    ``is_valid_number``), most of it generic work that a run of digits does not need.
-    For such a run the matcher's only attempt is the whole run (nothing inside it can be
-    tried: every inner split needs punctuation or white space), so it finds the run or
-    nothing; whether it finds it is ``parse`` + ``is_valid_number`` + "national prefix
-    present if the format needs it", replayed here step by step with the same metadata
-    expressions (compiled once). Runs that start with the international prefix or with
-    the region's country code take ``parse``'s other paths: ``decides`` says no and the
-    matcher is asked. Regions whose code is shared (+1, +7, +44 …) or whose national
-    prefix has a transform rule get no plan (None): the matcher always decides there.
-    tests/compliance/test_detectors_equivalence.py compares both on many digit runs.
-    """
+    name: str
+    kind: str
+    """The rule's message for it (``messages`` of ``personal-data``)."""
+    shape: re.Pattern[str]
+    """NUMBER_SCHEMES: the compact digits must match it whole; TEXT_SCHEMES: searched
+    in the folded draft (separators allowed where the expression allows them)."""
+    valid: Callable[[str], bool]
+    context: re.Pattern[str] | None = None
+    """Words one of which must stand in the 40 characters before (no checksum)."""
 
-    code: str
-    idd: re.Pattern[str] | None
-    national_prefix: re.Pattern[str] | None
-    general: re.Pattern[str]
-    kept_lengths: frozenset[int]
-    valid: dict[int, re.Pattern[str]]
-    """Per national-number length: the general pattern and every type allowing it, as
-    one expression (lookahead for the general one, then the types' alternation)."""
-    formats: tuple[tuple[re.Pattern[str] | None, re.Pattern[str], bool], ...]
-    """(leading digits, pattern, national prefix required) in metadata order."""
-    prefix_required: bool
-    """Whether any format requires the national prefix (if none does, none is read)."""
 
-    @classmethod
-    def build(cls, region: str) -> _DigitsPlan | None:
-        meta = PhoneMetadata.metadata_for_region(region, None)
-        if (
-            meta is None
-            or meta.country_code is None
-            or phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(meta.country_code) != (region,)
-            or meta.national_prefix_transform_rule
-            or not all(f.pattern for f in meta.number_format)
-        ):
-            return None
-        general = meta.general_desc
-        if general is None or not general.national_number_pattern:
-            return None
-        # is_valid_number skips the mobile pattern when it is the fixed-line one.
-        names = _TYPES[:-1] if meta.same_mobile_and_fixed_line_pattern else _TYPES
-        descs = [d for d in (getattr(meta, n) for n in names) if d and d.national_number_pattern]
-        valid: dict[int, re.Pattern[str]] = {}
-        for length in range(phonenumberutil._MIN_LENGTH_FOR_NSN, 18):
-            if general.possible_length and length not in general.possible_length:
-                continue
-            types = [
-                f"(?:{d.national_number_pattern})"
-                for d in descs
-                if not d.possible_length or length in d.possible_length
-            ]
-            if types:
-                valid[length] = re.compile(
-                    rf"(?=(?:{general.national_number_pattern})\Z)(?:{'|'.join(types)})"
-                )
-        formats = tuple(
-            (
-                re.compile(f.leading_digits_pattern[-1]) if f.leading_digits_pattern else None,
-                re.compile(str(f.pattern)),
-                bool(f.national_prefix_formatting_rule)
-                and not f.national_prefix_optional_when_formatting
-                and not phonenumberutil._formatting_rule_has_first_group_only(
-                    f.national_prefix_formatting_rule
-                ),
-            )
-            for f in meta.number_format
-        )
-        kept = frozenset(
-            n for n in range(40) if phonenumberutil._test_number_length("0" * n, meta) in _KEPT
-        )
-        return cls(
-            code=str(meta.country_code),
-            idd=re.compile(meta.international_prefix) if meta.international_prefix else None,
-            national_prefix=(
-                re.compile(meta.national_prefix_for_parsing)
-                if meta.national_prefix_for_parsing
-                else None
-            ),
-            general=re.compile(general.national_number_pattern),
-            kept_lengths=kept,
-            valid=valid,
-            formats=formats,
-            prefix_required=any(required for _, _, required in formats),
-        )
+def _lv_person(digits: str) -> bool:
+    return pvn.is_valid(digits)  # personas kods; company numbers start above 3 (shape)
 
-    def decides(self, digits: str) -> bool:
-        """Whether ``parse`` reads ``digits`` as a national number of this region."""
-        return not digits.startswith(self.code) and not (
-            self.idd is not None and self.idd.match(digits)
-        )
 
-    def national_number(self, digits: str) -> str | None:
-        """The national significant number the matcher finds in ``digits``, or None."""
-        national, stripped = digits, False
-        prefix = self.national_prefix.match(digits) if self.national_prefix else None
-        if prefix is not None:
-            rest = digits[prefix.end() :]
-            if not self.general.fullmatch(digits) or self.general.fullmatch(rest):
-                stripped = True
-                if len(rest) in self.kept_lengths:
-                    national = rest
-        if len(national) > phonenumberutil._MAX_LENGTH_FOR_NSN:
-            return None
-        valid = self.valid.get(len(national))
-        if valid is None or not valid.fullmatch(national):
-            return None
-        if stripped or not self.prefix_required:
-            return national
-        for leading, pattern, prefix_required in self.formats:
-            if (leading is None or leading.match(national)) and pattern.fullmatch(national):
-                return None if prefix_required else national
-        return national
+NUMBER_SCHEMES = (
+    Scheme("lv.personas_kods", "id-number", re.compile(r"[0-3]\d{10}"), _lv_person),
+    Scheme("se.personnummer", "id-number", re.compile(r"\d{10}|\d{12}"), personnummer.is_valid),
+    Scheme("card", "card", re.compile(rf"{_CARD_PREFIX}\d{{11,17}}"), luhn.is_valid),
+)
+TEXT_SCHEMES = (
+    Scheme(
+        "al.nipt",  # personal and company numbers; stdnum checks the format only
+        "id-number",
+        re.compile(rf"(?<![a-z0-9])[a-z]{_S}?\d(?:{_S}?\d){{7}}{_S}?[a-z](?![a-z0-9])"),
+        nipt.is_valid,
+        context=re.compile(
+            r"\b(?:nipt|nuis|nid|numri?|nr|personal\w*|identifik\w*|letërnjoftim\w*|"
+            r"leternjoftim\w*|id|tax|tatim\w*|identity|card|karta?)\b"
+        ),
+    ),
+    Scheme(
+        "iban",
+        "iban",
+        re.compile(rf"(?<![a-z0-9])[a-z]{{2}}\d{{2}}(?:{_S}{{0,2}}[a-z0-9]){{11,30}}(?![a-z0-9])"),
+        iban.is_valid,
+    ),
+)
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])([\w.%+-]{1,64})"
+    r"(@|\s?[\[({]\s?at\s?[\])}]\s?|\s(at)\s)"
+    r"((?:[\w-]{1,63}(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)){1,8}[a-z]{2,63})"
+    r"(?![\w-])"
+)
+_AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot)")
+"""What an address written with "at" holds (quick to look for: it starts with letters)."""
+_SEVEN_DIGITS = re.compile(rf"\d(?:{_S}{{0,3}}\d){{6}}")
+"""Seven digits linked by separators: in every identity number, phone, card and IBAN."""
+_NOT_HOST = re.compile(r"[^\w-]+")
+_SEPARATORS = re.compile(rf"(?:{_S}|\s)+")
+
+
+def _compact(value: str) -> str:
+    return _SEPARATORS.sub("", value).upper()
 
 
 class Identifiers:
+    rules = frozenset({"personal-data"})
+
     def __init__(self, config: PersonalData) -> None:
         self.regions = list(config.phone_regions)
-        self._plans = [(region, _DigitsPlan.build(region)) for region in self.regions]
-        self.role_mailboxes = {m.casefold() for m in config.role_mailboxes}
-        markers = sorted({m.strip() for m in config.reference_markers if m.strip()}, key=len)
+        self.role_mailboxes = {fold(m) for m in config.role_mailboxes}
+        markers = sorted({fold(m) for m in config.reference_markers if m.strip()}, key=len)
+        alternatives = "|".join(re.escape(m) for m in reversed(markers))
         self._marker = (
-            re.compile(
-                r"(?<!\w)(?:" + "|".join(re.escape(m) for m in reversed(markers)) + r")\W{0,3}$",
-                re.IGNORECASE,
-            )
-            if markers
-            else None
+            re.compile(rf"(?<!\w)(?:{alternatives})\W{{0,3}}$") if markers else None
         )
-        self._marker_before = (
-            re.compile(
-                r"\n?\W{0,3}" + _alternation([m[::-1] for m in markers]) + r"(?!\w)",
-                re.IGNORECASE,
-            ).match
-            if markers and len(markers[-1]) + 4 < _MARKER_REACH
-            else None
-        )
-        """``_marker`` read backwards from a candidate: one attempt instead of a search.
-        Its markers are one alternation factored on their characters (``_alternation``):
-        with IGNORECASE the regex engine tries every branch of a plain alternation."""
-        self._marker_span = len(markers[-1]) + 5 if markers else 0
         self.public: set[str] = set()
+        self.public_addresses = {fold(v) for v in config.public if "@" in v}
         for value in config.public:
-            self.public.add(_compact(value))
+            self.public.add(_compact(fold(value)))
             if value.strip().startswith("+"):
                 try:
                     number = phonenumbers.parse(value, None)
@@ -292,248 +153,179 @@ class Identifiers:
                     phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
                 )
 
-    def find(self, text: str) -> list[Span]:
-        spans: list[Span] = []
-        view = _Digits(text)  # every scheme but e-mail needs digits: one pass reads them
-        digits = view.count
-        if digits >= 8 and view.holds(b"000000"):  # LV and SE begin with six, AL has eight
-            spans += self._ids(text, view.runs(), digits)
-        if digits >= 2 and view.holds(b"AA00"):
-            spans += self._ibans(text, view.runs())
-        shaped = digits >= 7 and view.phone_shaped()  # so are a card's thirteen digits
-        if digits >= 13 and shaped:
-            spans += self._cards(text, view.runs())
-        if "@" in text:
-            spans += self._emails(text)
-        if shaped:  # a candidate with fewer than seven digits is skipped
-            taken = [(s.start, s.end) for s in spans]
-            spans += [p for p in self._phones(text, view.runs()) if not _overlaps(p, taken)]
-        return spans
+    def find(self, draft: Draft) -> list[Hit]:
+        return [Hit("personal-data", *draft.span(s, e), kind) for s, e, kind in self.spans(draft)]
 
-    def _ids(self, text: str, runs: list[tuple[int, int]], digits: int) -> list[Span]:
-        """Identity numbers in a draft holding ``digits`` digits (at least eight)."""
-        out = []
-        if digits >= 10:
-            # A match begins a run and ends it, or the run stops at its separator: LV has
-            # 11 digits or 6 and "-"; SE 10 or 12, or 6 or 8 and "-" or "+".
-            lv = [s for s, e in runs if e - s == 11 or (e - s == 6 and text[e : e + 1] == "-")]
-            se = [
-                s for s, e in runs
-                if e - s in (10, 12) or (e - s in (6, 8) and text[e : e + 1] in ("-", "+"))
-            ]
-            for m in matches_at(_LV_CODE, text, lv):
-                number = m.group().replace("-", "")
-                if number[0] <= "3" and pvn.is_valid(number) and number not in self.public:
-                    out.append(Span(m.start(), m.end(), "id-number"))
-            for m in matches_at(_SE_PNR, text, se):
-                if personnummer.is_valid(m.group()) and _compact(m.group()) not in self.public:
-                    out.append(Span(m.start(), m.end(), "id-number"))
-        eight = [start for start, end in runs if end - start == 8 and start]
-        for m in matches_at(_AL_NID, text, eight):
-            value = text[m.start() - 1 : m.end()].upper()
-            if nipt.is_valid(value) and value not in self.public:
-                out.append(Span(m.start() - 1, m.end(), "id-number"))
+    def spans(self, draft: Draft) -> list[tuple[int, int, str]]:
+        """(start, end, kind) in the folded text."""
+        text = draft.folded
+        out: list[tuple[int, int, str]] = []
+        maybe_at = " at " in text or "(" in text or "[" in text or "{" in text
+        if "@" in text or (maybe_at and _AT.search(text) is not None):
+            out += self._emails(text)
+        if sum(map(text.count, "0123456789")) < 7 or _SEVEN_DIGITS.search(text) is None:
+            return out  # every number read below holds seven digits linked by separators
+        taken: list[tuple[int, int]] = []  # read by a text scheme: not a phone, found or not
+        reader = _NumberReader(self, text)
+        for scheme in TEXT_SCHEMES:
+            out += self._text_scheme(scheme, text, taken, reader)
+        taken = sorted(taken + [(s, e) for s, e, _ in out])
+        reach = list(accumulate((e for _, e in taken), max))  # furthest end so far
+        runs = _RUN.finditer(text)
+        for m in runs:
+            before = bisect_left(taken, (m.end(),))  # the spans starting before the run ends
+            if before == 0 or reach[before - 1] <= m.start():
+                out += reader.read(m)
+            if reader.left < 0 or len(out) >= MAX_FOUND:  # enough read: the rest as one
+                rest = [m.end() for m in runs]
+                if rest:
+                    out.append((m.end(), rest[-1], "unread"))
+                break
+        unread = [(s, e) for s, e, kind in out if kind == "unread"]
+        if unread:  # one finding for all that was not read
+            out = [o for o in out if o[2] != "unread"]
+            out.append((unread[0][0], unread[-1][1], "unread"))
         return out
 
-    def _ibans(self, text: str, runs: list[tuple[int, int]]) -> list[Span]:
-        # Two capital letters, then the digits
-        places = [s - 2 for s, e in runs if e - s >= 2 and s >= 2 and _UPPER2(text, s - 2, s)]
-        return [
-            Span(m.start(), m.end(), "iban")
-            for m in matches_at(_IBAN, text, places)
-            if iban.is_valid(m.group()) and _compact(m.group()) not in self.public
-        ]
-
-    def _cards(self, text: str, runs: list[tuple[int, int]]) -> list[Span]:
+    def _text_scheme(
+        self, scheme: Scheme, text: str, taken: list[tuple[int, int]], reader: _NumberReader
+    ) -> list[tuple[int, int, str]]:
         out = []
-        for m in matches_at(_CARD, text, [start for start, _ in runs]):
-            digits = re.sub(r"\D", "", m.group())
-            if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits):
-                out.append(Span(m.start(), m.end(), "card"))
-        return out
-
-    def _emails(self, text: str) -> list[Span]:
-        """``_EMAIL.finditer`` tried only where it can match: from the start of the run of
-        local-part characters before each "@" (the same matches, found faster)."""
-        out = []
-        done = 0  # end of the last match: matches do not overlap
-        at = text.find("@")
-        while at >= 0:
-            start = at
-            while start > done and _local_char(text[start - 1]):
-                start -= 1
-            m = _EMAIL.match(text, start) if start < at else None
-            if m is not None:
-                done = m.end()
-                local = m.group(1).casefold()
-                if local not in self.role_mailboxes and m.group().casefold() not in self.public:
-                    out.append(Span(m.start(), m.end(), "email"))
-            at = text.find("@", max(at + 1, done))
-        return out
-
-    def _phones(self, text: str, runs: list[tuple[int, int]] | None = None) -> list[Span]:
-        out: list[Span] = []
-        places = []  # where a candidate may begin: "+(", "+" or "(" before digits, or digits
-        for start, _ in _runs(text) if runs is None else runs:
-            if text[start - 2 : start] == "+(":
-                places.append(start - 2)
-            if start and text[start - 1] in "+(":
-                places.append(start - 1)
-            places.append(start)
-        for m in matches_at(_PHONE, text, places):
-            candidate = m.group()
-            if candidate.isascii() and candidate.isdigit():  # _DATE needs separators
-                if not 7 <= len(candidate) <= 15 or _yyyymmdd(candidate):
-                    continue
-            else:
-                digits = _NOT_DIGIT.sub("", candidate)
-                if not 7 <= len(digits) <= 15 or _DATE.match(candidate) or _yyyymmdd(candidate):
-                    continue
-            if self._after_marker(text, m.start()):
+        for m in scheme.shape.finditer(text):
+            start, piece = m.start(), m.group()
+            taken.append(m.span())
+            if scheme.context and not scheme.context.search(text, max(0, start - 40), start):
                 continue
-            out += [
-                Span(m.start() + start, m.start() + end, "phone")
-                for start, end in self._phone_spans(candidate)
-            ]
+            # A candidate may run into the next words: try it shorter at each separator.
+            cuts = [len(piece)] + [g.start() for g in reversed(list(_SEPARATORS.finditer(piece)))]
+            for cut in cuts[:8]:
+                value = _compact(piece[:cut])
+                if not reader.spend(1):
+                    out.append((start, m.end(), "unread"))
+                    break
+                if scheme.valid(value):
+                    if value not in self.public:
+                        out.append((start, start + cut, scheme.kind))
+                    break
         return out
 
-    def _after_marker(self, text: str, start: int) -> bool:
-        """Whether a reference marker ("Nr.", "Dnr") ends at most three non-word characters
-        before ``start``: ``_marker`` searched in the 24 characters before it."""
-        if self._marker is None:
-            return False
-        if self._marker_before is None:
-            return self._marker.search(text, max(0, start - _MARKER_REACH), start) is not None
-        before = text[max(0, start - self._marker_span) : start][::-1]
-        return self._marker_before(before) is not None
-
-    def _phone_spans(self, candidate: str) -> list[tuple[int, int]]:
-        # Not memoized: that would keep people's numbers from drafts in memory.
-        digits_only = candidate.isascii() and candidate.isdigit()
-        for region, plan in self._plans:
-            if digits_only and plan is not None and plan.decides(candidate):
-                national = plan.national_number(candidate)
-                if national is not None and not self._public_national(plan.code, national):
-                    return [(0, len(candidate))]
+    def _emails(self, text: str) -> list[tuple[int, int, str]]:
+        out = []
+        for m in _EMAIL.finditer(text):
+            local = m.group(1)
+            if m.group(3) and not re.search(r"[._\d]", local):
+                continue  # "meet at riga.lv": " at " only between address-like words
+            address = f"{local}@{_NOT_HOST.sub('.', m.group(4))}"
+            if local in self.role_mailboxes or address in self.public_addresses:
                 continue
-            found = [
-                (match.start, match.end)
-                for match in phonenumbers.PhoneNumberMatcher(
-                    candidate, region, leniency=phonenumbers.Leniency.VALID
-                )
-                if not self._public_phone(match.number)
-            ]
-            if found:
-                return found
-        return []
+            out.append((m.start(), m.end(), "email"))
+        return out
 
-    def _public_national(self, code: str, national: str) -> bool:
-        """``_public_phone`` of the number ``PhoneNumberMatcher`` would have parsed."""
-        return f"+{code}{national}" in self.public or str(int(national)) in self.public
+    def after_marker(self, text: str, start: int) -> bool:
+        return self._marker is not None and (
+            self._marker.search(text, max(0, start - 40), start) is not None
+        )
 
-    def _public_phone(self, number: phonenumbers.PhoneNumber) -> bool:
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        national = str(number.national_number)
-        return e164 in self.public or national in self.public
+    def phone(self, digits: str, plus: bool) -> bool:
+        """Whether phonenumbers reads ``digits`` as a valid number not published."""
+        for region in [None] if plus else self.regions:
+            try:
+                number = phonenumbers.parse(("+" if plus else "") + digits, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number):
+                e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                return e164 not in self.public and str(number.national_number) not in self.public
+        return False
 
 
-class _Digits:
-    """The draft's ASCII digits, capitals and phone separators as one byte each, read
-    without the regex engine, and its runs of digits (``\\d+``) found only when needed.
+class _NumberReader:
+    """Reads the number runs of one draft (answers remembered for this draft only)."""
 
-    Why: ``_DIGIT_RUN.finditer`` tries every position of the draft (~200 CPU instructions
-    per character: more than all the detectors together on a post). Here the draft's UTF-8
-    bytes are classified by one ``bytes.translate`` (``_BYTE_CLASSES``), and each detector
-    first asks with one C-speed ``find`` whether the shape its matches need is there at
-    all ("AA00" for an IBAN, six digits in a row for an identity number, seven digits
-    linked by separators for a phone or card number). Most posts stop there. A run's byte
-    offsets become code point offsets by not counting the continuation bytes before it.
-    ``\\d`` also matches digits of other scripts (Arabic-Indic …): a draft holding one (or
-    a lone surrogate) is read the plain way, and every shape is taken to be there.
-    """
-
-    __slots__ = ("_runs", "ascii", "count", "marks", "text")
-
-    def __init__(self, text: str) -> None:
+    def __init__(self, ids: Identifiers, text: str) -> None:
+        self.ids = ids
         self.text = text
-        self._runs: list[tuple[int, int]] | None = None
-        self.marks: bytes | None = None
-        self.ascii = text.isascii()
-        marks = _ascii_marks(text)
-        if marks is not None:
-            self.marks = marks
-            self.count = marks.count(b"0")
-        else:
-            self._runs = [m.span() for m in _DIGIT_RUN.finditer(text)]
-            self.count = sum(end - start for start, end in self._runs)
+        self.left = BUDGET
+        self.known: dict[tuple[str, bool], str | None] = {}
+        self.unread: tuple[int, int] | None = None
 
-    def holds(self, shape: bytes) -> bool:
-        """Whether ``shape`` (in ``_BYTE_CLASSES`` letters) may occur: False is certain."""
-        return self.marks is None or self.marks.find(shape) >= 0
+    def spend(self, units: int) -> bool:
+        """Whether ``units`` validations are still allowed (and count them)."""
+        self.left -= units
+        return self.left >= 0
 
-    def phone_shaped(self) -> bool:
-        """Whether seven digits may stand linked by phone separators alone."""
-        return self.marks is None or _SEVEN_LINKED.search(self.marks) is not None
+    def read(self, run: re.Match[str]) -> list[tuple[int, int, str]]:
+        text = self.text
+        if run.end() - run.start() < 7:
+            return []  # fewer than seven digits
+        groups = [(g.start(), g.end()) for g in _GROUP.finditer(text, run.start(), run.end())]
+        if sum(e - s for s, e in groups) < 7:
+            return []
+        if _NOT_A_NUMBER.fullmatch(run.group()) or self.ids.after_marker(text, run.start()):
+            return []
+        if _MONEY_BEFORE.search(text, max(0, run.start() - 6), run.start()) or _AFTER.match(
+            text[run.end() : run.end() + 16]
+        ):
+            return []
+        plus = text[run.start()] == "+"
+        digits = "".join(text[s:e] for s, e in groups)
+        found = self._kind(digits, plus)
+        if found:
+            return [(run.start(), run.end(), found)]
+        if _CARD_SHAPED.fullmatch(run.group()):
+            return []
+        out: list[tuple[int, int, str]] = []
+        digits_before = [0]  # digits in groups[:k]
+        for start, end in groups:
+            digits_before.append(digits_before[-1] + end - start)
+        i, last = 0, 0
+        while i < len(groups):
+            last = max(last, i)
+            while last < len(groups) and digits_before[last + 1] - digits_before[i] <= 19:
+                last += 1  # groups[i:last] is the longest window of at most 19 digits
+            for j in range(last, max(i, last - WINDOWS), -1):
+                if digits_before[j] - digits_before[i] < 7:
+                    break
+                if (i, j) == (0, len(groups)):
+                    continue
+                kind = self._kind(
+                    digits[digits_before[i] : digits_before[j]], plus and i == 0
+                )
+                if kind:
+                    out.append((run.start() if i == 0 else groups[i][0], groups[j - 1][1], kind))
+                    i = j - 1
+                    break
+            i += 1
+        return out
 
-    def runs(self) -> list[tuple[int, int]]:
-        """[start, end) of each run of digits, in code points."""
-        if self._runs is None:
-            marks = self.marks
-            assert marks is not None
-            runs, shift, counted = [], 0, 0
-            for m in _ZERO_RUN.finditer(marks):
-                start, end = m.span()
-                if not self.ascii:
-                    shift += marks.count(b"\x80", counted, start)
-                    counted = start
-                runs.append((start - shift, end - shift))
-            self._runs = runs
-        return self._runs
+    def _kind(self, digits: str, plus: bool) -> str | None:
+        key = (digits, plus)
+        if key in self.known:
+            return self.known[key]
+        kind = self._validate(digits, plus)
+        self.known[key] = kind
+        return kind
 
-
-def _alternation(words: list[str]) -> str:
-    """A regex matching exactly ``words`` (non-empty), factored on their first characters
-    ("ab|ac|b" becomes "(?=[ab])(?:a(?=[bc])(?:b|c)|b)"), so that a failed match costs one class
-    test per position. The same strings match (only which branch is taken may differ)."""
-    tails: dict[str, list[str]] = {}
-    for word in words:
-        tails.setdefault(word[:1], []).append(word[1:])
-    branches = [
-        re.escape(head) + (_alternation(rest) if rest != [""] else "")
-        if head
-        else ""
-        for head, rest in tails.items()
-    ]
-    if len(branches) == 1:
-        return branches[0]
-    if "" in tails:
-        return "(?:" + "|".join(branches) + ")"
-    heads = "".join(re.escape(head) for head in tails)
-    return "(?=[" + heads + "])(?:" + "|".join(branches) + ")"
-
-
-def _ascii_marks(text: str) -> bytes | None:
-    """``text``'s UTF-8 bytes by ``_BYTE_CLASSES``; None when ``text`` holds a digit of
-    another script or a lone surrogate (its digits are not all ASCII digits)."""
-    try:
-        data = text.encode()
-    except UnicodeEncodeError:
+    def _validate(self, digits: str, plus: bool) -> str | None:
+        if not plus:
+            for scheme in NUMBER_SCHEMES:
+                if scheme.shape.fullmatch(digits):
+                    if not self.spend(1):
+                        return "unread"
+                    if scheme.valid(digits):
+                        return None if digits in self.ids.public else scheme.kind
+        if 7 <= len(digits) <= 15 and not _yyyymmdd(digits):
+            if not self.spend(1 if plus else len(self.ids.regions)):
+                return "unread"
+            return "phone" if self.ids.phone(digits, plus) else None
         return None
-    marks = data.translate(_BYTE_CLASSES)
-    if marks.find(b"!") >= 0 and _DIGIT_RUN.search(data.translate(None, _ASCII_BYTES).decode()):
-        return None
-    return marks
 
 
-def _runs(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each run of digits (``\\d+``) in ``text``."""
-    return _Digits(text).runs()
-
-
-def _local_char(char: str) -> bool:
-    """A character of an e-mail address's local part (``[\\w.%+-]``)."""
-    return char.isalnum() or char in "_.%+-"
-
-
-def _overlaps(span: Span, taken: list[tuple[int, int]]) -> bool:
-    return any(span.start < end and start < span.end for start, end in taken)
+def _yyyymmdd(digits: str) -> bool:
+    """A compact date (20261123): not a phone."""
+    return (
+        len(digits) == 8
+        and digits[:2] in ("19", "20")
+        and "01" <= digits[4:6] <= "12"
+        and "01" <= digits[6:] <= "31"
+    )

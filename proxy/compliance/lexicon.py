@@ -1,18 +1,33 @@
-"""Lexicon matching: one Aho-Corasick automaton for every term of every rule.
+"""Lexicon matching: every term of every rule in one Aho-Corasick automaton.
 
 Built once per policy load; a scan costs the same however many terms the policy holds.
-Terms are folded like the draft (``normalize.fold``) and match on word boundaries; a term
-ending in ``*`` is a stem that matches any word it begins ("muļķ*": muļķis, muļķim,
-mulkis), which is how Latvian and Albanian inflections are covered.
+Terms are folded like the draft (``normalize``) and match on word boundaries. A term
+reaches the forms people write it in:
+
+- ``muļķ*`` is a stem: it matches any word it begins (muļķis, muļķim, mulkis);
+- a one-word term of a language's list matches its inflected forms too (``inflect``:
+  a draft word with the same lemma in simplemma's dictionary), so "slepenība" matches
+  "slepenības", "slepenībai" …;
+- a multi-word term matches joined ("topsecret") and hyphenated ("top-secret"), and,
+  when its entry allows a ``gap``, with up to that many words between its words
+  ("top very secret");
+- the draft is read twice, as folded and as its word view (``Draft.words``: "1d10t",
+  "i d i o t"), when the two differ.
+
+A rule's exception phrases ("classified ads") cancel its terms inside them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from proxy.compliance.automaton import WordAutomaton
-from proxy.compliance.normalize import fold
+from ahocorasick_rs import AhoCorasick, Implementation, MatchKind
+
+from proxy.compliance import inflect
+from proxy.compliance.detectors import Hit
+from proxy.compliance.normalize import Draft, fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,14 +38,20 @@ class Entry:
     tag: str = "term"
     ref: int = -1
     """For embargo terms: the index of the embargo."""
+    lemma: str = ""
+    lang: str = ""
+    """For tag "lemma": a word beginning with the key matches when its lemma in ``lang``
+    is ``lemma`` (``inflect``)."""
 
 
-@dataclass(slots=True)  # made per draft: see normalize.Folded
-class Hit:
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One lexicon line as the policy gives it."""
+
+    text: str
     entry: Entry
-    start: int
-    end: int
-    """Indices in the folded text; end exclusive."""
+    lang: str = "any"
+    gap: int = 0
 
 
 def _word(char: str) -> bool:
@@ -38,56 +59,106 @@ def _word(char: str) -> bool:
 
 
 class Lexicon:
-    """``extra``: more words for the same automaton, each with a payload that ``scan_all``
-    reports wherever the word occurs (anywhere, not only on word boundaries): the
-    engine's prefilter words ride along, so a draft is scanned once for both."""
+    def __init__(self, terms: Iterable[Term], inflections: bool = True) -> None:
+        keyed: dict[tuple[str, bool], set[Entry]] = {}
+        gapped: list[tuple[str, Entry]] = []
 
-    def __init__(
-        self, terms: Iterable[tuple[str, Entry]], extra: Mapping[str, object] | None = None
-    ) -> None:
-        grouped: dict[tuple[str, bool], list[Entry]] = {}
-        for term, entry in terms:
-            stem = term.endswith("*")
-            key = fold(term.rstrip("*"))
+        def add(key: str, stem: bool, entry: Entry) -> None:
             if key:
-                grouped.setdefault((key, stem), []).append(entry)
-        by_key: dict[str, list[tuple[bool, tuple[Entry, ...]]]] = {}
-        for (key, stem), entries in grouped.items():
-            by_key.setdefault(key, []).append((stem, tuple(dict.fromkeys(entries))))
-        self.size = len(grouped)
-        extra = extra or {}
-        self._automaton = WordAutomaton(
-            {
-                key: (len(key), tuple(by_key.get(key, ())), extra.get(key))
-                for key in by_key.keys() | extra.keys()
-            }
+                keyed.setdefault((key, stem), set()).add(entry)
+
+        for term in terms:
+            stem = term.text.endswith("*")
+            key = fold(term.text.rstrip("*"))
+            add(key, stem, term.entry)
+            words = key.split(" ")
+            if len(words) > 1:
+                add("".join(words), stem, term.entry)
+                add("-".join(words), stem, term.entry)
+                if term.gap > 0:
+                    gapped.append((_gapped(words, stem, term.gap), term.entry))
+            elif not stem and inflections and term.entry.tag == "term":
+                for lang in inflect.languages(term.lang):
+                    inflect.load(lang)
+                    lemma = inflect.lemma(term.text, lang)
+                    start = inflect.prefix(lemma)
+                    if start and lemma.startswith(start) and key.startswith(start[:3]):
+                        entry = term.entry
+                        add(start, True, Entry(entry.rule, "lemma", entry.ref, lemma, lang))
+        self.rules = frozenset(entry.rule for entries in keyed.values() for entry in entries)
+        self.size = len(keyed)
+        keys = sorted({key for key, _ in keyed})
+        self._keys = keys
+        self._variants = [
+            [(stem, tuple(keyed[(key, stem)])) for stem in (False, True) if (key, stem) in keyed]
+            for key in keys
+        ]
+        self._automaton = (
+            AhoCorasick(keys, matchkind=MatchKind.Standard, implementation=Implementation.DFA)
+            if keys
+            else None
         )
+        self._gapped = [(re.compile(regex), entry) for regex, entry in gapped]
 
-    def scan(self, text: str) -> list[Hit]:
-        """Every term occurrence on word boundaries (stems extended to the word's end)."""
-        return self.scan_all(text)[0]
-
-    def scan_all(self, text: str) -> tuple[list[Hit], list[tuple[int, object]]]:
-        """The terms' hits, and (index of the last character, payload) of every ``extra``
-        word occurrence, from one pass over ``text``."""
-        hits: list[Hit] = []
-        extras: list[tuple[int, object]] = []
-        n = len(text)
-        for last, (length, variants, payload) in self._automaton.find(text):
-            if payload is not None:
-                extras.append((last, payload))
-            if not variants:
-                continue
-            start, end = last - length + 1, last + 1
-            if start > 0 and _word(text[start]) and _word(text[start - 1]):
-                continue
-            open_end = end < n and _word(text[end - 1]) and _word(text[end])
-            for stem, entries in variants:
-                stop = end
-                if stem:
-                    while stop < n and _word(text[stop]):
-                        stop += 1
-                elif open_end:
+    def scan(self, text: str) -> list[tuple[Entry, int, int]]:
+        """Every term occurrence in folded ``text`` on word boundaries (stems extended
+        to the word's end): (entry, start, end)."""
+        out: list[tuple[Entry, int, int]] = []
+        if self._automaton is not None:
+            n = len(text)
+            variants = self._variants
+            for i, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
+                if start > 0 and _word(text[start]) and _word(text[start - 1]):
                     continue
-                hits.extend(Hit(entry, start, stop) for entry in entries)
-        return hits, extras
+                open_end = end < n and _word(text[end - 1]) and _word(text[end])
+                for stem, entries in variants[i]:
+                    stop = end
+                    if stem:
+                        while stop < n and _word(text[stop]):
+                            stop += 1
+                    elif open_end:
+                        continue
+                    out += [(entry, start, stop) for entry in entries]
+        for regex, entry in self._gapped:
+            out += [(entry, m.start(), m.end()) for m in regex.finditer(text)]
+        return out
+
+    def find(self, draft: Draft) -> list[Hit]:
+        found = {(e, *draft.span(s, t)) for e, s, t in self.scan(draft.folded)}
+        disguised = set()
+        words = draft.words()
+        if words != draft.folded:
+            for e, s, t in self.scan(words):
+                hit = (e, *draft.words_span(s, t))
+                if hit not in found and _letters(draft.typed(hit[1], hit[2])):
+                    found.add(hit)
+                    disguised.add(hit)
+        for hit in [h for h in found if h[0].tag == "lemma"]:
+            found.discard(hit)
+            entry, start, end = hit
+            word = draft.typed(start, end)
+            if inflect.lemma(word, entry.lang) == entry.lemma:
+                found.add((Entry(entry.rule, "term", entry.ref), start, end))
+        shields: dict[str, list[tuple[int, int]]] = {}
+        for entry, start, end in found:
+            if entry.tag == "except":
+                shields.setdefault(entry.rule, []).append((start, end))
+        return [
+            Hit(entry.rule, start, end, ref=entry.ref, disguised=(entry, start, end) in disguised)
+            for entry, start, end in sorted(found, key=lambda f: (f[1], f[2], f[0].rule))
+            if entry.tag == "term"
+            and not any(a <= start and end <= b for a, b in shields.get(entry.rule, ()))
+        ]
+
+
+def _letters(word: str) -> bool:
+    """Whether a word read in the word view holds letters as typed ("1d10t", not "505")."""
+    return any(c.isalpha() for c in word)
+
+
+def _gapped(words: list[str], stem: bool, gap: int) -> str:
+    """A regex for ``words`` with up to ``gap`` words between each two of them."""
+    between = rf"(?:\W+\w+){{0,{gap}}}?\W+"
+    body = between.join(re.escape(w) for w in words)
+    tail = r"\w*" if stem else ""
+    return rf"(?<!\w){body}{tail}(?!\w)"

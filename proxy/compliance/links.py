@@ -4,19 +4,14 @@ institution's own domains.
 Links with a scheme (``https://…``) and bare host names (``bit.ly/x``,
 ``example-gov.lv``) are both examined; plain http and raw IP hosts need a scheme.
 A look-alike is a host outside the institution's registered domains whose name, read
-through a small homoglyph table (Cyrillic letters, 0→o, 1→l, rn→m …), equals an
+through Unicode's confusables (Cyrillic and Greek letters, via ``normalize.fold``) and
+digits that pass for letters (0→o, 1→l, rn→m …), equals an
 institution's name under another suffix, differs from it by one edit (names of five
 letters or more), or carries it with extra words ("example-gov.lv"), or a host that
 puts an institution domain in front of another ("example.gov.lv.login.top").
 
-Speed: bare host names are looked for only in the white-space-delimited words that hold
-a dot followed by two letters (a host cannot span white space, so the matches are the
-same as over the whole draft), and not in words inside a link with a scheme; links with
-a scheme only just before each "://". Hosts at or under the institution's own registered
-domains are known to be its own without tldextract when the suffix list has no rule
-under those domains (checked once, at start). Nothing is remembered between drafts.
-tests/compliance/test_detectors_equivalence.py compares all of this with a frozen copy
-of the plain detector.
+Links are read in the draft as typed with its hidden characters removed
+(``normalize.HIDDEN``), so "bit\u200b.ly" is "bit.ly".
 """
 
 from __future__ import annotations
@@ -28,7 +23,8 @@ from dataclasses import dataclass
 import tldextract
 
 from proxy.compliance.config import Links
-from proxy.compliance.prefilter import matches_at
+from proxy.compliance.detectors import Hit
+from proxy.compliance.normalize import HIDDEN, Draft, fold
 
 _EXTRACT = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
@@ -40,14 +36,9 @@ _BARE_HOST = re.compile(
 _TRAILING = ".,;:!?)]}'\""
 _DOT_LETTERS = re.compile(r"\.[^\W\d_]{2}")
 """What every bare host holds (its last dot and the suffix's first letters)."""
-_SPACE = re.compile(r"\s")
 
-_HOMOGLYPHS = str.maketrans(
-    {
-        "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i",
-        "ј": "j", "ѕ": "s", "ԁ": "d", "ɡ": "g", "ӏ": "l", "к": "k", "м": "m", "т": "t",
-        "0": "o", "1": "l", "3": "e", "5": "s", "7": "t", "|": "l", "!": "l",
-    }
+_DIGITS_AS_LETTERS = str.maketrans(
+    {"0": "o", "1": "l", "3": "e", "5": "s", "7": "t", "|": "l", "!": "l"}
 )
 
 
@@ -66,7 +57,7 @@ def _split(host: str) -> tuple[str, str, str]:
 
 def skeleton(label: str) -> str:
     """A label as it looks: homoglyphs mapped to the Latin letters they imitate."""
-    text = label.casefold().translate(_HOMOGLYPHS)
+    text = fold(label).translate(_DIGITS_AS_LETTERS)
     for a, b in (("rn", "m"), ("vv", "w"), ("cl", "d")):
         text = text.replace(a, b)
     return text
@@ -92,6 +83,8 @@ def edit_distance(a: str, b: str, limit: int = 2) -> int:
 
 
 class LinkChecker:
+    rules = frozenset({"unsafe-link"})
+
     def __init__(self, config: Links, own_domains: list[str]) -> None:
         self.shorteners = {d.casefold() for d in config.shorteners}
         self.http_allowed = {d.casefold() for d in config.http_allowed}
@@ -100,40 +93,36 @@ class LinkChecker:
             _, label, suffix = _split(domain)
             if label:
                 self.own.append((f"{label}.{suffix}" if suffix else label, label, skeleton(label)))
-        rules = _EXTRACT.tlds
-        self._own_exact = {
-            registered
-            for registered, label, _ in self.own
-            if registered not in self.shorteners
-            and "." not in label
-            and not label.startswith("xn--")
-            and not any(r.endswith(registered) for r in rules)  # "!x", "*.x", "a.x"
-        }
-        """Own registered domains under which the suffix list has no rule: tldextract splits
-        a host equal to one, or ending with "." and one, into that domain (its walk down
-        the suffix list stops at the same label), so ``_host_kind`` says it is our own."""
-        self._own_tails = tuple("." + registered for registered in sorted(self._own_exact))
 
-    def find(self, text: str) -> list[LinkSpan]:
+    def find(self, draft: Draft) -> list[Hit]:
+        text = draft.text
+        if len(draft.visible) == len(text):
+            return [Hit("unsafe-link", draft.utf16(s.start), draft.utf16(s.end), s.kind)
+                    for s in self.spans(text)]
+        kept = [i for i, c in enumerate(text) if not HIDDEN.fullmatch(c)]
+        visible = draft.visible
+        return [
+            Hit("unsafe-link", draft.utf16(kept[s.start]), draft.utf16(kept[s.end - 1] + 1), s.kind)
+            for s in self.spans(visible)
+        ]
+
+    def spans(self, text: str) -> list[LinkSpan]:
+        """Unsafe links in ``text`` (code point offsets)."""
         out: list[LinkSpan] = []
         taken: list[tuple[int, int]] = []
-        if "://" in text:
-            for m in matches_at(_SCHEME_URL, text, _scheme_places(text)):
-                start, end = m.start(), _trim(text, m.start(), m.end())
-                taken.append((start, end))
-                kind = self._scheme_kind(m.group(1).lower(), m.group(2))
-                if kind:
-                    out.append(LinkSpan(start, end, kind))
-        for word_start, word_end in _words_with_hosts(text):
-            if any(a <= word_start and word_end <= b for a, b in taken):
-                continue  # inside a link with a scheme: whatever it holds is skipped below
-            for m in _BARE_HOST.finditer(text, word_start, word_end):
-                start, end = m.start(), _trim(text, m.start(), m.end())
-                if any(start < b and a < end for a, b in taken):
-                    continue
-                kind = self._host_kind(m.group(1).casefold())
-                if kind:
-                    out.append(LinkSpan(start, end, kind))
+        for m in _SCHEME_URL.finditer(text) if "://" in text else ():
+            start, end = m.start(), _trim(text, m.start(), m.end())
+            taken.append((start, end))
+            kind = self._scheme_kind(m.group(1).lower(), m.group(2))
+            if kind:
+                out.append(LinkSpan(start, end, kind))
+        for m in _BARE_HOST.finditer(text) if _DOT_LETTERS.search(text) else ():
+            start, end = m.start(), _trim(text, m.start(), m.end())
+            if any(start < b and a < end for a, b in taken):
+                continue
+            kind = self._host_kind(m.group(1).casefold())
+            if kind:
+                out.append(LinkSpan(start, end, kind))
         return out
 
     def _scheme_kind(self, scheme: str, authority: str) -> str | None:
@@ -152,8 +141,6 @@ class LinkChecker:
     def _host_kind(self, host: str) -> str | None:
         if host in self.shorteners:
             return "shortener"
-        if host in self._own_exact or host.endswith(self._own_tails):
-            return None  # what the split below decides for these, without the split
         sub, label, suffix = _split(host)
         if not label:
             return None
@@ -185,40 +172,6 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _scheme_places(text: str) -> list[int]:
-    """Where a link with a scheme may begin: five characters before a "://" that follows
-    an "s" ("https"), four before one that follows a "p" ("http")."""
-    places = []
-    at = text.find("://")
-    while at >= 0:
-        last = text[at - 1 : at]
-        if last in ("s", "S") and at >= 5:
-            places.append(at - 5)
-        elif last in ("p", "P") and at >= 4:
-            places.append(at - 4)
-        at = text.find("://", at + 3)
-    return places
-
-
-def _words_with_hosts(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each white-space-delimited word holding a dot and two letters, or
-    of a little more: the start is taken after the last plain space before the dot
-    (``rfind``, in C), which may leave a tab or other white space and what precedes it in
-    the window. That adds no host: a host does not span white space, and the words in
-    between hold no dot with two letters (else they would have been found first)."""
-    words: list[tuple[int, int]] = []
-    done = 0
-    for m in _DOT_LETTERS.finditer(text):
-        dot = m.start()
-        if dot < done:
-            continue
-        start = max(text.rfind(" ", done, dot) + 1, done)
-        space = _SPACE.search(text, m.end())
-        done = space.start() if space else len(text)
-        words.append((start, done))
-    return words
 
 
 def _trim(text: str, start: int, end: int) -> int:

@@ -1,36 +1,140 @@
-"""Text normalization for matching, with a map back to the draft's UTF-16 offsets.
+"""The one normalisation every detector shares, with a map back to the draft's UTF-16 offsets.
 
-Lexicons match on a folded copy of the draft: case folded, diacritics removed (staff
-often type Latvian without them: "muļķis" and "mulkis" are the same word) and runs of
-white space collapsed to one space. Every character of the folded copy remembers the
-UTF-16 span of the draft character it came from, so a match found in the copy is
-reported at the right place in the original — the indices of a JavaScript string.
+A draft is matched in its *folded* form (docs/rules.md, "How a draft is read"):
+
+1. Unicode format characters (zero-width space, joiners, word joiner, soft hyphen, bidi
+   controls: general category ``Cf``) are removed: the published text looks the same
+   with or without them.
+2. Each character is NFKC-normalised (fullwidth, circled and mathematical letters become
+   plain ones), case folded and stripped of diacritics ("muļķis" and "mulkis" are one word).
+3. Letters of other scripts that look like Latin letters (Cyrillic "а", Greek "ο") become
+   the Latin letter they imitate: Unicode's confusables data (TR39), read through the
+   ``confusable-homoglyphs`` package.
+4. Digits of any script become ASCII digits; Unicode dashes become "-"; white space runs
+   become one space.
+
+Every character of the folded text remembers the UTF-16 span of the draft character(s)
+it came from (``Draft.span``), so a match found in the folded text is reported where it
+was typed — the indices of a JavaScript string. The map is built only when a detector
+reports something (most drafts report nothing).
+
+The lexicon also reads a *word view* of the folded text (``Draft.words``): digits and
+symbols inside words read as the letters they stand for ("1d10t", "$cam") and letters
+spelled one by one with spaces or dots between them joined ("i d i o t", "i.d.i.o.t").
 """
 
 from __future__ import annotations
 
-import codecs
 import re
 import unicodedata
 from bisect import bisect_left
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain, repeat
+
+from confusable_homoglyphs import categories, confusables
 
 # Letters that Unicode does not decompose into a base letter and a mark.
 _EXTRA = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe"})
 
+LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
+"""Digits and symbols read as letters inside a word that also holds letters."""
 
-@lru_cache(maxsize=4096)
+
+def is_hidden(char: str) -> bool:
+    """A format character: invisible, removed before matching."""
+    return unicodedata.category(char) == "Cf"
+
+
+_FORMAT = [c for c in (*range(0x20000), *range(0xE0000, 0xE0100)) if is_hidden(chr(c))]
+"""Every format character (of the planes that have them)."""
+_FORMAT_CHARS = frozenset(map(chr, _FORMAT))
+_VISIBLE = dict.fromkeys(_FORMAT)
+"""``str.translate`` table that deletes format characters."""
+HIDDEN = re.compile("[" + "".join(re.escape(chr(c)) for c in _FORMAT) + "]")
+"""Any format character (slow to search for: ``Draft.visible`` says first whether any is
+there)."""
+_HIDDEN_WORD = re.compile(rf"(?<!\w)\w+(?:{HIDDEN.pattern}+\w+)+")
+"""A word with format characters inside it."""
+_FOREIGN = re.compile(r"[^\W\x00-\u024f\u1e00-\u1eff]")
+"""A word character outside the Latin blocks (Greek, Cyrillic, mathematical …)."""
+_FOREIGN_WORD = re.compile(rf"(?<!\w)\w*{_FOREIGN.pattern}\w*")
+
+
+@lru_cache(maxsize=1024)
+def _latin(char: str) -> str:
+    """The ASCII letter a letter of another script imitates, or the letter itself."""
+    if char.isascii() or not char.isalpha():
+        return char
+    found = confusables.is_confusable(char, greedy=True, preferred_aliases=["latin"])
+    for item in found or ():
+        for glyph in item["homoglyphs"]:
+            c = str(glyph["c"])
+            if c.isascii() and c.isalpha():
+                return c.lower()
+    return char
+
+
+@lru_cache(maxsize=8192)
 def fold_char(char: str) -> str:
-    """One character, case folded and without diacritics (may be empty or longer)."""
-    folded = unicodedata.normalize("NFKD", char.casefold())
-    return "".join(c for c in folded if not unicodedata.combining(c)).translate(_EXTRA)
+    """One character as the matcher sees it (may be empty or longer than one)."""
+    if char.isspace():
+        return " "
+    category = unicodedata.category(char)
+    if category == "Cf":
+        return ""
+    if category == "Nd":
+        return str(unicodedata.decimal(char))
+    if category == "Pd":
+        return "-"
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", char).casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c) and not c.isspace())
+    text = text.translate(_EXTRA)
+    if text.isascii():
+        return text
+    return "".join(_latin(c) for c in text)
+
+
+_TABLE: dict[int, str] = {}
+"""``str.translate`` table: code point → folded text, for every character seen so far."""
+_KNOWN: set[str] = set()
+"""The characters in ``_TABLE``."""
+_TABLE_LIMIT = 1 << 17
+
+
+def _table(chars: set[str]) -> dict[int, str]:
+    """A translate table holding ``chars``: the shared one, with the characters it did
+    not have yet put in it (a draft is then folded by one ``str.translate`` with no call
+    back into Python). Past ``_TABLE_LIMIT`` characters (a flood of distinct ones) the
+    shared table stops growing and a draft's new characters go in a copy of it."""
+    new = chars - _KNOWN
+    if not new:
+        return _TABLE
+    folded = {ord(char): fold_char(char) for char in new}
+    if len(_KNOWN) + len(new) > _TABLE_LIMIT:
+        return {**_TABLE, **folded}
+    _TABLE.update(folded)
+    _KNOWN.update(new)
+    return _TABLE
+
+
+def _fold_raw(text: str, chars: set[str] | None = None) -> str:
+    """Each character folded (``fold_char``), white space not yet collapsed."""
+    return text.translate(_table(set(text) if chars is None else chars))
+
+
+_table(set(map(chr, range(128))))
+_SPACES = re.compile(r" {2,}")
+MAX_DISGUISED = 200
+"""Disguised words reported one by one; the rest of the draft is reported as one."""
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def fold(text: str) -> str:
     """A term or phrase as the matcher sees it (no offset map: for lexicon entries)."""
-    return " ".join("".join(fold_char(c) for c in text).split())
+    return _SPACES.sub(" ", _fold_raw(text)).strip()
 
 
 def fold_pattern(regex: str) -> str:
@@ -41,187 +145,173 @@ def fold_pattern(regex: str) -> str:
 
 
 def utf16_len(text: str) -> int:
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
+    return len(text.encode("utf-16-le")) // 2
 
 
-_ASTRAL = re.compile("[\U00010000-\U0010FFFF]")
-
-
-class _FoldTable(dict[int, str]):
-    """``str.translate`` table that folds any character, filled on first sight."""
-
-    def __missing__(self, code: int) -> str:
-        char = chr(code)
-        value = " " if char.isspace() else fold_char(char)
-        if len(self) < 65536:
-            self[code] = value
-        return value
-
-
-_TABLE = _FoldTable()
+_SPELLED = re.compile(r"(?<![\w.])[a-z](?:[ .*_-][a-z]){2,}(?![\w])")
+"""Single letters joined by single spaces or dots ("i d i o t")."""
+_LEET_HINT = re.compile(r"[0-9@$](?=[a-z])|(?<=[a-z])[0-9@$]")
+"""A digit or symbol beside a letter: the word view may differ from the folded text."""
+_SPELLED_HINT = re.compile(r"[ .*_-][a-z][ .*_-][a-z][ .*_-]")
+"""What every spelled-out word holds (quick to look for: it starts with a class)."""
 
 
 @dataclass(slots=True)
-class Folded:
-    """The folded text and the way back to UTF-16 offsets of the draft.
-
-    Three shapes, cheapest first: folding kept every position (``astral`` empty, no
-    arrays); it kept every position but the draft has characters outside the BMP, which
-    count twice in UTF-16; or it changed lengths (``ß`` → ``ss``, collapsed spaces, lone
-    combining marks): one span per character (``starts``, ``ends``).
-
-    ``astral`` always holds the code point indices of the draft's characters outside the
-    BMP (what ``Utf16Index`` needs for the draft as typed).
-
-    Read-only by convention, not ``frozen``: a frozen dataclass sets each field through
-    ``object.__setattr__``, which triples what making one costs, and this one, like the
-    detectors' spans and hits, is made for every draft.
-    """
+class Draft:
+    """A draft as the detectors read it: ``text`` as typed, ``folded`` for matching, and
+    the ways back to UTF-16 offsets. Read-only by convention (made for every draft)."""
 
     text: str
-    starts: tuple[int, ...] | None = None
-    ends: tuple[int, ...] | None = None
-    astral: tuple[int, ...] = ()
+    folded: str = ""
+    _source: list[int] | None = field(default=None, repr=False)
+    _astral: list[int] | None = field(default=None, repr=False)
+    """Code point indices of the characters outside the BMP (two UTF-16 units each)."""
+    _words: tuple[str, list[int] | None] | None = field(default=None, repr=False)
+    visible: str = ""
+    """The draft as typed less its format characters."""
+
+    def __post_init__(self) -> None:
+        text = self.text
+        if text.isascii():  # every ASCII character is in the table from the start
+            raw = text.translate(_TABLE)
+            self.visible = text
+        else:
+            chars = set(text)
+            raw = _fold_raw(text, chars)
+            hidden = not chars.isdisjoint(_FORMAT_CHARS)
+            self.visible = text.translate(_VISIBLE) if hidden else text
+        self.folded = _SPACES.sub(" ", raw) if "  " in raw else raw
+
+    # --- offsets ------------------------------------------------------------------------
+
+    def utf16(self, index: int) -> int:
+        """UTF-16 offset of code point ``index`` of the draft as typed."""
+        if self._astral is None:
+            text = self.text
+            self._astral = (
+                [m.start() for m in _ASTRAL.finditer(text)] if utf16_len(text) != len(text) else []
+            )
+        return index + bisect_left(self._astral, index) if self._astral else index
+
+    def typed(self, start: int, end: int) -> str:
+        """The draft as typed between UTF-16 offsets ``start`` and ``end``."""
+        return self.text[self.index(start) : self.index(end)]
+
+    def index(self, offset: int) -> int:
+        """The code point index at UTF-16 ``offset`` (the inverse of ``utf16``)."""
+        self.utf16(0)
+        astral = self._astral
+        assert astral is not None
+        # the k-th astral character (code point index a) starts at UTF-16 offset a + k
+        low, high = 0, len(astral)
+        while low < high:
+            mid = (low + high) // 2
+            if astral[mid] + mid < offset:
+                low = mid + 1
+            else:
+                high = mid
+        return offset - low
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        """UTF-16 ``[start, end)`` in the draft of folded ``[start, end)`` (end > start)."""
-        if self.starts is not None and self.ends is not None:
-            return self.starts[start], self.ends[end - 1]
-        if not self.astral:
-            return start, end
-        return start + bisect_left(self.astral, start), end + bisect_left(self.astral, end)
+        """UTF-16 ``[start, end)`` in the draft of folded ``[start, end)`` (end > start).
 
+        A folded character stands for the draft from its own character up to the next
+        folded character's: a run of white space, a combining mark or a hidden character
+        belongs to what comes before it."""
+        if self._source is None:
+            self._source = self._sources()
+        source = self._source
+        first = source[start]
+        last = max(source[end - 1] + 1, source[end] if end < len(source) else len(self.text))
+        return self.utf16(first), self.utf16(last)
 
-def fold_text(text: str) -> Folded:
-    """Fold a draft, keeping the map back to UTF-16 offsets."""
-    if text.isascii() and text.isprintable():  # no tab or line break: ``lower`` folds it
-        lowered = text.lower()
-        return _fold_by_character(text) if "  " in lowered else Folded(lowered)
-    raw = _encode(text, _LOOK_UP, _ENCODING)[0].translate(_FOLD_BYTES)
-    folded: str = _decode(raw, "strict", _DECODING)[0]
-    astral: list[int] = []
-    if "\x00" in folded:  # characters outside the code space: fold them one by one
-        if raw.count(0) > _MAX_LOOKUPS:
-            return _fold_translated(text)
-        pieces: list[str] = []
+    def _sources(self) -> list[int]:
+        """For each folded character, the index of the draft character it comes from."""
+        text = self.text
+        table = _table(set(text))
+        lengths = map(len, map(table.__getitem__, map(ord, text)))
+        source = list(chain.from_iterable(map(repeat, range(len(text)), lengths)))
+        if len(source) == len(self.folded):
+            return source
+        kept: list[int] = []  # collapse runs of spaces as ``_SPACES`` did
         done = 0
-        at = raw.find(0)
-        while at >= 0:
-            piece = _TABLE[ord(text[at])]
-            if len(piece) != 1:
-                return _fold_by_character(text)
-            if ord(text[at]) > 0xFFFF:
-                astral.append(at)
-            pieces += (folded[done:at], piece)
-            done = at + 1
-            at = raw.find(0, done)
-        pieces.append(folded[done:])
-        folded = "".join(pieces)
-    if "  " in folded:
-        return _fold_by_character(text)
-    return Folded(folded, astral=tuple(astral))
+        raw = text.translate(table)
+        for m in _SPACES.finditer(raw):
+            kept += source[done : m.start() + 1]
+            done = m.end()
+        kept += source[done:]
+        return kept
+
+    # --- the word view ------------------------------------------------------------------
+
+    def words(self) -> str:
+        """The folded text with disguised words read as words (see the module's doc);
+        ``words_span`` maps its offsets to UTF-16."""
+        if self._words is None:
+            view = self.folded
+            if _LEET_HINT.search(view) is not None:
+                view = view.translate(LEET)  # one character for one: the same offsets
+            if _SPELLED_HINT.search(f" {view} ") is None:
+                self._words = (view, None)
+            else:
+                self._words = _joined(view)
+        return self._words[0]
+
+    def words_span(self, start: int, end: int) -> tuple[int, int]:
+        self.words()
+        assert self._words is not None
+        index = self._words[1]
+        if index is None:
+            return self.span(start, end)
+        return self.span(index[start], index[end - 1] + 1)
+
+    def disguised(self) -> list[tuple[int, int]]:
+        """[start, end) code point spans of the words typed with format characters inside
+        them or with letters of two scripts: words that look like one thing and read as
+        another ("hidden characters in this word")."""
+        text = self.text
+        out: list[tuple[int, int]] = []
+        if len(self.visible) != len(text):
+            out += [m.span() for m in _HIDDEN_WORD.finditer(text)]
+        if not text.isascii() and _FOREIGN.search(text) is not None:
+            hidden = list(out)
+            for m in _FOREIGN_WORD.finditer(text):
+                if len(out) == MAX_DISGUISED:  # the rest of the draft as one
+                    out.append((m.start(), len(text)))
+                    break
+                if mixed_scripts(m.group()) and not _within(m.span(), hidden):
+                    out.append(m.span())
+        return out
 
 
-def _fold_translated(text: str) -> Folded:
-    """``fold_text`` by ``str.translate`` (text mostly outside the code space)."""
-    folded = text.translate(_TABLE)
-    if len(folded) == len(text) and "  " not in folded:
-        return Folded(folded, astral=tuple(m.start() for m in _ASTRAL.finditer(text)))
-    return _fold_by_character(text)
+def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
+    return any(a <= span[0] and span[1] <= b for a, b in spans)
 
 
-def _fold_by_character(text: str) -> Folded:
-    """``fold_text`` when folding changes lengths: one UTF-16 span per folded character."""
-    out: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    astral: list[int] = []
-    pos = 0
-    for index, char in enumerate(text):
-        width = 1
-        if ord(char) > 0xFFFF:
-            width = 2
-            astral.append(index)
-        piece = _TABLE[ord(char)]
-        if piece == " " and out and out[-1] == " ":
-            ends[-1] = pos + width
-        elif not piece and ends:
-            ends[-1] = pos + width  # a lone combining mark belongs to the letter before
-        else:
-            for c in piece:
-                out.append(c)
-                starts.append(pos)
-                ends.append(pos + width)
-        pos += width
-    return Folded("".join(out), tuple(starts), tuple(ends), tuple(astral))
+def _joined(view: str) -> tuple[str, list[int]]:
+    """``view`` with spelled-out words joined, and each character's index in ``view``."""
+    pieces: list[str] = []
+    index: list[int] = []
+    done = 0
+    for m in _SPELLED.finditer(view):
+        pieces.append(view[done : m.start()])
+        index.extend(range(done, m.start()))
+        for i in range(m.start(), m.end(), 2):
+            pieces.append(view[i])
+            index.append(i)
+        done = m.end()
+    pieces.append(view[done:])
+    index.extend(range(done, len(view)))
+    return "".join(pieces), index
 
 
-# --- folding at C speed -----------------------------------------------------------------
-#
-# ``str.translate`` with a dict calls back into Python for every character once a draft
-# holds one non-ASCII character (≈ 400 instructions each: half the cost of checking a
-# realistic Latvian post). Instead, the draft is encoded into a one-byte code space with
-# a charmap codec (C, one table lookup per character): byte 0 means "look this character
-# up", 1–127 are ASCII, 128–255 the most frequent non-ASCII characters of the four
-# languages' posts. ``bytes.translate`` folds inside the code space and the charmap
-# decoder turns the bytes back into text. Only characters whose fold is one character
-# of the code space get a byte, so every position is kept; the few others go to byte 0
-# and are folded one by one from ``_TABLE`` (or, when that changes lengths, the whole
-# draft goes the old way). The result is the same as ``text.translate(_TABLE)``: the
-# tests compare the two over every character of the BMP.
-
-_PREFERRED = (
-    "\u00a0\u2009\u202f\u200b\u2013\u2014\u2018\u2019\u201a\u201c\u201d\u201e\u00ab\u00bb"
-    "\u2022\u00b7\u20ac\u00a3\u00b0\u00a7\u00a9\u00ae\u00d7"
-    "ĀāČčĒēĢģĪīĶķĻļŅņŠšŪūŽž"  # Latvian
-    "ÅåÄäÖöÉéÜü"  # Swedish (and German)
-    "ËëÇç"  # Albanian
-    "ÕõĄąĘęĖėĮįŲųŁłŃńŚśŹźŻżĆć"  # Estonian, Lithuanian, Polish
-    "ÀàÁáÂâÈèÊêÍíÎîÏïÑñÓóÔôÙùÚúÛûÝý"  # French, Spanish, ...
-)
-_MAX_LOOKUPS = 16
-"""More characters outside the code space than this (a post in Cyrillic): translate."""
+@lru_cache(maxsize=4096)
+def _script(char: str) -> str:
+    return str(categories.alias(char)) if char.isalpha() else "COMMON"
 
 
-def _code_space() -> str:
-    """256 characters: byte value → character (byte 0: look the character up)."""
-    chosen: list[str] = []
-    others = [chr(i) for i in range(0xA0, 0x180)] + [chr(i) for i in range(0x2000, 0x2070)]
-    for char in dict.fromkeys(_PREFERRED + "".join(others)):
-        if len(chosen) == 128:
-            break
-        piece = _TABLE[ord(char)]
-        if len(piece) == 1 and (piece.isascii() or piece == char or piece in chosen):
-            chosen.append(char)
-    return "\x00" + "".join(chr(i) for i in range(1, 128)) + "".join(chosen)
-
-
-def _look_up(error: UnicodeError) -> tuple[bytes, int]:
-    """Characters outside the code space become byte 0, one byte per character."""
-    assert isinstance(error, UnicodeEncodeError)
-    return b"\x00" * (error.end - error.start), error.end
-
-
-_LOOK_UP = "sargs.fold"
-codecs.register_error(_LOOK_UP, _look_up)
-_DECODING = _code_space()
-_ENCODING = codecs.charmap_build(_DECODING)
-_FOLD_BYTES = bytes(
-    _DECODING.index(_TABLE[ord(char)]) if i else 0 for i, char in enumerate(_DECODING)
-)
-_encode = codecs.charmap_encode
-_decode = codecs.charmap_decode
-
-
-class Utf16Index:
-    """Code point index → UTF-16 offset for one text (patterns run on the original)."""
-
-    __slots__ = ("_astral",)
-
-    def __init__(self, astral: Sequence[int]) -> None:
-        """From the code point indices of the text's astral characters (``Folded.astral``:
-        known once the text is folded, no second pass over it)."""
-        self._astral = astral
-
-    def __call__(self, index: int) -> int:
-        return index + bisect_left(self._astral, index) if self._astral else index
+def mixed_scripts(word: str) -> bool:
+    """Whether ``word`` mixes letters of two scripts (Latin with Cyrillic or Greek …)."""
+    scripts = set(map(_script, word))
+    scripts.discard("COMMON")
+    return len(scripts) > 1

@@ -10,7 +10,7 @@ import pytest
 
 from proxy.compliance.engine import Engine
 from proxy.compliance.model import CheckRequest, CheckResult
-from proxy.compliance.normalize import fold_text
+from proxy.compliance.normalize import Draft
 from proxy.policy.loader import PolicyError, load
 from proxy.settings import ROOT
 
@@ -21,7 +21,7 @@ SUNDAY = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def engine() -> tuple[Engine, str]:
     loaded = load(EXAMPLE)
-    return Engine(loaded.policy), loaded.version
+    return Engine.from_policy(loaded.policy), loaded.version
 
 
 def check(engine: tuple[Engine, str], text: str, **fields: object) -> CheckResult:
@@ -55,10 +55,10 @@ def test_offsets_count_utf16_units(engine: tuple[Engine, str], text: str, word: 
 
 def test_folding_maps_back_to_the_original_letters() -> None:
     text = "Straße  MUĻĶIS\tok"
-    folded = fold_text(text)
-    assert folded.text == "strasse mulkis ok"
-    start = folded.text.index("mulkis")
-    assert folded.span(start, start + 6) == (8, 14)
+    draft = Draft(text)
+    assert draft.folded == "strasse mulkis ok"
+    start = draft.folded.index("mulkis")
+    assert draft.span(start, start + 6) == (8, 14)
     assert text[8:14] == "MUĻĶIS"
 
 
@@ -175,7 +175,7 @@ def test_overlay_adds_terms_and_code_names(tmp_path: Path) -> None:
         "    offensive:\n      severity: block\n      terms: {sv: [tönt]}\n",
     )
     loaded = load(inst)
-    engine = Engine(loaded.policy), loaded.version
+    engine = Engine.from_policy(loaded.policy), loaded.version
     result = check(engine, "Projekt ugglan, din tönt")
     assert [(f.rule, f.severity.value) for f in result.findings] == [
         ("classified", "block"), ("offensive", "block")
@@ -193,3 +193,26 @@ def test_bad_rule_content_names_file_and_line(tmp_path: Path) -> None:
     bad_rule = _overlay(tmp_path / "b", "compliance:\n  rules:\n    rudeness: {severity: warn}\n")
     with pytest.raises(PolicyError, match=r"compliance.yaml:3"):
         load(bad_rule)
+
+
+def test_gap_unless_and_quoted_from_the_policy(tmp_path: Path) -> None:
+    inst = _overlay(
+        tmp_path,
+        "compliance:\n  code_names: [Blue Heron]\n  rules:\n"
+        "    classified:\n      gap: 1\n"
+        "    speculation:\n      unless: ['\\bnot true\\b', '\\bwe deny\\b']\n"
+        "    offensive:\n      quoted: info\n",
+    )
+    loaded = load(inst)
+    engine = Engine.from_policy(loaded.policy), loaded.version
+    assert [f.rule for f in check(engine, "the blue grey heron flies").findings] == [
+        "classified"
+    ]
+    assert check(engine, "the blue big grey heron").verdict == "ok"  # two words between
+    assert check(engine, "Rumour has it the office moves.").verdict != "ok"
+    assert check(engine, "It is not true that, as rumour has it, the office moves.").verdict == (
+        "ok"
+    )
+    quoted = check(engine, 'We watched "The Idiot" by Dostoevsky.')
+    assert [(f.rule, f.severity.value) for f in quoted.findings] == [("offensive", "info")]
+    assert check(engine, "We watched the idiot.").findings[0].severity.value == "warn"

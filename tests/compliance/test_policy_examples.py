@@ -21,7 +21,7 @@ _ENGINES: dict[Path, tuple[Engine, LoadedPolicy]] = {}
 def _engine(directory: Path) -> tuple[Engine, LoadedPolicy]:
     if directory not in _ENGINES:
         loaded = load(directory)
-        _ENGINES[directory] = (Engine(loaded.policy), loaded)
+        _ENGINES[directory] = (Engine.from_policy(loaded.policy), loaded)
     return _ENGINES[directory]
 
 

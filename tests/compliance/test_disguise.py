@@ -1,0 +1,113 @@
+"""Drafts written to slip past the rules, and drafts that must stay clean: what a user
+sees (which rule, where in the draft as typed, which severity)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from proxy.compliance.engine import Engine
+from proxy.compliance.model import CheckRequest
+from proxy.policy.loader import load
+from proxy.settings import ROOT
+
+EXAMPLE = ROOT / "policies" / "institutions" / "example"
+SUNDAY = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def engine() -> tuple[Engine, str]:
+    loaded = load(EXAMPLE)
+    return Engine.from_policy(loaded.policy), loaded.version
+
+
+def found(engine: tuple[Engine, str], text: str) -> list[tuple[str, str]]:
+    """(rule, the reported piece of the draft as a JavaScript string slices it)."""
+    result = engine[0].check(CheckRequest(text=text, at=SUNDAY), engine[1])
+    units = text.encode("utf-16-le")
+    return [
+        (f.rule, units[2 * f.start : 2 * f.end].decode("utf-16-le")) for f in result.findings
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "piece"),
+    [
+        ("you are an id\u200biot", "offensive", "id\u200biot"),  # zero-width space
+        ("you are an idi\u00adot", "offensive", "idi\u00adot"),  # soft hyphen
+        ("you are an i\u2060diot", "offensive", "i\u2060diot"),  # word joiner
+        ("you are an \u0456diot", "offensive", "\u0456diot"),  # Cyrillic і
+        ("you are an 𝐢𝐝𝐢𝐨𝐭", "offensive", "𝐢𝐝𝐢𝐨𝐭"),  # mathematical bold
+        ("you are an 1d10t", "offensive", "1d10t"),
+        ("you are an i d i o t", "offensive", "i d i o t"),
+        ("you are an i.d.i.o.t", "offensive", "i.d.i.o.t"),
+        ("you are idiots", "offensive", "idiots"),  # inflected: simplemma's lemma
+        ("kods 161175\u201319997", "personal-data", "161175\u201319997"),  # en dash
+        ("kods 161175 / 19997", "personal-data", "161175 / 19997"),
+        ("kods １６１１７５－１９９９７", "personal-data", "１６１１７５－１９９９７"),  # fullwidth
+        ("kods 1611\u200b75-19997", "personal-data", "1611\u200b75-19997"),
+        ("zvani 29\u00a0123\u00a0456", "personal-data", "29\u00a0123\u00a0456"),
+        ("zvani 29-12-34-56", "personal-data", "29-12-34-56"),
+        ("zvani 29_123_456", "personal-data", "29_123_456"),
+        ("zvani ٢٩١٢٣٤٥٦", "personal-data", "٢٩١٢٣٤٥٦"),  # Arabic-Indic digits
+        ("mail jane.doe [at] example [dot] com", "personal-data",
+         "jane.doe [at] example [dot] com"),
+        ("mail jane.doe(at)example.com", "personal-data", "jane.doe(at)example.com"),
+        ("mail jane.doe at example.com", "personal-data", "jane.doe at example.com"),
+        ("NIPT: J91402501L", "personal-data", "J91402501L"),
+    ],
+)
+def test_disguised_violations_are_found_where_typed(
+    engine: tuple[Engine, str], text: str, rule: str, piece: str
+) -> None:
+    assert (rule, piece) in found(engine, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Open 9.00–17.00, Saturdays 10:00-14:00.",
+        "The budget is € 1 200 000 and 2 500 000 EUR next year.",
+        "Support rose to 12 % in the survey; 45,5 % disagree.",
+        "Product code J91402501L is back in stock.",
+        "We meet at riga.lv on Monday.",
+        "The idiosyncratic budget of the covid19 programme.",
+        "Server 192.168.10.5 is down.",
+        "See you on 23.11.2026 at 10.30.",
+    ],
+)
+def test_hard_negatives_stay_clean_of_personal_data(engine: tuple[Engine, str], text: str) -> None:
+    assert [r for r, _ in found(engine, text) if r == "personal-data"] == []
+
+
+def test_disguise_never_lowers_the_verdict(engine: tuple[Engine, str]) -> None:
+    plain = engine[0].check(CheckRequest(text="you idiot", at=SUNDAY), engine[1])
+    hidden = engine[0].check(CheckRequest(text="you id\u200biot", at=SUNDAY), engine[1])
+    assert hidden.verdict == plain.verdict
+    (finding,) = hidden.findings
+    assert finding.message.startswith(plain.findings[0].message)
+    assert "hidden or look-alike" in finding.message
+
+
+def test_a_disguised_word_that_matches_nothing_is_shown(engine: tuple[Engine, str]) -> None:
+    result = engine[0].check(CheckRequest(text="hello w\u200borld and p\u0430ypal", at=SUNDAY),
+                             engine[1])
+    assert result.verdict == "info"
+    assert [(f.rule, f.severity, f.start, f.end) for f in result.findings] == [
+        ("unsafe-link", "info", 6, 12),
+        ("unsafe-link", "info", 17, 23),
+    ]
+    assert result.findings[0].message.startswith("Hidden characters in this word")
+
+
+def test_plain_words_of_other_scripts_are_not_disguise(engine: tuple[Engine, str]) -> None:
+    for text in ("Привет всем", "Καλημέρα", "𝐁𝐨𝐥𝐝 news", "family 👩\u200d👩\u200d👧"):
+        assert found(engine, text) == [], text
+
+
+def test_two_numbers_in_one_run_are_both_found(engine: tuple[Engine, str]) -> None:
+    text = "Zvaniet 29123456 29123457"
+    assert found(engine, text) == [
+        ("personal-data", "29123456"), ("personal-data", "29123457")
+    ]
