@@ -123,7 +123,7 @@ def _run(digest: str, version: str, policy: bytes | None, request: CheckRequest,
     if engine is None:
         if policy is None:
             return _NEED_POLICY, None
-        engine = Engine(pickle.loads(policy))  # noqa: S301 - from our own parent process
+        engine = Engine.from_policy(pickle.loads(policy))  # noqa: S301 - from our own parent process
         _engines[digest] = engine
         while len(_engines) > KEPT_VERSIONS:
             del _engines[next(iter(_engines))]
