@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from proxy.cli.loading import load_or_exit
 from proxy.compliance.engine import Engine
 from proxy.compliance.model import CheckRequest
 
@@ -50,8 +51,6 @@ def _fail(message: str) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from proxy.cli.policy_cmd import load_or_exit
-
     loaded = load_or_exit(args.policy)
     policy = loaded.policy
     if args.platform and args.platform not in policy.platforms:
