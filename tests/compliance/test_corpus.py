@@ -80,8 +80,7 @@ CAUGHT = f">= {DISGUISED_CAUGHT:.0%} of disguised violations caught"
 HARD = "<= 1 false alarm per 25 hard negatives"
 
 
-@pytest.mark.parametrize("name", [pytest.param("corpus", marks=_xfail(MICRO)),
-                                  pytest.param("heldout", marks=_xfail(MICRO))])
+@pytest.mark.parametrize("name", ["corpus", pytest.param("heldout", marks=_xfail(MICRO))])
 def test_micro_f1_on_ordinary_drafts(name: str) -> None:
     result = _score(name)
     assert result.micro().f1 >= MICRO_F1, "\n".join(result.report())
