@@ -4,7 +4,8 @@ A corpus is a policy test file with ``score: true`` (format: ``proxy.compliance.
 Each draft is compared with its expected rules at the level of (draft, rule): an expected
 rule that is found is a true positive, one that is not is a miss, a rule found but not
 expected is a false alarm. Positions are shown in the list of misses and false alarms but
-do not change the counts.
+do not change the counts; an expected severity that differs is counted apart (the draft
+is not "right", the rule still found).
 
 The targets (issue 13; CI asserts them on the shipped corpora, ``TARGETS``):
 
@@ -97,9 +98,19 @@ class Result:
                 c.fp = 1
         return out
 
+    def wrong_severities(self) -> list[str]:
+        """Expected rules found with another severity than the one the draft names."""
+        out = []
+        for e in self.case.expect:
+            found = {f.severity for f in self.found if f.rule == e.rule}
+            if e.severity is not None and found and e.severity not in found:
+                out.append(f"{e.rule}: severity {'/'.join(sorted(found))}, "
+                           f"expected {e.severity.value}")
+        return out
+
     @property
     def correct(self) -> bool:
-        return not self.error and self.expected == self.found_rules
+        return not self.error and self.expected == self.found_rules and not self.wrong_severities()
 
     def explain(self) -> list[str]:
         """Expected vs found, with the positions and text of what was found."""
@@ -109,7 +120,7 @@ class Result:
         lines += [f"found: {describe(f, self.case.text)}" for f in self.found]
         if not self.found:
             lines.append("found: nothing")
-        return lines
+        return lines + self.wrong_severities()
 
 
 @dataclass
@@ -198,6 +209,9 @@ class Score:
                          f"({caught / len(disguised):.0%})")
         lines.append(f"false alarms: {self.alarms(hard)}/{len(hard)} hard negatives, "
                      f"{self.alarms(plain)}/{len(plain)} plain posts")
+        severities = sum(bool(r.wrong_severities()) for r in self.results)
+        if severities:
+            lines.append(f"found with another severity than expected: {severities} drafts")
         unmet = self.unmet()
         lines += [f"target missed: {u}" for u in unmet] or ["all targets met"]
         if verbose:

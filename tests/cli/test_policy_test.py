@@ -98,6 +98,8 @@ tests:
      expect: [offensive]}
   - {name: title, class: hard-negative, lang: en, text: "'The Idiot' tonight", expect: []}
   - {name: hello, class: plain, lang: en, text: "Hello, world", expect: []}
+  - {name: severity, class: ordinary, lang: en, text: "Idiot!",
+     expect: [{rule: offensive, severity: block}]}
 """
 
 
@@ -108,15 +110,18 @@ def test_corpus_is_scored_and_targets_set_the_exit_code(tmp_path: Path, capsys) 
     assert main(["policy", "test", example, "--corpus", str(corpus), "-v"]) == 0
     out = capsys.readouterr().out.split(f"{corpus}\n", 1)[1]
     lines = out.splitlines()
-    assert lines[0] == "5 drafts"
-    # offensive: two caught, one false alarm (the title); partisan: one miss.
-    assert "  offensive         0.667   1.000  0.800     2    1    0" in lines
+    assert lines[0] == "6 drafts"
+    # offensive: three caught, one false alarm (the title); partisan: one miss.
+    assert "  offensive         0.750   1.000  0.857     3    1    0" in lines
     assert "  partisan          1.000   0.000  0.000     0    0    1" in lines
     assert "  sq                1.000   0.000  0.000     0    0    1" in lines
-    assert "micro-F1 on ordinary drafts: 0.667 (precision 1.000, recall 0.500)" in lines
+    assert "micro-F1 on ordinary drafts: 0.800 (precision 1.000, recall 0.667)" in lines
     assert "disguised caught: 1/1 (100%)" in lines
     assert "false alarms: 1/1 hard negatives, 0/1 plain posts" in lines
-    assert "target missed: micro-F1 on ordinary drafts 0.667 < 0.95" in lines
+    assert "target missed: micro-F1 on ordinary drafts 0.800 < 0.95" in lines
+    # A personal account's insult is a warning: the expected severity is counted apart.
+    assert "found with another severity than expected: 1 drafts" in lines
+    assert "    offensive: severity warn, expected block" in lines
     assert "target missed: false alarms on hard negatives 1/1 > 1 per 25" in lines
     assert "  WRONG [hard-negative, en] title (corpus.yaml:8)" in lines
     assert "    found: offensive (warn) at 5-10 'Idiot'" in lines
