@@ -25,6 +25,7 @@ from proxy.cli.loading import load_or_exit
 from proxy.compliance.config import Severity
 from proxy.compliance.engine import Engine
 from proxy.compliance.model import CheckRequest, CheckResult
+from proxy.i18n import Translator
 
 
 def register(sub: Any) -> None:
@@ -94,7 +95,7 @@ def _check(args: argparse.Namespace) -> int:
         return _fail(f"{field}: {error['msg']}")
     result = Engine(policy).check(request, loaded.version)
     if args.format == "text":
-        print(marked(text, result))
+        print(marked(text, result, args.lang))
     else:
         json.dump(result.model_dump(mode="json"), sys.stdout, ensure_ascii=False, indent=2)
         print()
@@ -117,8 +118,9 @@ def _code_points(text: str) -> list[int]:
     return [*out, len(text)]
 
 
-def marked(text: str, result: CheckResult) -> str:
+def marked(text: str, result: CheckResult, lang: str = "en") -> str:
     """The verdict, the draft with each finding marked ``⟦…⟧n``, and the numbered list."""
+    t = Translator("check", lang)
     index = _code_points(text)
     spans = [(n, index[f.start], index[f.end]) for n, f in enumerate(result.findings, 1)
              if f.end > f.start]
@@ -130,13 +132,13 @@ def marked(text: str, result: CheckResult) -> str:
         out += [_visible(text[done:at]), mark]
         done = at
     out.append(_visible(text[done:]))
-    lines = [f"verdict: {result.verdict} (policy {result.policy})", "", "".join(out), ""]
+    lines = [t("verdict", verdict=result.verdict, policy=result.policy), "", "".join(out), ""]
     for n, f in enumerate(result.findings, 1):
         where = (f"{f.start}-{f.end} {_visible(text[index[f.start]:index[f.end]])!r}"
-                 if f.end > f.start else "whole draft")
+                 if f.end > f.start else t("whole_draft"))
         lines.append(f"{n}. {f.rule} ({f.severity.value}) {where}: {f.message}")
         if f.guideline:
             lines.append(f"   {f.guideline}")
     if not result.findings:
-        lines.append("no findings")
+        lines.append(t("no_findings"))
     return "\n".join(lines)

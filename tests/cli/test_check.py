@@ -96,11 +96,11 @@ def test_text_format_marks_the_findings_in_the_draft(monkeypatch, capsys) -> Non
                        "--at", "2026-11-23T12:00")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith("verdict: block (policy 2026.11-example+")
+    assert lines[0].startswith("vērtējums: block (politika 2026.11-example+")
     # The emoji counts two UTF-16 units in the offsets, one character in the marked text;
     # the zero-width space a reader cannot see is spelled out.
     assert lines[2] == "😀 Zvani ⟦29123456⟧2, mu⟨U+200B⟩ļķi un ⟦muļķis⟧3"
-    assert lines[4].startswith("1. working-hours (warn) whole draft: Ir darba laiks.")
+    assert lines[4].startswith("1. working-hours (warn) viss melnraksts: Ir darba laiks.")
     assert "2. personal-data (block) 9-17 '29123456': Tas izskatās pēc tālruņa" in out
     assert "3. offensive (warn) 29-35 'muļķis': " in out
 
