@@ -5,8 +5,9 @@ UTF-16 offsets, whatever the verdict. A broken policy prints its problems (file:
 standard error and exits 1; bad options exit 2.
 
 For people and CI: ``--format text`` prints the draft with each finding marked
-(``⟦…⟧1``), hidden format characters shown as ``⟨U+200B⟩``, and the findings listed
-below; ``--fail-on warn|block`` exits 1 when the verdict is at least that severity.
+(``⟦…⟧1``), hidden format and control characters shown as ``⟨U+200B⟩`` (a draft cannot
+hide text or drive the terminal), and the findings listed below; ``--fail-on warn|block``
+exits 1 when the verdict is at least that severity.
 """
 
 from __future__ import annotations
@@ -104,10 +105,17 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+_HIDDEN = {"Cf", "Cc", "Zl", "Zp", "Co", "Cs", "Cn"}
+
+
 def _visible(text: str) -> str:
-    """``text`` with invisible format characters (ZWSP, soft hyphen …) spelled out."""
-    return "".join(f"⟨U+{ord(c):04X}⟩" if unicodedata.category(c) == "Cf" else c
-                   for c in text)
+    """``text`` with what a reader cannot see spelled out: format characters (ZWSP, soft
+    hyphen, bidi overrides), control characters (a draft's ESC sequences must not drive
+    the terminal), separators and unassigned code points. Newlines and tabs stay."""
+    return "".join(
+        f"⟨U+{ord(c):04X}⟩" if c not in "\n\t" and unicodedata.category(c) in _HIDDEN else c
+        for c in text
+    )
 
 
 def _code_points(text: str) -> list[int]:

@@ -35,7 +35,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from proxy.compliance.config import RuleId, Severity
 from proxy.compliance.engine import Engine
@@ -86,8 +93,12 @@ class Case(BaseModel):
     official_allowed: bool | None = None
     draft_class: DraftClass | None = Field(default=None, alias="class")
     expect: list[Expected]
-    line: int = Field(default=0, exclude=True)
-    """Line of the example in its file (set when read; 0 when built in code)."""
+    _line: int = PrivateAttr(default=0)
+
+    @property
+    def line(self) -> int:
+        """Line of the example in its file (set by ``read_file``; 0 when built in code)."""
+        return self._line
 
     @model_validator(mode="after")
     def _negatives_expect_nothing(self) -> Case:
@@ -258,11 +269,9 @@ def read_file(path: Path) -> ExampleFile:
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{where}: {field}: {message}" if field else f"{where}: {message}")
         raise TestFileError("\n".join(dict.fromkeys(problems))) from None
-    cases = [
-        case.model_copy(update={"line": lines.get(("tests", i), 0)})
-        for i, case in enumerate(spec.tests)
-    ]
-    return spec.model_copy(update={"tests": cases})
+    for i, case in enumerate(spec.tests):
+        case._line = lines.get(("tests", i), 0)
+    return spec
 
 
 def run(engine: Engine, version: str, directories: tuple[Path, ...]) -> list[Outcome]:

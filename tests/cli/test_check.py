@@ -105,6 +105,19 @@ def test_text_format_marks_the_findings_in_the_draft(monkeypatch, capsys) -> Non
     assert "3. offensive (warn) 29-35 'muļķis': " in out
 
 
+def test_text_format_shows_what_a_draft_hides(monkeypatch, capsys) -> None:
+    # A bidi override reverses what a reader sees; ESC sequences would drive the terminal
+    # (here: conceal the rest of the line); a carriage return would overwrite the line.
+    text = "ok \u202eevil\u202c \x1b[8mhidden\x1b[0m\rfake\nline 2\ttab"
+    code, out, _ = run(monkeypatch, capsys, text, "--format", "text",
+                       "--at", "2026-11-22T12:00")
+    assert code == 0
+    for hidden in ("\x1b", "\r", "\u202e"):
+        assert hidden not in out
+    assert out.splitlines()[2:4] == [
+        "ok ⟨U+202E⟩evil⟨U+202C⟩ ⟨U+001B⟩[8mhidden⟨U+001B⟩[0m⟨U+000D⟩fake", "line 2\ttab"]
+
+
 def test_text_format_of_a_clean_draft(monkeypatch, capsys) -> None:
     code, out, _ = run(monkeypatch, capsys, "Sveiki!", "--format", "text",
                        "--at", "2026-11-22T12:00")
