@@ -65,7 +65,12 @@ def _test(args: argparse.Namespace) -> int:
     corpora: list[tuple[str, list[Path]]] = [
         ("policy corpus", [p for p, _ in example_files(loaded.directories) if _is_scored(p)])
     ]
-    corpora += [(spec, _corpus_paths(spec)) for spec in args.corpus]
+    for spec in args.corpus:
+        paths = _corpus_paths(spec)
+        if not paths:
+            print(f"--corpus {spec}: no *.yaml files there", file=sys.stderr)
+            return 1
+        corpora.append((spec, paths))
     corpora = [(name, paths) for name, paths in corpora if paths]
     if not outcomes and not corpora:
         print("no policy tests found (tests/*.yaml)", file=sys.stderr)

@@ -128,6 +128,12 @@ def test_corpus_is_scored_and_targets_set_the_exit_code(tmp_path: Path, capsys) 
     # --targets turns a missed target into exit 1.
     assert main(["policy", "test", example, "--corpus", str(corpus), "--targets"]) == 1
     capsys.readouterr()
+    # A corpus that is not there is an error, not an empty score.
+    assert main(["policy", "test", example, "--corpus", str(tmp_path / "nothing")]) == 1
+    assert "cannot read" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert main(["policy", "test", example, "--corpus", str(tmp_path / "empty")]) == 1
+    assert "no *.yaml files there" in capsys.readouterr().err
 
 
 def test_inherited_severity_is_a_minimum(tmp_path: Path, capsys) -> None:
