@@ -64,6 +64,15 @@ def test_corpus_covers_every_language_and_class(name: str, minimum: int, negativ
     assert text_rules <= rules
 
 
+@pytest.mark.parametrize("name", ["corpus", "heldout"])
+def test_scores_are_reported(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Print the scores into the test log (CI shows where detection stands on every run)."""
+    lines = _score(name).report()
+    assert lines[0] == f"{len(_score(name).results)} drafts"
+    with capsys.disabled():
+        print(f"\n--- {name}: " + "\n".join(lines))
+
+
 def test_heldout_drafts_are_not_in_the_tuning_corpus() -> None:
     tuning = {case.text for _, spec in _files("corpus") for case in spec.tests}
     heldout = [case.text for _, spec in _files("heldout") for case in spec.tests]
