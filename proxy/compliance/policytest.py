@@ -19,7 +19,7 @@ of the directories a policy extends run too, against the effective policy; for t
 expected severity is a minimum (an institution may raise severities).
 
 A file with ``score: true`` at the top is a detection *corpus*: its drafts also carry a
-``class`` (``ordinary``, a disguise such as ``invisible``, ``hard-negative``, ``plain``;
+``lang`` and a ``class`` (``ordinary``, a disguise such as ``invisible``, ``hard-negative``, ``plain``;
 see ``CLASSES``) and are scored (precision, recall, F1; ``proxy.compliance.policyscore``)
 instead of passing or failing one by one.
 
@@ -120,8 +120,9 @@ class ExampleFile(BaseModel):
     def _corpus_drafts_have_a_class(self) -> ExampleFile:
         if self.score:
             for case in self.tests:
-                if case.draft_class is None:
-                    raise ValueError(f"{case.name!r}: a scored file's drafts need a 'class'")
+                if case.draft_class is None or case.lang is None:
+                    raise ValueError(f"{case.name!r}: a scored file's drafts need a 'class' "
+                                     "and a 'lang'")
         return self
 
 

@@ -76,7 +76,7 @@ def test_failures_show_expected_and_found_with_positions(tmp_path: Path, capsys)
          "    expect: [offensive]\n",
          "mine.yaml:3: tests.0: a plain draft expects no finding"),
         ("score: true\ntests:\n  - name: a\n    text: Idiot\n    expect: [offensive]\n",
-         "mine.yaml:1: 'a': a scored file's drafts need a 'class'"),
+         "mine.yaml:1: 'a': a scored file's drafts need a 'class' and a 'lang'"),
     ],
 )
 def test_broken_test_files_name_file_line_and_field(
