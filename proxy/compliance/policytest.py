@@ -19,9 +19,9 @@ of the directories a policy extends run too, against the effective policy; for t
 expected severity is a minimum (an institution may raise severities).
 
 A file with ``score: true`` at the top is a detection *corpus*: its drafts also carry a
-``lang`` and a ``class`` (``ordinary``, a disguise such as ``invisible``, ``hard-negative``, ``plain``;
-see ``CLASSES``) and are scored (precision, recall, F1; ``proxy.compliance.policyscore``)
-instead of passing or failing one by one.
+``lang`` and a ``class`` (``ordinary``, a disguise such as ``invisible``,
+``hard-negative``, ``plain``; see ``CLASSES``) and are scored (precision, recall, F1;
+``proxy.compliance.policyscore``) instead of passing or failing one by one.
 
 A file that cannot be read or does not fit this format is reported with its path, line
 and field, as policy errors are (``tests.3.expect.0.rule``).
