@@ -8,10 +8,10 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from proxy.cli import policy_test_cmd
+from proxy.cli.loading import load_or_exit
 from proxy.policy.decide import AccessPolicy
-from proxy.policy.loader import LoadedPolicy, PolicyError, load
 from proxy.policy.model import Action, Policy
-from proxy.settings import Settings
 
 
 def register(sub: Any) -> None:
@@ -33,17 +33,7 @@ def register(sub: Any) -> None:
         "policies/policy.schema.json)")
     schema.set_defaults(handler=_schema)
 
-    from proxy.cli import policy_test_cmd
-
     policy_test_cmd.register(cmds)
-
-
-def load_or_exit(directory: str | None) -> LoadedPolicy:
-    try:
-        return load(directory or Settings().policy)
-    except PolicyError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(1) from None
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxy.cli.main import main
+from proxy.compliance.config import RuleId
 from proxy.settings import ROOT
 
 EXAMPLE = str(ROOT / "policies" / "institutions" / "example")
@@ -87,3 +88,72 @@ def test_broken_policy_names_file_and_line(tmp_path: Path) -> None:
     assert proc.stdout == ""
     assert "policy.yaml:8" in proc.stderr
     assert "severity" in proc.stderr
+
+
+def test_text_format_marks_the_findings_in_the_draft(monkeypatch, capsys) -> None:
+    text = "😀 Zvani 29123456, mu\u200bļķi un muļķis"
+    code, out, _ = run(monkeypatch, capsys, text, "--format", "text", "--lang", "lv",
+                       "--at", "2026-11-23T12:00")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("vērtējums: block (politika 2026.11-example+")
+    # The emoji counts two UTF-16 units in the offsets, one character in the marked text;
+    # the zero-width space a reader cannot see is spelled out.
+    assert lines[2] == "😀 Zvani ⟦29123456⟧2, mu⟨U+200B⟩ļķi un ⟦muļķis⟧3"
+    assert lines[4].startswith("1. working-hours (warn) viss melnraksts: Ir darba laiks.")
+    assert "2. personal-data (block) 9-17 '29123456': Tas izskatās pēc tālruņa" in out
+    assert "3. offensive (warn) 29-35 'muļķis': " in out
+
+
+def test_text_format_shows_what_a_draft_hides(monkeypatch, capsys) -> None:
+    # A bidi override reverses what a reader sees; ESC sequences would drive the terminal
+    # (here: conceal the rest of the line); a carriage return would overwrite the line.
+    text = "ok \u202eevil\u202c \x1b[8mhidden\x1b[0m\rfake\nline 2\ttab"
+    code, out, _ = run(monkeypatch, capsys, text, "--format", "text",
+                       "--at", "2026-11-22T12:00")
+    assert code == 0
+    for hidden in ("\x1b", "\r", "\u202e"):
+        assert hidden not in out
+    assert out.splitlines()[2:4] == [
+        "ok ⟨U+202E⟩evil⟨U+202C⟩ ⟨U+001B⟩[8mhidden⟨U+001B⟩[0m⟨U+000D⟩fake", "line 2\ttab"]
+
+
+def test_text_format_of_a_clean_draft(monkeypatch, capsys) -> None:
+    code, out, _ = run(monkeypatch, capsys, "Sveiki!", "--format", "text",
+                       "--at", "2026-11-22T12:00")
+    assert code == 0
+    assert out.splitlines()[2:] == ["Sveiki!", "", "no findings"]
+
+
+def test_marks_of_nested_and_overlapping_findings() -> None:
+    from proxy.cli.check_cmd import marked
+    from proxy.compliance.config import Severity
+    from proxy.compliance.model import CheckResult, Finding
+
+    def finding(rule: RuleId, start: int, end: int) -> Finding:
+        return Finding(rule=rule, severity=Severity.warn, start=start, end=end, message="m",
+                       guideline="")
+
+    result = CheckResult(verdict="warn", policy="p", findings=[
+        finding("embargo", 0, 11), finding("classified", 5, 11), finding("offensive", 9, 14)])
+    assert marked("Blue Heron idiot", result).splitlines()[2] == (
+        "⟦Blue ⟦Hero⟦n ⟧2⟧1idi⟧3ot")
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "code"),
+    [
+        ("Idiot", [], 0),  # the contract: exit 0 whatever the verdict
+        ("Idiot", ["--fail-on", "warn"], 1),
+        ("Idiot", ["--fail-on", "block"], 0),
+        ("Idiot", ["--fail-on", "block", "--account", "official"], 1),
+        ("Zvani 29123456", ["--fail-on", "warn"], 1),
+        ("Sveiki!", ["--fail-on", "warn"], 0),
+        ("Idiot", ["--fail-on", "warn", "--format", "text"], 1),
+    ],
+)
+def test_fail_on_sets_the_exit_code(monkeypatch, capsys, text: str, args: list[str],
+                                    code: int) -> None:
+    got, out, _ = run(monkeypatch, capsys, text, "--at", "2026-11-22T12:00", *args)
+    assert got == code
+    assert out  # the result is printed either way
