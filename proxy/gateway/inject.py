@@ -20,7 +20,7 @@ What it does (docs/injection.md explains why):
   than ``sargs_inject_max_bytes``) is streamed through, never buffered.
 - The reserved path on the platform's own host is answered by the gateway and never
   reaches the platform: ``GET /__sargs/static/compose-guard.js`` serves
-  ``extension/compose-guard.js`` (reloaded when it changes, with an ETag), and
+  the guard's parts joined (:mod:`proxy.guardscript`; reloaded when they change, with an ETag), and
   ``POST /__sargs/api/v1/check`` is checked in-process with the policy's engine (the
   same engine the service runs; the gateway knows the user's roles, so it sets
   ``official_allowed`` itself, and checks keep working when the service is away).
@@ -29,13 +29,11 @@ What it does (docs/injection.md explains why):
 from __future__ import annotations
 
 import codecs
-import hashlib
 import html
 import json
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -48,9 +46,9 @@ from pydantic import ValidationError
 from proxy.compliance.model import CheckRequest
 from proxy.gateway import csp
 from proxy.gateway.posts import official_allowed
+from proxy.guardscript import GuardScript
 from proxy.policy.decide import Decision, RequestKind, Subject
 from proxy.runtime import Compiled
-from proxy.settings import ROOT
 
 log = logging.getLogger("sargs.inject")
 
@@ -58,7 +56,6 @@ RESERVED = "/__sargs/"
 _RESERVED_BYTES = RESERVED.encode()
 SCRIPT_PATH = csp.SCRIPT_PATH
 CHECK_PATH = "/__sargs/api/v1/check"
-DEFAULT_SCRIPT = ROOT / "extension" / "compose-guard.js"
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 GENERATED = "sargs.generated"
 """``flow.metadata`` key set on responses a Sargs addon made (never injected, never streamed)."""
@@ -440,34 +437,6 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-# --- the script file --------------------------------------------------------------------------
-
-
-@dataclass
-class ScriptFile:
-    """The content script, read once and read again when the file changes."""
-
-    path: Path
-    _stamp: tuple[float, int] | None = None
-    body: bytes = b""
-    etag: str = ""
-
-    def get(self) -> tuple[bytes, str] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        stamp = (st.st_mtime, st.st_size)
-        if stamp != self._stamp:
-            try:
-                self.body = self.path.read_bytes()
-            except OSError:
-                return None
-            self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
-            self._stamp = stamp
-        return self.body, self.etag
-
-
 # --- the addon --------------------------------------------------------------------------------
 
 
@@ -498,13 +467,13 @@ class Inject:
         self,
         compiled: Callable[[], Compiled],
         *,
-        script: Path = DEFAULT_SCRIPT,
+        script: Path | None = None,
         max_body_bytes: int = 64 * 1024,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.compiled = compiled
         self.now = now
-        self.script = ScriptFile(script)
+        self.script = GuardScript([script] if script else None)  # None: extension/guard/*
         self.max_body_bytes = max_body_bytes
         self.enabled = True
         self.max_bytes = DEFAULT_MAX_BYTES

@@ -14,7 +14,8 @@ EXTENSION = ROOT / "extension"
 def test_manifest_matches_cover_every_catalog_domain() -> None:
     manifest = json.loads((EXTENSION / "manifest.json").read_text(encoding="utf-8"))
     (scripts,) = manifest["content_scripts"]
-    assert scripts["js"] == ["config.js", "compose-guard.js"]  # the one content script
+    assert scripts["js"][0] == "config.js"  # then the guard's parts (proxy/guardscript.py)
+    assert scripts["js"][-1] == "guard/main.js"
     matches = set(scripts["matches"])
     policy = load(Settings().policy).policy
     for platform in policy.platforms.values():
