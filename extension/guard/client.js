@@ -1,5 +1,5 @@
 /*
- * Sargs compose guard, part 4 of 7: its configuration and the check client.
+ * Sargs compose guard, part 4 of 8: its configuration and the check client.
  *
  * Configuration, first match wins:
  *   - attributes on its own <script> tag:

@@ -1,5 +1,5 @@
 /*
- * Sargs compose guard, part 2 of 7: which elements are editors, and why one is not.
+ * Sargs compose guard, part 2 of 8: which elements are editors, and why one is not.
  *
  * One table of per-platform editor selectors (with the page each copies), the platform
  * guessed from the host name, and why(el): the reasons an element is not checked

@@ -1,5 +1,5 @@
 /*
- * Sargs compose guard, part 1 of 7: its own words in en, lv, sv and sq.
+ * Sargs compose guard, part 1 of 8: its own words in en, lv, sv and sq.
  *
  * Rule messages and guideline texts come from the service in the chosen language; these
  * are the guard's own labels. Every key exists in every language (tests/extension

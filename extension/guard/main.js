@@ -1,7 +1,7 @@
 /*
- * Sargs compose guard, part 7 of 7: editors tracked, checked and reported.
+ * Sargs compose guard, part 8 of 8: editors tracked, checked and reported.
  *
- * Inline compliance warnings in social-media compose boxes. The guard is seven classic
+ * Inline compliance warnings in social-media compose boxes. The guard is eight classic
  * scripts in extension/guard/, in the order the extension's manifest lists them (its
  * content_scripts); the service and the gateway serve them joined in that order as one
  * script, /static/compose-guard.js (proxy/guardscript.py; docs/injection.md says why).
@@ -14,6 +14,7 @@
  *   client.js   configuration (script tag, __SARGS_CONFIG__) and POST {backend}api/v1/check
  *   overlay.js  the <sargs-guard> shadow root: underlines, badge, status line, live region
  *   panel.js    the panel listing findings and the card explaining one where it is
+ *   documents.js  documents, open shadow roots, same-origin frames; their events
  *   main.js     tracking editors, debounced checks, events, documents and frames
  *
  * What it does: finds editors (textarea, text input, contenteditable, role="textbox";
@@ -44,12 +45,12 @@
   const G = globalThis;
   const S = G.__sargsGuardParts;
   delete G.__sargsGuardParts;
-  if (G.__sargsComposeGuard || !S || !S.overlay || !S.panel) return; // injected twice
+  if (G.__sargsComposeGuard || !S || !S.documents) return; // injected twice
 
   const VERSION = '2';
   const DEBOUNCE_MS = 250;
   const SWEEP_MS = [400, 1500]; // after a possible post: did a field get cleared by script?
-  const { HOST_TAG, EDITOR_SELECTOR, kindOf, resolveEditor, why } = S.editors;
+  const { HOST_TAG, kindOf, resolveEditor, why } = S.editors;
 
   const config = S.client.readConfig();
   const controller = new AbortController(); // every listener of this instance
@@ -58,12 +59,13 @@
     config, T: S.i18n.TEXTS[config.lang], signal, frameRequested: false,
     states: new Map(), // editor element -> state
     docs: new Map(), // Document -> context
-    untrack, deepActive,
+    observers: [], // MutationObserver / ResizeObserver, disconnected by stop()
+    untrack, deepActive, track, schedule, afterPost, sweepSoon, api: null,
   };
   S.overlay(rt);
   S.panel(rt);
-  const { states, docs } = rt;
-  const observers = []; // MutationObserver / ResizeObserver, disconnected by stop()
+  S.documents(rt);
+  const { states, docs, observers } = rt;
 
   function deepActive(doc) {
     let el = doc.activeElement;
@@ -84,7 +86,7 @@
     if (!target || states.has(target)) return states.get(target) || null;
     if (why(target).length) return null;
     const state = {
-      el: target, kind: kindOf(target), ctx: ctx || contextFor(target.ownerDocument),
+      el: target, kind: kindOf(target), ctx: ctx || rt.contextFor(target.ownerDocument),
       timer: 0, seq: 0, inflight: null, checkedText: null, findings: [], verdict: 'ok',
       map: null, stale: false, ui: null, hits: [], hot: null, composing: false, unavailable: '',
     };
@@ -207,153 +209,6 @@
     }, ms));
   }
 
-  // -- documents: this one, open shadow roots, same-origin iframes ---------------------------
-
-  function scan(root, ctx) {
-    if (!root || !root.querySelectorAll) return;
-    for (const node of root.querySelectorAll(EDITOR_SELECTOR)) track(node, ctx);
-    for (const node of root.querySelectorAll('*')) {
-      if (node.shadowRoot && node.localName !== HOST_TAG) watchRoot(node.shadowRoot, ctx);
-      if (node.localName === 'iframe') watchFrame(node);
-    }
-  }
-
-  function watchRoot(root, ctx) {
-    if (ctx.roots.has(root)) return;
-    ctx.roots.add(root);
-    const mo = new MutationObserver((records) => {
-      for (const rec of records) {
-        for (const n of rec.addedNodes) if (n.nodeType === 1 && n.localName !== HOST_TAG) queueScan(n, ctx);
-      }
-    });
-    mo.observe(root, { childList: true, subtree: true });
-    observers.push(mo);
-    if (root !== ctx.doc) scan(root, ctx);
-  }
-
-  // Added subtrees are looked at in idle time, in batches: checking whether a candidate
-  // is visible needs layout, which must not run inside the page's own DOM updates.
-  const queued = new Map(); // element -> context
-  let scanTimer = 0;
-  function queueScan(node, ctx) {
-    queued.set(node, ctx);
-    if (scanTimer) return;
-    const run = () => {
-      scanTimer = 0;
-      const batch = Array.from(queued);
-      queued.clear();
-      for (const [n, c] of batch) {
-        if (!n.isConnected || signal.aborted) continue;
-        if (n.matches(EDITOR_SELECTOR)) track(n, c);
-        if (n.shadowRoot) watchRoot(n.shadowRoot, c);
-        if (n.localName === 'iframe') watchFrame(n);
-        scan(n, c);
-      }
-      rt.requestRender();
-    };
-    scanTimer = typeof requestIdleCallback === 'function'
-      ? requestIdleCallback(run, { timeout: 150 }) : setTimeout(run, 30);
-  }
-
-  const watchedFrames = new WeakSet();
-  function watchFrame(frame) {
-    if (watchedFrames.has(frame)) return;
-    watchedFrames.add(frame);
-    const attach = () => {
-      let doc = null;
-      try { doc = frame.contentDocument; } catch (e) { doc = null; } // cross-origin
-      // Skip the initial about:blank of a frame that is still loading its src.
-      const blank = doc && doc.URL === 'about:blank' && frame.getAttribute('src');
-      if (doc && doc.documentElement && !blank) contextFor(doc);
-    };
-    frame.addEventListener('load', attach, { signal });
-    attach();
-  }
-
-  function stateOf(e) {
-    return states.get(resolveEditor(e.composedPath()[0]));
-  }
-
-  function listen(ctx) {
-    const { doc, win } = ctx;
-    const opts = { capture: true, signal };
-    const on = (type, fn, target = doc) => target.addEventListener(type, fn, opts);
-    on('focusin', (e) => {
-      const path = e.composedPath();
-      for (const node of path) if (node instanceof ctx.win.ShadowRoot) watchRoot(node, ctx);
-      track(path[0], ctx);
-      rt.requestRender();
-    });
-    on('focusout', () => rt.requestRender());
-    on('input', (e) => {
-      const target = e.composedPath()[0];
-      const st = states.get(resolveEditor(target)) || track(target, ctx);
-      if (st && st.kind === 'field') schedule(st); // rich editors: their MutationObserver
-    });
-    on('compositionstart', (e) => {
-      const st = stateOf(e);
-      if (st) { st.composing = true; clearTimeout(st.timer); }
-    });
-    on('compositionend', (e) => {
-      const st = stateOf(e);
-      if (st) { st.composing = false; schedule(st); }
-    });
-    on('keydown', (e) => {
-      if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') sweepSoon(); // "post" on many platforms
-      const st = stateOf(e);
-      if (!st || !st.ui) return;
-      if (e.key === 'Escape') { rt.closeCard(ctx, null); if (!st.ui.panel.hidden) rt.closePanel(st); }
-      if (e.altKey && e.shiftKey && (e.key === 'S' || e.key === 's' || e.code === 'KeyS') && st.findings.length) {
-        e.preventDefault();
-        rt.togglePanel(st, true);
-        rt.render();
-        st.ui.panel.focus();
-      }
-    });
-    on('keyup', (e) => { const st = stateOf(e); if (st) rt.onCaret(st, e); });
-    on('mouseup', (e) => { const st = stateOf(e); if (st) setTimeout(() => rt.onCaret(st, null), 0); });
-    on('click', (e) => { if (!stateOf(e) && !e.composedPath().includes(ctx.host)) sweepSoon(); });
-    on('submit', (e) => {
-      for (const st of states.values()) if (e.target.contains && e.target.contains(st.el)) afterPost(st);
-      sweepSoon();
-    });
-    let pointer = null;
-    on('mousemove', (e) => {
-      if (!pointer) requestAnimationFrame(() => { const p = pointer; pointer = null; rt.onPointer(ctx, p[0], p[1]); });
-      pointer = [e.clientX, e.clientY];
-    });
-    doc.addEventListener('scroll', rt.requestRender, { capture: true, passive: true, signal });
-    win.addEventListener('resize', rt.requestRender, { passive: true, signal });
-    const rescan = () => { scan(doc, ctx); rt.requestRender(); };
-    if (win.navigation && typeof win.navigation.addEventListener === 'function') {
-      win.navigation.addEventListener('navigatesuccess', rescan, { signal });
-    }
-    win.addEventListener('popstate', rescan, { signal });
-  }
-
-  function contextFor(doc) {
-    if (docs.has(doc)) return docs.get(doc);
-    const win = doc.defaultView;
-    if (!win) return null;
-    if (win !== G) {
-      // A same-origin frame: whoever claims it first manages it (its own injection
-      // sees the claim as "already running").
-      try {
-        const claim = win.__sargsComposeGuard;
-        if (claim && claim.managedBy !== api) return null; // its own instance runs there
-        win.__sargsComposeGuard = { version: VERSION, managedBy: api };
-      } catch (e) {
-        return null;
-      }
-    }
-    const ctx = { doc, win, host: null, root: null, live: null, layer: null, mirror: null, card: null, cardFor: null, roots: new Set(), unavailableSaid: false };
-    docs.set(doc, ctx);
-    listen(ctx);
-    watchRoot(doc, ctx);
-    scan(doc, ctx);
-    return ctx;
-  }
-
   function stop() {
     controller.abort();
     for (const o of observers) o.disconnect();
@@ -370,13 +225,14 @@
 
   const shown = { ...config, check: undefined, guidelinesLater: undefined };
   const api = Object.freeze({ version: VERSION, config: Object.freeze(shown), why, stop });
+  rt.api = api;
   G.__sargsComposeGuard = api;
 
   const start = () => {
     // Another copy in another JavaScript world (the extension's content script beside the
     // gateway's injected one) shares the DOM but not globals: its <sargs-guard> says so.
     if (document.querySelector(HOST_TAG)) { stop(); return; }
-    const ctx = contextFor(document);
+    const ctx = rt.contextFor(document);
     if (ctx) rt.ensureSurface(ctx);
   };
   if (document.documentElement) start();

@@ -1,5 +1,5 @@
 /*
- * Sargs compose guard, part 5 of 7: its own drawing surface and the underlines.
+ * Sargs compose guard, part 5 of 8: its own drawing surface and the underlines.
  *
  * Everything is drawn inside the open shadow root of one <sargs-guard> element per
  * document (fixed, z-index max, pointer-events: none): underlines over the offending

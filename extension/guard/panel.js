@@ -1,5 +1,5 @@
 /*
- * Sargs compose guard, part 6 of 7: the panel and the card that explain each finding.
+ * Sargs compose guard, part 6 of 8: the panel and the card that explain each finding.
  *
  * The badge opens a panel listing each finding: the words it is about (quoted), how
  * serious it is, the message and the guideline clause (linked to the service's

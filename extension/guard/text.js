@@ -1,5 +1,5 @@
 /*
- * Sargs compose guard, part 3 of 7: the editor's text and its offsets.
+ * Sargs compose guard, part 3 of 8: the editor's text and its offsets.
  *
  * Offsets are UTF-16 code units (JavaScript string indices) of the editor's text. For
  * textarea/input that is `.value`. For contenteditable it is built by editorText(): text
