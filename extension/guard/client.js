@@ -81,7 +81,7 @@
    * checked: no-backend, too-long, http-NNN, network, bad-response); null when aborted.
    */
   async function ask(config, text, abort) {
-    if (!text.trim()) return { result: { findings: [], verdict: 'ok' } };
+    if (!text.trim()) return { result: { findings: [], verdict: 'ok' }, findings: [] };
     if (text.length > MAX_TEXT) return { reason: 'too-long' };
     const payload = { text, account: config.account, lang: config.lang };
     if (config.platform) payload.platform = config.platform; // unknown: let the service decide

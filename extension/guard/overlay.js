@@ -56,6 +56,8 @@
     .panel .item:focus-visible { outline: 3px solid #111; }
     .panel .item:hover { background: #f6f6f6; }
     q, .quote { font-weight: 600; quotes: '\\201C' '\\201D'; overflow-wrap: anywhere; }
+    :lang(lv) q { quotes: '\\201E' '\\201C'; } :lang(sv) q { quotes: '\\201D' '\\201D'; }
+    :lang(sq) q { quotes: '\\00AB' '\\00BB'; }
     .sev { display: inline-block; font-size: 12px; font-weight: 600; padding: 0 8px;
            border-radius: 10px; background: #fde8e8; color: #8b1a1a; margin: 0 4px 0 0; }
     .sev.warn { background: #fff1dc; color: #6d4100; } .sev.info { background: #e3eefc; color: #0d3c73; }
@@ -103,8 +105,8 @@
       } catch (e) {
         root.append(h(doc, 'style', { text: CSS }));
       }
-      ctx.live = h(doc, 'div', { role: 'status', 'aria-live': 'polite', class: 'sr' });
-      ctx.layer = h(doc, 'div', { class: 'layer' });
+      ctx.live = h(doc, 'div', { role: 'status', 'aria-live': 'polite', class: 'sr', lang: rt.config.lang });
+      ctx.layer = h(doc, 'div', { class: 'layer', lang: rt.config.lang });
       ctx.mirror = h(doc, 'div', { class: 'mirror', 'aria-hidden': 'true' });
       ctx.card = null;
       root.append(ctx.live, ctx.layer, ctx.mirror);
@@ -174,8 +176,9 @@
         badge.className = `badge ${top}`;
         badge.textContent = String(state.findings.length);
         badge.setAttribute('aria-label', T.badge(state.findings.length));
-        badge.style.left = `${Math.max(0, box.right - 32)}px`;
-        badge.style.top = `${Math.max(0, box.bottom - 28)}px`;
+        const win = state.ctx.win; // the editor's corner, or the screen's edge if it overflows
+        badge.style.left = `${Math.max(0, Math.min(box.right, win.innerWidth - 4) - 32)}px`;
+        badge.style.top = `${Math.max(0, Math.min(box.bottom, win.innerHeight - 4) - 28)}px`;
       }
       const said = statusOf(state);
       const focused = state.ctx.doc.activeElement && (state.el === rt.deepActive(state.ctx.doc)
@@ -186,7 +189,7 @@
         status.className = `status${state.unavailable ? '' : ' readonly'}`;
         status.style.maxWidth = `${Math.max(220, Math.min(420, box.width))}px`;
         const w = status.offsetWidth;
-        status.style.left = `${Math.max(4, box.right - w)}px`;
+        status.style.left = `${Math.max(4, Math.min(box.right, state.ctx.win.innerWidth - 4) - w)}px`;
         status.style.top = `${box.bottom + 4}px`;
       }
       if (!shown && !state.unavailable) rt.closePanel(state);

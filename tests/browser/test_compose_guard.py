@@ -238,7 +238,9 @@ async def test_unreachable_service_says_so_once_and_typing_goes_on(
     status = page.locator("sargs-guard .status")
     await status.filter(has_text="Not checked: Sargs cannot be reached").wait_for()
     box, line = await editor.bounding_box(), await status.bounding_box()
-    assert box and line and line["y"] >= box["y"] + box["height"]  # under it, not over the text
+    assert box
+    assert line
+    assert line["y"] >= box["y"] + box["height"]  # under it, not over the text
     after = await event_count(page)
     await page.keyboard.type("and more words")
     await next_event(page, kind="unavailable", after=after)
