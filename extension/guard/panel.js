@@ -36,7 +36,8 @@
 
     function link(doc, rule, text) {
       if (!guidelinesUrl) return null;
-      const url = `${guidelinesUrl}?lang=${encodeURIComponent(config.lang)}#${encodeURIComponent(rule || '')}`;
+      const anchor = rule ? `#rule-${encodeURIComponent(rule)}` : '';
+      const url = `${guidelinesUrl}?lang=${encodeURIComponent(config.lang)}${anchor}`;
       return h(doc, 'a', { href: url, target: '_blank', rel: 'noopener noreferrer', text });
     }
 

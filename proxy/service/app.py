@@ -15,6 +15,7 @@ from proxy.service import (
     bundle,
     check,
     deploy,
+    guidelines,
     home,
     keys,
     me,
@@ -58,6 +59,7 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     script.setup(app)  # GET /static/compose-guard.js, before /static/ (proxy/service/script.py)
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
     home.setup(app)  # GET /: links and guidelines (proxy/service/home.py)
+    guidelines.setup(app)  # GET /guidelines?lang=: the clauses findings link to
     deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
     metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
     check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)

@@ -272,3 +272,32 @@ async def test_card_and_panel_fit_on_desktop_and_phone(
     assert inside(await panel.bounding_box(), width, height)
     if SCREENS:
         await page.screenshot(path=str(Path(SCREENS) / f"ext-panel-{lang}-{width}.png"))
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+async def test_the_card_links_to_the_guideline_in_the_users_language(
+    page: Page, site_url: str, service_url: str, width: int, height: int
+) -> None:
+    await page.set_viewport_size({"width": width, "height": height})
+    await typed(page, f"{site_url}/x?lang=lv&account=official", X)
+    mark = next(m for m in await marks(page) if m["rule"] == "personal-data")
+    await page.mouse.move(mark["left"] + 4, mark["top"] + 4)
+    card = page.locator(CARD)
+    await card.wait_for()
+    assert await card.locator(".quote").inner_text() == PHONE
+    assert "Bloķē" not in await card.inner_text()  # no gateway: no promise of blocking
+    if SCREENS:
+        await page.screenshot(path=str(Path(SCREENS) / f"ext-card-service-lv-{width}.png"))
+    link = card.get_by_role("link", name="Lasīt vadlīniju")
+    href = await link.get_attribute("href")
+    assert href == f"{service_url}guidelines?lang=lv#rule-personal-data"
+    await page.goto(href)
+    assert await page.locator("html").get_attribute("lang") == "lv"
+    clause = page.locator("li:has(#rule-personal-data)")
+    assert await clause.locator("h2").inner_text() == "Personas dati"
+    assert "VDAR" in await clause.inner_text()  # the policy's own Latvian text
+    assert await clause.evaluate("(c) => getComputedStyle(c).boxShadow") != "none"  # :target
+    assert inside(await clause.bounding_box(), width, height)  # scrolled to, fully shown
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= width
+    if SCREENS:
+        await page.screenshot(path=str(Path(SCREENS) / f"ext-guidelines-lv-{width}.png"))
