@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 
 from proxy.policy.loader import load
@@ -58,3 +59,13 @@ def test_icons_are_regenerated_identically() -> None:
     # The generator is deterministic: the committed icons are what the script draws.
     module = runpy.run_path(str(ROOT / "scripts" / "extension-icons"))
     assert module["png"](16) == (EXTENSION / "icons/16.png").read_bytes()
+
+
+def test_the_guards_own_words_exist_in_four_languages() -> None:
+    source = (EXTENSION / "guard" / "i18n.js").read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"\n    (en|lv|sv|sq): \{\n(.*?)\n    \},", source, re.S))
+    assert set(blocks) == {"en", "lv", "sv", "sq"}
+    keys = {lang: re.findall(r"^      (\w+):", body, re.M) for lang, body in blocks.items()}
+    assert len(keys["en"]) > 15
+    for lang in ("lv", "sv", "sq"):
+        assert keys[lang] == keys["en"], lang
