@@ -32,8 +32,8 @@
     .badge.info { background: #1565c0; border-color: #0d3c73; }
     .badge:focus-visible, button:focus-visible, a:focus-visible {
       outline: 3px solid #111; outline-offset: 2px; }
-    .status { position: fixed; pointer-events: none; max-width: 420px; padding: 3px 10px;
-              border-radius: 12px; font: 600 12px/18px system-ui, sans-serif;
+    .status { position: fixed; pointer-events: none; padding: 3px 10px; border-radius: 8px;
+              font: 600 12px/18px system-ui, sans-serif;
               background: #fff4e5; color: #6d4100; border: 1px solid #e0a040;
               box-shadow: 0 1px 3px rgba(0,0,0,.15); }
     .status.readonly { background: #e8f0fe; color: #0d3c73; border-color: #7aa7e0; }
@@ -187,7 +187,7 @@
       if (!status.hidden) {
         status.textContent = said;
         status.className = `status${state.unavailable ? '' : ' readonly'}`;
-        status.style.maxWidth = `${Math.max(220, Math.min(420, box.width))}px`;
+        status.style.maxWidth = `${Math.max(220, Math.min(box.width, state.ctx.win.innerWidth - 8))}px`;
         const w = status.offsetWidth;
         status.style.left = `${Math.max(4, Math.min(box.right, state.ctx.win.innerWidth - 4) - w)}px`;
         status.style.top = `${box.bottom + 4}px`;

@@ -301,3 +301,23 @@ async def test_the_card_links_to_the_guideline_in_the_users_language(
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= width
     if SCREENS:
         await page.screenshot(path=str(Path(SCREENS) / f"ext-guidelines-lv-{width}.png"))
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+async def test_not_checked_and_read_only_are_visible_on_desktop_and_phone(
+    page: Page, site_url: str, width: int, height: int
+) -> None:
+    await page.set_viewport_size({"width": width, "height": height})
+    await open_editor(page, f"{site_url}/mastodon?readonly=1&lang=sv", MASTODON)
+    status = page.locator("sargs-guard .status")
+    await status.filter(has_text="Endast läsning här").wait_for()
+    assert inside(await status.bounding_box(), width, height)
+    if SCREENS:
+        await page.screenshot(path=str(Path(SCREENS) / f"ext-readonly-sv-{width}.png"))
+    await open_editor(page, f"{site_url}/mastodon?lang=sq&backend=http://127.0.0.1:9/", MASTODON)
+    await page.keyboard.type("Mirëdita")
+    await next_event(page, kind="unavailable")
+    await status.filter(has_text="Nuk u kontrollua: Sargs nuk mund të arrihet.").wait_for()
+    assert inside(await status.bounding_box(), width, height)
+    if SCREENS:
+        await page.screenshot(path=str(Path(SCREENS) / f"ext-unreachable-sq-{width}.png"))
