@@ -8,6 +8,7 @@ they log in, and it holds nothing but the policy's public text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from proxy.service.pages import language, render
 
 routes = web.RouteTableDef()
 
+_PLACEHOLDER = re.compile(r"\{\w+\}")  # "{until}" in a message: filled in per finding
 NATIVE = {"en": "English", "lv": "Latviešu", "sv": "Svenska", "sq": "Shqip"}
 
 
@@ -39,7 +41,8 @@ async def guidelines(request: web.Request) -> web.Response:
     for rule_id, rule in sorted(policy.compliance.rules.items()):
         if rule.guideline:
             rules.setdefault(rule.guideline, []).append(rule_id)
-            marks.setdefault(rule.guideline, []).append(rule.message.get(lang))
+            said = _PLACEHOLDER.sub("…", rule.message.get(lang))
+            marks.setdefault(rule.guideline, []).append(said)
     clauses = [
         Clause(gid, g.title.get(lang), g.text.get(lang), tuple(rules.get(gid, ())),
                tuple(marks.get(gid, ())))

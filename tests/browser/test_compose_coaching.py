@@ -301,6 +301,8 @@ async def test_the_card_links_to_the_guideline_in_the_users_language(
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= width
     if SCREENS:
         await page.screenshot(path=str(Path(SCREENS) / f"ext-guidelines-lv-{width}.png"))
+        await page.goto(f"{service_url}guidelines?lang=sq")
+        await page.screenshot(path=str(Path(SCREENS) / f"ext-guidelines-top-sq-{width}.png"))
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])

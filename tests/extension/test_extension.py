@@ -167,7 +167,9 @@ async def test_offline_service_never_blocks_typing(env: Env) -> None:
     await expect(popup.locator("#status")).to_contain_text("Cannot reach the Sargs service")
     await expect(popup.locator("#warns-only")).to_contain_text("cannot stop a post")
     # The page says so too, visibly, under the editor.
-    await expect(page.locator("sargs-guard .status")).to_contain_text("Not checked: Sargs cannot be reached")
+    await expect(page.locator("sargs-guard .status")).to_contain_text(
+        "Not checked: Sargs cannot be reached"
+    )
     await popup.close()
     await page.close()
 
