@@ -49,7 +49,7 @@
     }
 
     /** What one finding says, for the panel and the card. */
-    function explain(state, f, inCard) {
+    function explain(state, f) {
       const doc = state.ctx.doc;
       const sev = rt.severity(f);
       const guideline = guidelineText(f.guideline);
@@ -63,7 +63,7 @@
         const more = link(doc, f.rule, T.readGuideline);
         parts.push(h(doc, 'div', { class: 'guideline', text: `${T.guideline}: ${guideline} ` }, more));
       }
-      if (inCard && typeof f.suggestion === 'string' && f.suggestion) {
+      if (typeof f.suggestion === 'string' && f.suggestion) {
         parts.push(h(doc, 'div', { class: 'suggestion', text: `${T.suggestion}: ${f.suggestion}` }));
       }
       return parts;
@@ -86,7 +86,7 @@
       if (!ui) return;
       const doc = state.ctx.doc;
       ui.list.replaceChildren(...state.findings.map((f) => {
-        const [quote, ...rest] = explain(state, f, false);
+        const [quote, ...rest] = explain(state, f);
         const item = h(doc, 'button', { type: 'button', class: 'item' }, quote, rest[0]);
         const show = () => { state.hot = f; openCard(state, f, 'panel'); };
         const hide = () => { if (state.hot === f) state.hot = null; closeCard(state.ctx, 'panel'); };
@@ -94,7 +94,7 @@
         item.addEventListener('blur', hide, { signal });
         item.addEventListener('mouseenter', show, { signal });
         item.addEventListener('mouseleave', hide, { signal });
-        return h(doc, 'li', { class: rt.severity(f) }, item, ...rest.slice(1));
+        return h(doc, 'li', { class: rt.severity(f) }, item, ...rest.slice(1)); // guideline, suggestion
       }));
       const said = rt.statusOf(state);
       ui.state.hidden = !said;
@@ -144,7 +144,7 @@
       }
       ctx.card.className = `card ${rt.severity(f)}`;
       ctx.card.dataset.rule = f.rule;
-      ctx.card.replaceChildren(...explain(state, f, true));
+      ctx.card.replaceChildren(...explain(state, f));
       ctx.card.hidden = false;
       ctx.cardFor = { state, finding: f, source };
       if (source === 'caret') rt.announce(ctx, ctx.card.textContent);

@@ -186,6 +186,8 @@ async def test_a_suggestion_is_shown_where_the_rule_has_one(page: Page, site_url
     assert await card.locator(".suggestion").inner_text() == (
         "Suggestion: Give the switchboard: +371 67 000 000"
     )
+    await page.keyboard.press("Alt+Shift+S")  # and in the panel, for keyboard users
+    await page.locator(f"{PANEL} .suggestion").filter(has_text="switchboard").wait_for()
 
 
 def reserved_path_app() -> web.Application:
