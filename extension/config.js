@@ -111,6 +111,9 @@
   if (own || isWorker || G.__SARGS_CONFIG__) return;
   const ready = load();
   G.__SARGS_CONFIG__ = {
+    // The guard links each finding to the service's guidelines page (read lazily: the
+    // settings arrive after the guard has started).
+    guidelines: () => ready.then((s) => (s.backend ? `${s.backend}guidelines` : '')),
     async check(payload) {
       const settings = await ready;
       const body = Object.assign({}, payload, {

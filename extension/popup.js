@@ -16,6 +16,7 @@
   document.title = t.popupTitle;
   $('title').textContent = t.popupTitle;
   $('options').textContent = t.options;
+  $('warns-only').textContent = t.warnsOnly;
   const status = $('status');
   status.textContent = t.loading;
 

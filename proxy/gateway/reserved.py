@@ -1,8 +1,8 @@
 """The reserved path ``/__sargs/`` on every platform host: answered by the gateway, never
 forwarded to the platform (a mitmproxy add-on, after the access add-on).
 
-- ``GET /__sargs/static/compose-guard.js`` serves ``extension/compose-guard.js`` (read
-  again when it changes, with an ETag);
+- ``GET /__sargs/static/compose-guard.js`` serves the compose guard's parts joined
+  (:mod:`proxy.guardscript`; read again when they change, with an ETag);
 - ``POST /__sargs/api/v1/check`` checks a draft in-process with the policy's engine (the
   same engine the service runs; the gateway knows the user's roles, so it sets
   ``official_allowed`` itself, and checks keep working while the service is away);
@@ -11,10 +11,8 @@ forwarded to the platform (a mitmproxy add-on, after the access add-on).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,40 +25,14 @@ from proxy.gateway import csp
 from proxy.gateway.flowinfo import FlowInfo, info, peek
 from proxy.gateway.page import RESERVED, SCRIPT_PATH
 from proxy.gateway.posts import official_allowed
+from proxy.guardscript import GuardScript
 from proxy.runtime import Compiled
-from proxy.settings import ROOT
 
 CHECK_PATH = "/__sargs/api/v1/check"
-DEFAULT_SCRIPT = ROOT / "extension" / "compose-guard.js"
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class ScriptFile:
-    """The content script, read once and read again when the file changes."""
-
-    path: Path
-    _stamp: tuple[float, int] | None = None
-    body: bytes = b""
-    etag: str = ""
-
-    def get(self) -> tuple[bytes, str] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        stamp = (st.st_mtime, st.st_size)
-        if stamp != self._stamp:
-            try:
-                self.body = self.path.read_bytes()
-            except OSError:
-                return None
-            self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
-            self._stamp = stamp
-        return self.body, self.etag
 
 
 def _json(status: int, payload: dict[str, Any], **headers: str) -> http.Response:
@@ -105,12 +77,12 @@ class Reserved:
         self,
         compiled: Callable[[], Compiled],
         *,
-        script: Path = DEFAULT_SCRIPT,
+        script: Path | None = None,
         max_body_bytes: int = 64 * 1024,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.compiled = compiled
-        self.script = ScriptFile(script)
+        self.script = GuardScript([script] if script else None)  # None: extension/guard/*
         self.max_body_bytes = max_body_bytes
         self.now = now
 

@@ -16,6 +16,7 @@ from proxy.service import (
     bundle,
     check,
     deploy,
+    guidelines,
     home,
     housekeeping,
     keys,
@@ -26,6 +27,7 @@ from proxy.service import (
     openapi,
     pipeline,
     policywatch,
+    script,
 )
 from proxy.settings import ROOT, Settings
 from proxy.store.db import open_configured
@@ -64,8 +66,10 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     policywatch.setup(app)  # reload on change, audit every reload (proxy/service/policywatch.py)
     pipeline.setup(app)  # metrics, CORS, cross-site refusal, errors (proxy/service/pipeline.py)
     app.add_routes(routes)
+    script.setup(app)  # GET /static/compose-guard.js, before /static/ (proxy/service/script.py)
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
     home.setup(app)  # GET /: links and guidelines (proxy/service/home.py)
+    guidelines.setup(app)  # GET /guidelines?lang=: the clauses findings link to
     deploy.setup(app)  # PAC file and CA download (proxy/service/deploy.py)
     metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
     metricsauth.setup(app)  # /metrics behind its token (proxy/service/metricsauth.py)

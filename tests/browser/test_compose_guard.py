@@ -232,8 +232,15 @@ async def test_unreachable_service_says_so_once_and_typing_goes_on(
     await page.keyboard.type("First words ")
     await next_event(page, kind="unavailable")
     live = page.locator(LIVE)
-    await live.filter(has_text="cannot check").wait_for()
+    await live.filter(has_text="Sargs cannot be reached").wait_for()
     said = await live.text_content()
+    # Visible too, not only to screen readers: a line under the editor says so.
+    status = page.locator("sargs-guard .status")
+    await status.filter(has_text="Not checked: Sargs cannot be reached").wait_for()
+    box, line = await editor.bounding_box(), await status.bounding_box()
+    assert box
+    assert line
+    assert line["y"] >= box["y"] + box["height"]  # under it, not over the text
     after = await event_count(page)
     await page.keyboard.type("and more words")
     await next_event(page, kind="unavailable", after=after)
@@ -247,7 +254,7 @@ async def test_messages_in_the_users_language(page: Page, site_url: str) -> None
     backend = f"http://127.0.0.1:{closed_port()}/"
     await open_editor(page, f"{site_url}/x?lang=lv&backend={backend}", EDITORS["x"][0])
     await page.keyboard.type("Labdien")
-    await page.locator(LIVE).filter(has_text="nevar pārbaudīt").wait_for()
+    await page.locator(LIVE).filter(has_text="Sargs nav sasniedzams").wait_for()
 
 
 async def test_what_the_service_is_asked(

@@ -138,6 +138,18 @@ async def test_typing_a_violation_shows_the_warning(env: Env) -> None:
     assert finding["message"]
     # The editor's text is untouched.
     assert "+371 26 123 456" in await editor.inner_text()
+    # The parts ran in the manifest's order as one content script: hovering the underline
+    # explains it, promises no blocking (no gateway here) and links to the guidelines.
+    mark = page.locator("sargs-guard .mark").first
+    await mark.wait_for()
+    box = await mark.bounding_box()
+    assert box
+    await page.mouse.move(box["x"] + 3, box["y"] + 3)
+    card = page.locator("sargs-guard .card")
+    await expect(card.locator(".quote")).to_have_text("+371 26 123 456")
+    await expect(card).to_contain_text("Not allowed — do not post")
+    link = card.get_by_role("link")
+    assert (await link.get_attribute("href") or "").startswith(f"{env.service}guidelines?lang=")
     await page.close()
 
 
@@ -154,6 +166,11 @@ async def test_offline_service_never_blocks_typing(env: Env) -> None:
     popup = await env.context.new_page()
     await popup.goto(env.url("popup.html"))
     await expect(popup.locator("#status")).to_contain_text("Cannot reach the Sargs service")
+    await expect(popup.locator("#warns-only")).to_contain_text("cannot stop a post")
+    # The page says so too, visibly, under the editor.
+    await expect(page.locator("sargs-guard .status")).to_contain_text(
+        "Not checked: Sargs cannot be reached"
+    )
     await popup.close()
     await page.close()
 

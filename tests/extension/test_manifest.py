@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 
 from proxy.policy.loader import load
@@ -14,7 +15,8 @@ EXTENSION = ROOT / "extension"
 def test_manifest_matches_cover_every_catalog_domain() -> None:
     manifest = json.loads((EXTENSION / "manifest.json").read_text(encoding="utf-8"))
     (scripts,) = manifest["content_scripts"]
-    assert scripts["js"] == ["config.js", "compose-guard.js"]  # the one content script
+    assert scripts["js"][0] == "config.js"  # then the guard's parts (proxy/guardscript.py)
+    assert scripts["js"][-1] == "guard/main.js"
     matches = set(scripts["matches"])
     policy = load(Settings().policy).policy
     for platform in policy.platforms.values():
@@ -57,3 +59,13 @@ def test_icons_are_regenerated_identically() -> None:
     # The generator is deterministic: the committed icons are what the script draws.
     module = runpy.run_path(str(ROOT / "scripts" / "extension-icons"))
     assert module["png"](16) == (EXTENSION / "icons/16.png").read_bytes()
+
+
+def test_the_guards_own_words_exist_in_four_languages() -> None:
+    source = (EXTENSION / "guard" / "i18n.js").read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"\n    (en|lv|sv|sq): \{\n(.*?)\n    \},", source, re.S))
+    assert set(blocks) == {"en", "lv", "sv", "sq"}
+    keys = {lang: re.findall(r"^      (\w+):", body, re.M) for lang, body in blocks.items()}
+    assert len(keys["en"]) > 15
+    for lang in ("lv", "sv", "sq"):
+        assert keys[lang] == keys["en"], lang

@@ -29,8 +29,8 @@ from aiohttp import web
 from mitmproxy import http
 from playwright.async_api import Browser, BrowserContext, Page
 
+from proxy import guardscript
 from proxy.gateway.addons import make_addons
-from proxy.settings import ROOT
 from tests.sites.platforms import RECEIVED, make_site_app
 from tests.support.browser import (  # noqa: F401  (pytest finds fixtures by name)
     TEXT_RECT_JS,
@@ -320,7 +320,7 @@ async def test_reserved_path_answered_by_the_gateway(env: Env) -> None:
     status, body, headers = await fetch(env, "https://x.com/__sargs/static/compose-guard.js",
                                         Accept="*/*", **{"Sec-Fetch-Dest": "script"})
     assert status == 200
-    assert body == (ROOT / "extension" / "compose-guard.js").read_bytes()
+    assert body == guardscript.join(guardscript.parts())  # extension/guard/*.js, in order
     assert headers["etag"]
     async with aiohttp.ClientSession() as session, session.post(
         "https://x.com/__sargs/api/v1/check", proxy=env.gw.proxy_url, proxy_headers=login(),

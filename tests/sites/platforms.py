@@ -38,6 +38,7 @@ twice. With ``None`` the pages carry no script: the gateway injects it.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import secrets
@@ -320,7 +321,34 @@ PAGES: dict[str, Page] = {
 }
 """Page name (its path) -> what it copies."""
 
-TAG_PARAMS = ("backend", "lang", "account", "platform")
+# Pages whose editor is emptied after a successful post, as the real ones are: X empties
+# its Draft.js box; Mastodon's React form sets the textarea's value from script (which
+# fires no input event). The compose guard must notice and close its panel.
+CLEAR_AFTER_POST = """
+new MutationObserver(() => {
+  if (document.getElementById('result').textContent !== 'Posted') return;
+  const e = document.querySelector(%(editor)s);
+  if (e.localName === 'textarea') e.value = '';
+  else e.innerHTML = %(empty)s;
+}).observe(document.getElementById('result'), {childList: true, characterData: true,
+                                              subtree: true});
+"""
+X_EMPTY = '<div data-contents="true">' + X_EDITOR.split('<div data-contents="true">', 1)[1].rsplit(
+    "</div></div></div></div>", 1
+)[0] + "</div>"  # what Draft.js renders for an empty draft: one block holding a <br>
+PAGES["x-post"] = dataclasses.replace(
+    PAGES["x"],
+    title="X (emptied after posting)",
+    script=CLEAR_AFTER_POST
+    % {"editor": json.dumps(PAGES["x"].editor), "empty": json.dumps(X_EMPTY)},
+)
+PAGES["mastodon-post"] = dataclasses.replace(
+    PAGES["mastodon"],
+    title="Mastodon (emptied after posting)",
+    script=CLEAR_AFTER_POST % {"editor": json.dumps(PAGES["mastodon"].editor), "empty": '""'},
+)
+
+TAG_PARAMS = ("backend", "lang", "account", "platform", "readonly")
 
 
 def _script_tag(request: web.Request, page: Page, nonce: str) -> str:

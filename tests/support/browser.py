@@ -40,6 +40,7 @@ import pytest_asyncio
 from aiohttp import web
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
+from proxy.service import script
 from proxy.settings import ROOT, Settings
 from tests.sites.platforms import make_site_app
 
@@ -171,6 +172,7 @@ def make_standin_app() -> web.Application:
 
     app.router.add_post("/api/v1/check", check)
     app.router.add_route("OPTIONS", "/api/v1/check", preflight)
+    script.setup(app)  # /static/compose-guard.js: the guard's parts joined, as the service does
     app.router.add_static("/static/", ROOT / "extension", show_index=False)
     return app
 
