@@ -1,0 +1,134 @@
+"""Negotiate + directory + mapping, put together: a header in, a policy ``Subject`` out.
+
+``DirectoryIdentity.sign_on(header)`` checks a ``Negotiate`` header (``negotiate.py``),
+then ``subject(principal)`` finds the account's roles:
+
+- with a directory configured: its groups (``cache.py``: fresh, cached or, when the
+  directory is down, the last known ones) mapped to roles by the policy's
+  ``identity.directory_groups`` (``roles.py``);
+- without one: the roles of the store's user of the same name (``sargs user add`` /
+  ``sargs user import``), or none.
+
+Every refused sign-on and every account whose groups give no role is one JSON log line on
+``sargs.identity`` with the reason (never a token), and refusals count in
+``sargs_identity_refused_total{source,reason}``. The user name on a ``Subject`` is the
+account exactly as the directory spells it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from proxy.directory import log_event
+from proxy.directory.cache import DirectoryMetrics, GroupCache
+from proxy.directory.ldap import DirectoryUnavailable
+from proxy.directory.negotiate import Negotiator, Principal, Refused
+from proxy.directory.roles import GroupRoles
+from proxy.policy.decide import Subject
+
+log = logging.getLogger("sargs.identity")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """How a principal resolved (``sargs identity test`` prints it)."""
+
+    principal: str
+    account: str
+    dn: str | None
+    groups: tuple[str, ...]
+    """Every group the directory lists for the account (names)."""
+    mapped: tuple[str, ...]
+    """The mapped groups that gave roles (as the policy names them)."""
+    roles: frozenset[str]
+    answered_by: str
+    """``directory``, ``cache``, ``stale`` (fail-static), ``store`` or ``none``."""
+    age: float
+    ignored: str | None
+
+    @property
+    def subject(self) -> Subject:
+        return Subject(self.account, self.roles, "negotiate")
+
+
+class DirectoryIdentity:
+    def __init__(
+        self,
+        negotiator: Negotiator | None,
+        cache: GroupCache | None,
+        mapping: Callable[[], Mapping[str, Sequence[str]]],
+        *,
+        store_roles: Callable[[str], frozenset[str] | None] | None = None,
+        metrics: DirectoryMetrics | None = None,
+    ) -> None:
+        self.negotiator = negotiator
+        self.cache = cache
+        self.mapping = mapping
+        self.store_roles = store_roles
+        self.metrics = metrics or (cache.metrics if cache else None)
+        self._compiled: tuple[Mapping[str, Sequence[str]] | None, GroupRoles] = (
+            None, GroupRoles({})
+        )
+
+    def refused(self, source: str, reason: str, detail: str, address: str = "") -> None:
+        if self.metrics:
+            self.metrics.refused.labels(source, reason).inc()
+        log_event(log, logging.WARNING, "sign-on refused", source=source, reason=reason,
+                  detail=detail, client=address)
+
+    async def sign_on(self, header: str, address: str = "") -> Principal | None:
+        """The principal of a Negotiate header, or None (refused: logged and counted)."""
+        if self.negotiator is None:
+            self.refused("negotiate", "not-configured", "Negotiate is not set up", address)
+            return None
+        try:
+            return await self.negotiator.accept_async(header)
+        except Refused as exc:
+            self.refused("negotiate", exc.reason, exc.detail, address)
+            return None
+
+    def _roles(self) -> GroupRoles:
+        mapping = self.mapping()
+        held, compiled = self._compiled
+        if held is not mapping:
+            compiled = GroupRoles(mapping)
+            self._compiled = (mapping, compiled)
+        return compiled
+
+    async def resolve(self, principal: Principal) -> Resolution:
+        account = principal.account
+        if self.cache is None:
+            roles = self.store_roles(account) if self.store_roles else None
+            ignored = None if roles else "no store user with this name or no role"
+            return Resolution(principal.name, account, None, (), (), roles or frozenset(),
+                              "store" if roles is not None else "none", 0.0, ignored)
+        try:
+            found = await self.cache.resolve(account, principal.name)
+        except DirectoryUnavailable as exc:
+            return Resolution(principal.name, account, None, (), (), frozenset(), "none", 0.0,
+                              f"directory unreachable: {exc}")
+        resolved = self._roles().resolve(found.account)
+        entry = found.account
+        return Resolution(
+            principal.name,
+            entry.name if entry else account,
+            entry.dn if entry else None,
+            tuple(g.name for g in entry.groups) if entry else (),
+            resolved.groups,
+            resolved.roles,
+            found.source,
+            found.age(self.cache.clock()),
+            resolved.ignored,
+        )
+
+    async def subject(self, principal: Principal) -> Subject:
+        """The policy subject of a signed-on principal (no roles: the decision blocks)."""
+        resolution = await self.resolve(principal)
+        if resolution.ignored and resolution.answered_by in ("directory", "store", "none"):
+            # Logged when the directory answered (once per TTL), not on cached answers.
+            log_event(log, logging.INFO, "no role from the directory",
+                      principal=principal.name, user=resolution.account,
+                      reason=resolution.ignored)
+        return resolution.subject
