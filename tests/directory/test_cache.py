@@ -48,10 +48,12 @@ async def test_one_query_per_account_per_ttl_and_changes_after_it(slapd: Slapd) 
 
     first = await identity.resolve(principal("alice"))
     searches = directory.searches
-    assert first.roles == {"staff"} and first.answered_by == "directory"
+    assert first.roles == {"staff"}
+    assert first.answered_by == "directory"
     for _ in range(50):
         again = await identity.resolve(principal("alice"))
-    assert again.answered_by == "cache" and directory.searches == searches
+    assert again.answered_by == "cache"
+    assert directory.searches == searches
 
     slapd.add_group("press", [alice])  # a new group: seen only after the TTL
     slapd.modify(staff, "delete: member", f"member: {alice}", "-",
@@ -60,12 +62,13 @@ async def test_one_query_per_account_per_ttl_and_changes_after_it(slapd: Slapd) 
     assert (await identity.resolve(principal("alice"))).roles == {"staff"}
     clock.now += 2
     after = await identity.resolve(principal("alice"))
-    assert after.roles == {"communications"} and after.answered_by == "directory"
+    assert after.roles == {"communications"}
+    assert after.answered_by == "directory"
 
 
 async def test_concurrent_first_requests_share_one_lookup(slapd: Slapd) -> None:
     slapd.add_group("staff", [slapd.add_user("alice")])
-    identity, directory, registry = build(slapd, Clock(), MAPPING)
+    identity, _directory, registry = build(slapd, Clock(), MAPPING)
     results = await asyncio.gather(*(identity.resolve(principal("alice")) for _ in range(20)))
     assert {r.roles for r in results} == {frozenset({"staff"})}
     assert registry.get_sample_value("sargs_directory_lookups_total", {"outcome": "found"}) == 1
@@ -85,7 +88,8 @@ async def test_fail_static_when_the_directory_stops(
     clock.now += 120
     with caplog.at_level(logging.WARNING, "sargs.directory"):
         stale = await identity.resolve(principal("alice"))
-    assert stale.roles == {"staff", "approver"} and stale.answered_by == "stale"
+    assert stale.roles == {"staff", "approver"}
+    assert stale.answered_by == "stale"
     assert stale.age == 120
     assert "last known groups" in caplog.text
     assert registry.get_sample_value("sargs_directory_failstatic_total") == 1
@@ -93,7 +97,8 @@ async def test_fail_static_when_the_directory_stops(
 
     # A user never seen before gets no role (fail closed), and is not retried per request.
     never = await identity.resolve(principal("bob"))
-    assert never.roles == frozenset() and never.answered_by == "none"
+    assert never.roles == frozenset()
+    assert never.answered_by == "none"
     assert (await identity.resolve(principal("bob"))).answered_by == "none"
     assert registry.get_sample_value(
         "sargs_directory_lookups_total", {"outcome": "unavailable"}
@@ -102,17 +107,20 @@ async def test_fail_static_when_the_directory_stops(
     slapd.start()
     clock.now += 61
     back = await identity.resolve(principal("alice"))
-    assert back.answered_by == "directory" and registry.get_sample_value("sargs_directory_up")
+    assert back.answered_by == "directory"
+    assert registry.get_sample_value("sargs_directory_up")
 
 
 async def test_disabled_and_unknown_accounts_hold_no_role(slapd: Slapd) -> None:
     slapd.add_group("staff", [slapd.add_user("gone", extra=["shadowExpire: 1"])])
     identity, _, _ = build(slapd, Clock(), MAPPING)
     gone = await identity.resolve(principal("gone"))
-    assert gone.roles == frozenset() and gone.groups == ("staff",)
+    assert gone.roles == frozenset()
+    assert gone.groups == ("staff",)
     assert gone.ignored == "account expired (shadowExpire)"
     unknown = await identity.resolve(principal("nobody"))
-    assert unknown.roles == frozenset() and unknown.ignored == "no such account in the directory"
+    assert unknown.roles == frozenset()
+    assert unknown.ignored == "no such account in the directory"
 
 
 async def test_unreachable_from_the_start_raises_for_the_cache(slapd: Slapd) -> None:

@@ -57,7 +57,8 @@ def test_a_group_cycle_ends_and_depth_is_bounded(slapd: Slapd) -> None:
     for i in range(5):
         chain = slapd.add_group(f"level{i}", [chain])
     shallow = directory(slapd, max_depth=3).lookup("alice")
-    assert shallow is not None and shallow.truncated
+    assert shallow is not None
+    assert shallow.truncated
     assert "level4" not in names(shallow)
 
 
@@ -76,13 +77,16 @@ def test_disabled_and_expired_accounts(slapd: Slapd) -> None:
     slapd.add_user("flagged", extra=["employeeType: disabled"])
 
     gone = directory(slapd).lookup("gone")
-    assert gone is not None and gone.disabled == "account expired (shadowExpire)"
+    assert gone is not None
+    assert gone.disabled == "account expired (shadowExpire)"
     later = directory(slapd).lookup("later")
-    assert later is not None and later.disabled is None
+    assert later is not None
+    assert later.disabled is None
 
     filtered = directory(slapd, disabled_filter="(employeeType=disabled)")
     flagged = filtered.lookup("flagged")
-    assert flagged is not None and flagged.disabled == "account disabled (disabled_filter)"
+    assert flagged is not None
+    assert flagged.disabled == "account disabled (disabled_filter)"
     assert filtered.lookup("later").disabled is None  # type: ignore[union-attr]
 
 
@@ -111,24 +115,26 @@ def test_roles_from_mapped_groups_by_dn_and_name(slapd: Slapd) -> None:
 
     slapd.add_user("carol")
     nobody = mapping.resolve(directory(slapd).lookup("carol"))
-    assert nobody.roles == frozenset() and nobody.ignored == "in no mapped group"
+    assert nobody.roles == frozenset()
+    assert nobody.ignored == "in no mapped group"
 
 
 def test_dn_normalisation_and_sid_arithmetic() -> None:
     assert normalize_dn("CN=Sargs Staff , OU=Groups,DC=Example") == (
         "cn=sargs staff,ou=groups,dc=example"
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a DN"):
         normalize_dn("not a dn")
     # S-1-5-21-1-2-3-1104 → primary group RID 513 (Domain Users): S-1-5-21-1-2-3-513.
     sid = bytes([1, 5, 0, 0, 0, 0, 0, 5]) + b"".join(
         n.to_bytes(4, "little") for n in (21, 1, 2, 3, 1104)
     )
     assert primary_group_sid(sid, 513) == sid[:-4] + (513).to_bytes(4, "little")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a SID"):
         primary_group_sid(b"\x01\x05", 513)
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert not filetime_expired(0, now) and not filetime_expired(0x7FFFFFFFFFFFFFFF, now)
+    assert not filetime_expired(0, now)
+    assert not filetime_expired(0x7FFFFFFFFFFFFFFF, now)
     past = int((now.timestamp() - 60) * 10_000_000) + 116_444_736_000_000_000
     assert filetime_expired(past, now)
     assert not filetime_expired(past + 120 * 10_000_000, now)
