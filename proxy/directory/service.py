@@ -21,12 +21,15 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
+
 from proxy.directory import log_event
 from proxy.directory.cache import DirectoryMetrics, GroupCache
-from proxy.directory.ldap import DirectoryUnavailable
+from proxy.directory.ldap import Directory, DirectoryConfig, DirectoryUnavailable
 from proxy.directory.negotiate import Negotiator, Principal, Refused
 from proxy.directory.roles import GroupRoles
 from proxy.policy.decide import Subject
+from proxy.settings import Settings
 
 log = logging.getLogger("sargs.identity")
 
@@ -132,3 +135,40 @@ class DirectoryIdentity:
                       principal=principal.name, user=resolution.account,
                       reason=resolution.ignored)
         return resolution.subject
+
+
+def from_settings(
+    settings: Settings,
+    mapping: Callable[[], Mapping[str, Sequence[str]]],
+    *,
+    store_roles: Callable[[str], frozenset[str] | None] | None = None,
+    registry: CollectorRegistry | None = None,
+) -> DirectoryIdentity:
+    """The directory identity the settings describe (Negotiate only with realms set; the
+    directory only with ``ldap_url``). ``registry``: where its metrics go (None: nowhere)."""
+    metrics = DirectoryMetrics(registry) if registry is not None else None
+    negotiator = (
+        Negotiator(settings.kerberos_realms, settings.keytab) if settings.kerberos_realms
+        else None
+    )
+    cache = None
+    if settings.ldap_url:
+        cache = GroupCache(directory_from_settings(settings), settings.ldap_cache_seconds,
+                           metrics=metrics)
+    return DirectoryIdentity(negotiator, cache, mapping, store_roles=store_roles,
+                             metrics=metrics)
+
+
+def directory_from_settings(settings: Settings) -> Directory:
+    return Directory(DirectoryConfig(
+        url=settings.ldap_url,
+        base=settings.ldap_base,
+        bind_dn=settings.ldap_bind_dn,
+        bind_password=settings.ldap_bind_password.get_secret_value(),
+        user_filter=settings.ldap_user_filter,
+        group_base=settings.ldap_group_base,
+        kind=settings.ldap_kind,
+        disabled_filter=settings.ldap_disabled_filter,
+        timeout=settings.ldap_timeout_seconds,
+        max_depth=settings.ldap_max_depth,
+    ))

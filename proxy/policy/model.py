@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -22,9 +24,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import parse_dn
 
 from proxy.compliance.config import ComplianceConfig
 
