@@ -95,10 +95,12 @@ class Group:
     """As the directory spells it."""
     name: str
     """Its ``cn`` (or the DN's first value)."""
+    key: str = ""
+    """``normalize_dn(dn)``, computed once (the role mapping compares it)."""
 
-    @property
-    def key(self) -> str:
-        return normalize_dn(self.dn)
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", normalize_dn(self.dn))
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,15 +305,15 @@ class Directory:
         groups: dict[str, Group] = {}
         in_chain = f"(member:{AD_IN_CHAIN}:={escape_filter_chars(dn)})"
         for gdn, attrs in self._search(conn, self._group_base(), in_chain, ["cn"]):
-            groups.setdefault(normalize_dn(gdn), Group(gdn, _name_of(gdn, attrs)))
+            _add(groups, gdn, attrs)
         rid, sid = _int(attributes, "primaryGroupID"), _first(attributes, "objectSid")
         if rid is not None and sid is not None:
             query = f"(objectSid={escape_bytes(primary_group_sid(sid, rid))})"
             for pdn, attrs in self._search(conn, self._group_base(), query, ["cn"]):
-                groups.setdefault(normalize_dn(pdn), Group(pdn, _name_of(pdn, attrs)))
+                _add(groups, pdn, attrs)
                 parents = f"(member:{AD_IN_CHAIN}:={escape_filter_chars(pdn)})"
                 for gdn, gattrs in self._search(conn, self._group_base(), parents, ["cn"]):
-                    groups.setdefault(normalize_dn(gdn), Group(gdn, _name_of(gdn, gattrs)))
+                    _add(groups, gdn, gattrs)
         return tuple(groups.values()), False
 
     def _nested_groups(
@@ -331,9 +333,7 @@ class Directory:
             new: list[str] = []
             for query in level:
                 for gdn, attrs in self._search(conn, self._group_base(), query, ["cn"]):
-                    key = normalize_dn(gdn)
-                    if key not in groups:
-                        groups[key] = Group(gdn, _name_of(gdn, attrs))
+                    if _add(groups, gdn, attrs):
                         new.append(gdn)
                         if len(groups) >= self.config.max_groups:
                             return tuple(groups.values()), True
@@ -392,6 +392,15 @@ class Directory:
         found = self._search(conn, dn, "(objectClass=*)", ["objectClass"], BASE)
         classes = {v.lower() for _, a in found for v in _values(a, "objectClass")}
         return bool(classes & {"group", "groupofnames", "groupofuniquenames", "posixgroup"})
+
+
+def _add(groups: dict[str, Group], dn: str, attributes: dict[str, list[bytes]]) -> bool:
+    """Add a found group (by its normalized DN); False when it was there already."""
+    group = Group(dn, _name_of(dn, attributes))
+    if group.key in groups:
+        return False
+    groups[group.key] = group
+    return True
 
 
 def _values(attributes: dict[str, list[bytes]], name: str) -> list[str]:

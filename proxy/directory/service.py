@@ -17,7 +17,9 @@ account exactly as the directory spells it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,13 +27,15 @@ from prometheus_client import CollectorRegistry
 
 from proxy.directory import log_event
 from proxy.directory.cache import DirectoryMetrics, GroupCache
-from proxy.directory.ldap import Directory, DirectoryConfig, DirectoryUnavailable
+from proxy.directory.ldap import Account, Directory, DirectoryConfig, DirectoryUnavailable
 from proxy.directory.negotiate import Negotiator, Principal, Refused
 from proxy.directory.roles import GroupRoles
 from proxy.policy.decide import Subject
 from proxy.settings import Settings
 
 log = logging.getLogger("sargs.identity")
+STORE_CACHE_SECONDS = 60.0
+"""Without a directory: how long a store user's roles are reused."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,8 @@ class DirectoryIdentity:
         self._compiled: tuple[Mapping[str, Sequence[str]] | None, GroupRoles] = (
             None, GroupRoles({})
         )
+        self._subjects: dict[str, tuple[Account | None, GroupRoles, Subject]] = {}
+        self._store_cache: dict[str, tuple[float, frozenset[str] | None]] = {}
 
     def refused(self, source: str, reason: str, detail: str, address: str = "") -> None:
         if self.metrics:
@@ -100,10 +106,25 @@ class DirectoryIdentity:
             self._compiled = (mapping, compiled)
         return compiled
 
+    async def _store_lookup(self, account: str) -> frozenset[str] | None:
+        now = time.monotonic()
+        held = self._store_cache.get(account)
+        if held is not None and held[0] > now:
+            return held[1]
+        assert self.store_roles is not None
+        roles = await asyncio.to_thread(self.store_roles, account)
+        if not roles:
+            log_event(log, logging.INFO, "no role from the store", user=account,
+                      reason="no store user with this name" if roles is None else "no role")
+        if len(self._store_cache) >= 10_000:
+            self._store_cache.clear()
+        self._store_cache[account] = (now + STORE_CACHE_SECONDS, roles)
+        return roles
+
     async def resolve(self, principal: Principal) -> Resolution:
         account = principal.account
         if self.cache is None:
-            roles = self.store_roles(account) if self.store_roles else None
+            roles = await self._store_lookup(account) if self.store_roles else None
             ignored = None if roles else "no store user with this name or no role"
             return Resolution(principal.name, account, None, (), (), roles or frozenset(),
                               "store" if roles is not None else "none", 0.0, ignored)
@@ -127,14 +148,34 @@ class DirectoryIdentity:
         )
 
     async def subject(self, principal: Principal) -> Subject:
-        """The policy subject of a signed-on principal (no roles: the decision blocks)."""
+        """The policy subject of a signed-on principal (no roles: the decision blocks).
+
+        Per request: the cache's answer for the account and, while that answer and the
+        policy's mapping are the same objects as last time, the subject made from them."""
+        found = None
+        if self.cache is not None:
+            try:
+                found = await self.cache.resolve(principal.account, principal.name)
+            except DirectoryUnavailable:
+                found = None
+            if found is not None:
+                memo = self._subjects.get(principal.account)
+                roles = self._roles()
+                if memo is not None and memo[0] is found.account and memo[1] is roles:
+                    return memo[2]
         resolution = await self.resolve(principal)
-        if resolution.ignored and resolution.answered_by in ("directory", "store", "none"):
-            # Logged when the directory answered (once per TTL), not on cached answers.
+        if resolution.ignored and found is not None:
+            # Once per directory answer (then memoized). An unreachable directory is logged
+            # by the cache, once per retry; the store's answers by _store_lookup.
             log_event(log, logging.INFO, "no role from the directory",
                       principal=principal.name, user=resolution.account,
-                      reason=resolution.ignored)
-        return resolution.subject
+                      reason=resolution.ignored, answered_by=resolution.answered_by)
+        subject = resolution.subject
+        if self.cache is not None and found is not None:
+            if len(self._subjects) >= 100_000:
+                self._subjects.clear()
+            self._subjects[principal.account] = (found.account, self._roles(), subject)
+        return subject
 
 
 def from_settings(
