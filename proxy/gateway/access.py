@@ -369,8 +369,10 @@ class Access:
         outcome = await self._identify(compiled, flow, header)
         if outcome.subject is None:
             lang = negotiate(request.headers.get("Accept-Language"))
+            identity = compiled.loaded.policy.identity
             flow.response = refusal.login_required(
-                compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html=False
+                identity.realm, outcome.challenge or "", lang, html=False,
+                schemes=self.identifier.schemes(identity),
             )
             return
         if header and outcome.subject.source == "basic":
@@ -401,8 +403,10 @@ class Access:
         )
         subject = outcome.subject
         if subject is None:
+            identity = compiled.loaded.policy.identity
             flow.response = refusal.login_required(
-                compiled.loaded.policy.identity.realm, outcome.challenge or "", lang, html
+                identity.realm, outcome.challenge or "", lang, html,
+                schemes=self.identifier.schemes(identity),
             )
             return
         match = target.match
@@ -471,13 +475,15 @@ class Access:
             self._ranges = (compiled, ranges)
         address = client.peername[0] if client.peername else ""
         outcome = await self.identifier.identify(
-            header, address, compiled.loaded.policy.identity, ranges
+            header, address, compiled.loaded.policy.identity, ranges, client
         )
         subject = outcome.subject
         if subject is not None:
             expires = (
                 self.identifier.cached_until(header)
                 if subject.source == "basic" and header is not None
+                else 0.0  # negotiate: per connection, roles per request (gateway/negotiate.py)
+                if subject.source == "negotiate"
                 else math.inf
             )
             self._known[client] = _Known(

@@ -17,9 +17,10 @@ from typing import Any
 
 from proxy.gateway.access import Access, GrantSource, _utcnow
 from proxy.gateway.chain import Chain
-from proxy.gateway.identity import UserDirectory
+from proxy.gateway.identity import Identifier, UserDirectory
 from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
+from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
 from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
@@ -34,10 +35,13 @@ def make_addons(
     grants: GrantSource | None = None,
     now: Callable[[], datetime] = _utcnow,
     sync: bool | None = None,
+    negotiate: NegotiateLogins | None = None,
 ) -> list[object]:
     """The gateway's addons for one policy state, first to last, as one mitmproxy addon
     (``Chain``: its ``.members``; mitmproxy still finds each by name).
 
+    ``negotiate``: Kerberos sign-on (default: from ``settings.kerberos_realms`` and the
+    ``ldap_*`` settings, roles from the store's users when no directory is set).
     ``sync``: follow the service's grant bundle and spool decision events for it
     (``proxy/gateway/sync.py``); default: when no ``grants`` are given and
     ``settings.service_url`` is set. ``sargs run`` passes ``sync=True`` (loopback).
@@ -48,7 +52,11 @@ def make_addons(
             settings, now=now, policy_version=lambda: state.current.version
         )
         grants = syncer.grants
-    access = Access(state, directory=directory, grants=grants, now=now)
+    metrics = GatewayMetrics.from_settings(settings)  # /metrics on its own port
+    if negotiate is None and settings.kerberos_realms:
+        negotiate = negotiate_from_settings(settings, state, directory, metrics.registry)
+    identifier = Identifier(directory, negotiate=negotiate)
+    access = Access(state, grants=grants, now=now, identifier=identifier)
     chain: list[object] = [access]
     if syncer is not None:
         chain.append(syncer)  # grants for access; events from what later addons decided
@@ -57,7 +65,7 @@ def make_addons(
     #   content-script injection (issue 3), outgoing-post checks (issue 3), ...
     chain.append(Inject(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now))
     chain.append(Posts(lambda: state.current, now=now))
-    chain.append(GatewayMetrics.from_settings(settings))  # /metrics on its own port
+    chain.append(metrics)
     return [Chain(chain)]  # one slot in mitmproxy's per-event dispatch (chain.py)
 
 
