@@ -115,6 +115,11 @@ class GroupCache:
             return None
         return Resolution(entry.account, entry.fetched, "cache")
 
+    def fresh_for(self, account: str) -> float:
+        """Seconds until ``account``'s answer is due for a refresh (0: now, or none)."""
+        entry = self._entries.get(account)
+        return max(0.0, entry.refresh_at - self.clock()) if entry is not None else 0.0
+
     async def resolve(self, account: str, principal: str = "") -> Resolution:
         """The directory's answer for ``account``. Raises ``DirectoryUnavailable`` when the
         directory cannot be reached and the account was never resolved."""

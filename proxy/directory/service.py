@@ -147,6 +147,14 @@ class DirectoryIdentity:
             resolved.ignored,
         )
 
+    def fresh_for(self, principal: Principal) -> float:
+        """Seconds for which ``subject(principal)`` gives the same answer (unless the
+        policy changes): until the account's directory (or store) answer is refreshed."""
+        if self.cache is not None:
+            return self.cache.fresh_for(principal.account)
+        held = self._store_cache.get(principal.account)
+        return max(0.0, held[0] - time.monotonic()) if held is not None else 0.0
+
     async def subject(self, principal: Principal) -> Subject:
         """The policy subject of a signed-on principal (no roles: the decision blocks).
 

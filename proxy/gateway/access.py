@@ -482,8 +482,8 @@ class Access:
             expires = (
                 self.identifier.cached_until(header)
                 if subject.source == "basic" and header is not None
-                else 0.0  # negotiate: per connection, roles per request (gateway/negotiate.py)
-                if subject.source == "negotiate"
+                else self.identifier.clock() + self.identifier.negotiate.fresh_for(client)
+                if subject.source == "negotiate" and self.identifier.negotiate is not None
                 else math.inf
             )
             self._known[client] = _Known(

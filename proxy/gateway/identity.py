@@ -217,9 +217,11 @@ class Identifier:
         for source in identity.sources:
             if source == "negotiate":
                 if self.negotiate is not None and client is not None:
-                    outcome = await self.negotiate.identify(client, proxy_authorization, address)
-                    if outcome is not None:
-                        return outcome
+                    found = await self.negotiate.identify(client, proxy_authorization, address)
+                    if isinstance(found, Subject):
+                        return Outcome(found)
+                    if found is not None:
+                        return Outcome(None, found)
                 continue
             if source == "basic":
                 if not proxy_authorization or is_negotiate(proxy_authorization):

@@ -5,7 +5,9 @@ Negotiate <ticket>`` on a connection (on ``CONNECT`` for https) and sends nothin
 requests after it: Negotiate authenticates the connection, not each request. So the
 principal is remembered per client connection (a ``WeakKeyDictionary``, as mitmproxy's
 ``proxyauth`` keeps logins; gone with the connection), together with the header that
-proved it. A later request on that connection:
+proved it; the access add-on reuses the connection's subject for ``fresh_for`` seconds
+(until the directory answer behind it is due for a refresh), as it reuses a Basic login.
+A later request on that connection:
 
 - with no ``Proxy-Authorization``, or the same header again: the remembered principal
   (the ticket is never verified twice: MIT's replay cache would refuse it);
@@ -13,15 +15,13 @@ proved it. A later request on that connection:
   its principal and the request is refused (407).
 
 A Negotiate header is never remembered across connections: a captured header replayed on
-a new connection meets the replay cache and is refused. Roles are looked up per request
-(``DirectoryIdentity.subject``: a fresh cache entry costs two dict lookups), so a change
-in the directory reaches open connections after the cache's TTL.
+a new connection meets the replay cache and is refused. A change in the directory reaches open
+connections after the cache's TTL.
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING
 
 from mitmproxy import connection
 from prometheus_client import CollectorRegistry
@@ -32,12 +32,9 @@ from proxy.policy.decide import Subject
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
 
-if TYPE_CHECKING:
-    from proxy.gateway.identity import Outcome
 
-
-def is_negotiate(header: str | None) -> bool:
-    return bool(header) and header.lstrip()[:10].lower() == "negotiate "  # type: ignore[union-attr]
+def is_negotiate(header: str) -> bool:
+    return header.lstrip()[:10].lower() == "negotiate "
 
 
 class NegotiateLogins:
@@ -51,28 +48,29 @@ class NegotiateLogins:
         held = self._signed_on.get(client)
         return held[1] if held is not None else None
 
+    def fresh_for(self, client: connection.Client) -> float:
+        """Seconds for which this connection's subject stays as it is (0: ask again)."""
+        held = self._signed_on.get(client)
+        return self.identity.fresh_for(held[1]) if held is not None else 0.0
+
     async def identify(
         self, client: connection.Client, header: str | None, address: str
-    ) -> Outcome | None:
-        """The outcome for this connection, or None when Negotiate has nothing to say (no
-        Negotiate header and no principal on the connection: the next source is tried)."""
-        from proxy.gateway.identity import Outcome
-
+    ) -> Subject | str | None:
+        """The subject of this connection; ``"login-failed"`` when its Negotiate header is
+        refused; None when Negotiate has nothing to say (no Negotiate header and no
+        principal on the connection: the next source is tried)."""
         held = self._signed_on.get(client)
-        if is_negotiate(header):
-            assert header is not None
+        if header is not None and is_negotiate(header):
             if held is None or held[0] != header:
                 principal = await self.identity.sign_on(header, address)
                 if principal is None:
                     self._signed_on.pop(client, None)
-                    return Outcome(None, "login-failed")
+                    return "login-failed"
                 held = (header, principal)
                 self._signed_on[client] = held
         elif held is None:
             return None
-        subject: Subject = await self.identity.subject(held[1])
-        return Outcome(subject)
-
+        return await self.identity.subject(held[1])
 
 def negotiate_from_settings(
     settings: Settings,

@@ -104,6 +104,7 @@ async def stand(
     async with fake_site() as site, running_gateway(
         tmp_path, site.port, policy=state, make=make
     ) as gateway:
+        gateway.access.identifier.clock = clock  # one clock for the cache and the gateway
         yield Stand(gateway, kdc, slapd, clock, registry, directory, monkeypatch)
 
 
@@ -206,9 +207,14 @@ async def test_groups_nested_two_mapped_disabled_and_after_the_ttl(stand: Stand)
     assert await status("dave", "http://linkedin.com/") == 200  # … linkedin allowed
     assert await status("erin") == 403  # expired account: in press, but no role
 
-    slapd.modify(press, "add: member", f"member: {dave}")
-    assert await status("dave") == 403  # cached for the TTL
-    stand.clock.now += TTL + 1
+    stand.ticket("dave")
+    async with one_connection() as open_connection:  # dave keeps a connection open
+        assert (await get(stand, open_connection, negotiate_header())).status == 403
+        slapd.modify(press, "add: member", f"member: {dave}")
+        assert await status("dave") == 403  # cached for the TTL (a new connection too)
+        assert (await get(stand, open_connection)).status == 403
+        stand.clock.now += TTL + 1
+        assert (await get(stand, open_connection)).status == 200  # the open one sees it
     assert await status("dave") == 200
 
 
@@ -220,10 +226,11 @@ async def test_primary_group_and_fail_static_when_the_directory_stops(stand: Sta
     stand.ticket("frank")
     async with one_connection() as session:
         assert (await get(stand, session, negotiate_header())).status == 200
-        stand.slapd.stop()
-        stand.clock.now += TTL + 1
-        # Same connection, directory gone: the last known groups still decide.
-        assert (await get(stand, session)).status == 200
+    stand.slapd.stop()
+    stand.clock.now += TTL + 1
+    async with one_connection() as session:
+        # Signed on again, directory gone, answer due: the last known groups still decide.
+        assert (await get(stand, session, negotiate_header())).status == 200
     assert stand.registry.get_sample_value("sargs_directory_failstatic_total") == 1
     assert stand.registry.get_sample_value("sargs_directory_up") == 0
     stand.ticket("grace")  # never resolved while the directory is down: no role

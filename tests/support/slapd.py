@@ -15,6 +15,7 @@ then it fails (``./scripts/test`` installs it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -160,13 +161,13 @@ class Slapd:
         self.ldif(f"dn: {dn}\nchangetype: modify\n" + "\n".join(changes) + "\n", "ldapmodify")
 
 
-@pytest.fixture
-def slapd() -> Iterator[Slapd]:
-    if not (os.path.exists(SLAPD) and shutil.which("ldapadd") and shutil.which("slaptest")):
-        message = "OpenLDAP (slapd, ldap-utils) not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + "; ./scripts/test installs it")
-        pytest.skip(message)
+def slapd_installed() -> bool:
+    return bool(os.path.exists(SLAPD) and shutil.which("ldapadd") and shutil.which("slaptest"))
+
+
+@contextlib.contextmanager
+def running_slapd() -> Iterator[Slapd]:
+    """A running slapd with the base entries (the fixture's, for benchmarks too)."""
     server = Slapd(Path(tempfile.mkdtemp(prefix="sargs-slapd-")))
     try:
         server.configure()
@@ -176,3 +177,14 @@ def slapd() -> Iterator[Slapd]:
     finally:
         server.stop()
         shutil.rmtree(server.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def slapd() -> Iterator[Slapd]:
+    if not slapd_installed():
+        message = "OpenLDAP (slapd, ldap-utils) not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + "; ./scripts/test installs it")
+        pytest.skip(message)
+    with running_slapd() as server:
+        yield server
