@@ -24,7 +24,7 @@ from proxy.directory.service import DirectoryIdentity
 from proxy.gateway.addons import make_addons
 from proxy.gateway.negotiate import NegotiateLogins
 from proxy.runtime import PolicyState
-from tests.support.gateway import Gateway, copy_policy, fake_site, running_gateway
+from tests.support.gateway import FakeSite, Gateway, copy_policy, fake_site, running_gateway
 from tests.support.kdc import Kerberos
 from tests.support.slapd import GROUPS, ROOT_DN, ROOT_PW, SUFFIX, Slapd
 
@@ -48,6 +48,7 @@ class Stand:
     registry: CollectorRegistry
     directory: Directory
     monkeypatch: pytest.MonkeyPatch
+    site: FakeSite
 
     def ticket(self, user: str) -> None:
         """Be ``user`` (a principal with a fresh ticket) for the next client tokens."""
@@ -105,7 +106,7 @@ async def stand(
         tmp_path, site.port, policy=state, make=make
     ) as gateway:
         gateway.access.identifier.clock = clock  # one clock for the cache and the gateway
-        yield Stand(gateway, kdc, slapd, clock, registry, directory, monkeypatch)
+        yield Stand(gateway, kdc, slapd, clock, registry, directory, monkeypatch, site)
 
 
 async def get(
