@@ -255,3 +255,38 @@ async def test_curl_signs_on_through_a_connect_tunnel(stand: Stand) -> None:
     without = await asyncio.to_thread(subprocess.run, cmd, env=env, capture_output=True,
                                       text=True)
     assert without.stdout == "000 407"  # the CONNECT is refused: no tunnel, no page
+
+
+async def test_without_a_directory_roles_come_from_the_store(
+    tmp_path: Path, kdc: Kerberos, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway as `sargs run` builds it from settings: Negotiate on, no LDAP; a ticket
+    holder gets the roles of the store's user of the same name, or none."""
+    from proxy.gateway.identity import StoreDirectory
+    from proxy.store import open_store, users
+
+    for name, value in kdc.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SARGS_KERBEROS_REALMS", f'["{kdc.name}"]')
+    store = open_store(f"sqlite:///{tmp_path / 'sargs.db'}")
+    users.add_user(store, "kate", "unused-pw-1", ["communicator"])
+
+    def make(settings: Any, policy: Any, **kw: Any) -> list[object]:
+        kw["directory"] = StoreDirectory(store)
+        return make_addons(settings, policy, **kw)
+
+    state = PolicyState(policy_with_groups(tmp_path))
+    try:
+        async with fake_site() as site, running_gateway(
+            tmp_path, site.port, policy=state, make=make
+        ) as gateway:
+            for user, expected in (("kate", 200), ("liam", 403)):
+                monkeypatch.setenv("KRB5CCNAME", kdc.add_user(user))
+                async with one_connection() as session:
+                    response = await session.get(
+                        "http://tiktok.com/", proxy=gateway.proxy_url,
+                        headers={"Proxy-Authorization": negotiate_header(),
+                                 "Accept": "text/html"})
+                    assert response.status == expected, user
+    finally:
+        store.close()
