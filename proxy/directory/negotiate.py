@@ -53,6 +53,11 @@ class Refused(Exception):
         self.detail = detail
 
 
+def is_negotiate(header: str) -> bool:
+    """Whether an Authorization/Proxy-Authorization value uses the Negotiate scheme."""
+    return header.lstrip()[:10].lower() == "negotiate "
+
+
 def token_of(header: str | None) -> bytes | None:
     """The token of a ``Negotiate <base64>`` header; None when the scheme is another.
     Raises ``Refused('malformed')`` for a Negotiate header that is not strict base64."""

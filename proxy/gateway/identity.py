@@ -38,7 +38,8 @@ from typing import Any, NamedTuple, Protocol
 
 from mitmproxy import connection
 
-from proxy.gateway.negotiate import NegotiateLogins, is_negotiate
+from proxy.directory.negotiate import is_negotiate
+from proxy.gateway.negotiate import NegotiateLogins
 from proxy.policy.decide import Subject
 from proxy.policy.model import Identity
 

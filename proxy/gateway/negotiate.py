@@ -26,15 +26,11 @@ import weakref
 from mitmproxy import connection
 from prometheus_client import CollectorRegistry
 
-from proxy.directory.negotiate import Principal
+from proxy.directory.negotiate import Principal, is_negotiate
 from proxy.directory.service import DirectoryIdentity, from_settings
 from proxy.policy.decide import Subject
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
-
-
-def is_negotiate(header: str) -> bool:
-    return header.lstrip()[:10].lower() == "negotiate "
 
 
 class NegotiateLogins:

@@ -381,9 +381,13 @@ class Policy(Strict):
                 except (LDAPInvalidDnError, ValueError) as exc:
                     raise _RefError(where, f"{group!r} is not a DN ({exc})") from None
             for role_id in roles:
-                if role_id not in self.roles:
+                if role_id not in self.roles and role_id not in SERVICE_ROLES:
                     raise _RefError(where, f"unknown role {role_id!r} for group {group!r}")
         return self
+
+
+SERVICE_ROLES = frozenset({"approver", "admin"})
+"""The service's own roles (``proxy.store.users.SERVICE_ROLES``), valid in a group mapping."""
 
 
 class _RefError(ValueError):

@@ -49,8 +49,9 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
+from proxy.directory.negotiate import is_negotiate
 from proxy.policy.model import Policy, Role
-from proxy.service import keys
+from proxy.service import keys, negotiate
 from proxy.service.errors import json_error
 from proxy.service.pages import render, wants_html
 from proxy.settings import Settings
@@ -276,7 +277,7 @@ async def _identify(request: web.Request) -> User | None:
     store = request.app[keys.STORE]
     auth = request.app[AUTH]
     header = request.headers.get("Authorization", "")
-    if header:
+    if header and not is_negotiate(header):  # Negotiate: /login only (service/negotiate.py)
         credentials = _basic_credentials(header)
         if credentials is None:
             return None
@@ -521,9 +522,19 @@ def _safe_next(value: str | None) -> str:
 
 
 @routes.get("/login")
-async def login_page(request: web.Request) -> web.Response:
-    return render(request, "login.html", status=200, next=_safe_next(request.query.get("next")),
-                  error=None, name="")
+async def login_page(request: web.Request) -> web.StreamResponse:
+    target = _safe_next(request.query.get("next"))
+    signed = await negotiate.sign_on(request)  # Kerberos first (proxy/service/negotiate.py)
+    if isinstance(signed, User):
+        await negotiate.record_login(request, signed)
+        response = web.HTTPSeeOther(target)
+        set_cookie(request, response, SESSION_COOKIE, request.app[AUTH].encode(
+            request.app[AUTH].new_session(signed)), max_age=int(request.app[AUTH].session_seconds))
+        response.del_cookie(PRE_COOKIE, path="/")
+        raise response
+    page = render(request, "login.html", status=200, next=target, name="",
+                  error=("negotiate_no_role", {}) if signed == "no-role" else None)
+    return negotiate.challenge(page) if negotiate.offers(request) and not signed else page
 
 
 @routes.post("/login")
@@ -581,4 +592,5 @@ def _str(value: object) -> str:
 def setup(app: web.Application) -> None:
     settings = app[keys.SETTINGS]
     app[AUTH] = Auth(settings, settings.session_hours * 3600)
+    negotiate.setup(app)
     app.add_routes(routes)
