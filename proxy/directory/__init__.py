@@ -2,7 +2,8 @@
 roles. See docs/identity.md.
 
 - ``negotiate``: the server side of ``Proxy-Authorization: Negotiate`` (pyspnego).
-- ``ldap``: an account's groups (nested, primary) and whether it is disabled (ldap3).
+- ``ldap``: an account's groups (nested, primary), searched with ldap3.
+- ``entries``: accounts, groups, DNs; whether an account is disabled or expired (pure).
 - ``cache``: per-account TTL cache, single flight, fail-static when the directory is down.
 - ``roles``: groups → Sargs roles from the policy's ``identity.directory_groups``.
 - ``service``: the four put together for the gateway and the service pages.

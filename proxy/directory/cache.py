@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from proxy.directory import log_event
-from proxy.directory.ldap import Account, Directory, DirectoryUnavailable
+from proxy.directory.entries import Account
+from proxy.directory.ldap import Directory, DirectoryUnavailable
 
 log = logging.getLogger("sargs.directory")
 MAX_ENTRIES = 100_000

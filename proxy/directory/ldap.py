@@ -33,25 +33,33 @@ from __future__ import annotations
 
 import contextlib
 import math
-import struct
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ldap3 import BASE, NONE, SUBTREE, Connection, Server
-from ldap3.core.exceptions import LDAPException, LDAPInvalidDnError
+from ldap3 import BASE, FIRST, NONE, SUBTREE, Connection, Server, ServerPool
+from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
-from ldap3.utils.dn import parse_dn
+
+from proxy.directory.entries import (
+    Account,
+    Group,
+    add_group,
+    all_values,
+    disabled_reason,
+    first_value,
+    int_value,
+    normalize_dn,
+    primary_group_sid,
+    text_value,
+)
 
 AD_IN_CHAIN = "1.2.840.113556.1.4.1941"
 """Active Directory's LDAP_MATCHING_RULE_IN_CHAIN (transitive membership)."""
 AD_CAPABILITY = "1.2.840.113556.1.4.800"
 """LDAP_CAP_ACTIVE_DIRECTORY_OID, listed in the root DSE's supportedCapabilities."""
-_UAC_DISABLED = 0x2
-_FILETIME_EPOCH = 116_444_736_000_000_000  # 1970-01-01 in 100 ns since 1601-01-01
-_NEVER = (0, 0x7FFF_FFFF_FFFF_FFFF)
 _OR_BATCH = 64
 """Most DNs in one ``(|(member=…)…)`` filter."""
 
@@ -72,49 +80,6 @@ class DirectoryUnavailable(Exception):
     """The directory could not be reached, bound to or searched (the reason is the text)."""
 
 
-def normalize_dn(dn: str) -> str:
-    """A DN in one spelling for comparison: attribute types and values case-folded, no
-    spaces around separators (``CN=Staff, DC=Example`` → ``cn=staff,dc=example``).
-    Raises ``ValueError`` when ``dn`` is not a DN."""
-    try:
-        parts = parse_dn(dn, escape=False, strip=True)
-    except LDAPInvalidDnError as exc:
-        raise ValueError(f"{dn!r} is not a DN: {exc}") from None
-    if not parts:
-        raise ValueError(f"{dn!r} is not a DN")
-    out = []
-    for attribute, value, separator in parts:
-        out.append(f"{attribute.lower()}={value.lower()}")
-        out.append("+" if separator == "+" else ",")
-    return "".join(out[:-1])
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    dn: str
-    """As the directory spells it."""
-    name: str
-    """Its ``cn`` (or the DN's first value)."""
-    key: str = ""
-    """``normalize_dn(dn)``, computed once (the role mapping compares it)."""
-
-    def __post_init__(self) -> None:
-        if not self.key:
-            object.__setattr__(self, "key", normalize_dn(self.dn))
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    name: str
-    """The account name exactly as the directory spells it (``sAMAccountName``/``uid``)."""
-    dn: str
-    groups: tuple[Group, ...]
-    disabled: str | None = None
-    """Why the account may hold no role (disabled, expired, locked), or None."""
-    truncated: bool = False
-    """The group search stopped at ``max_depth``/``max_groups``."""
-
-
 @dataclass(frozen=True)
 class DirectoryConfig:
     url: str
@@ -133,64 +98,6 @@ class DirectoryConfig:
     max_groups: int = 1000
 
 
-def filetime_expired(value: int, now: datetime) -> bool:
-    """Whether an Active Directory ``accountExpires`` (FILETIME) lies before ``now``."""
-    if value in _NEVER or value < 0:
-        return False
-    return (value - _FILETIME_EPOCH) / 10_000_000 <= now.timestamp()
-
-
-def primary_group_sid(user_sid: bytes, rid: int) -> bytes:
-    """The SID of a user's primary group: the user's SID with its last RID replaced."""
-    if len(user_sid) < 12 or len(user_sid) != 8 + 4 * user_sid[1]:
-        raise ValueError("not a SID")
-    return user_sid[:-4] + struct.pack("<I", rid)
-
-
-def _first(attributes: dict[str, list[bytes]], name: str) -> bytes | None:
-    for key, values in attributes.items():
-        if key.lower() == name.lower() and values:
-            return values[0]
-    return None
-
-
-def _text(attributes: dict[str, list[bytes]], name: str) -> str | None:
-    raw = _first(attributes, name)
-    return raw.decode("utf-8", "replace") if raw is not None else None
-
-
-def _int(attributes: dict[str, list[bytes]], name: str) -> int | None:
-    text = _text(attributes, name)
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
-
-
-def _name_of(dn: str, attributes: dict[str, list[bytes]]) -> str:
-    cn = _text(attributes, "cn")
-    if cn:
-        return cn
-    parts = parse_dn(dn, escape=False, strip=True)
-    return str(parts[0][1]) if parts else dn
-
-
-def disabled_reason(attributes: dict[str, list[bytes]], now: datetime) -> str | None:
-    """Why an account entry may hold no role, from its attributes (None: it may)."""
-    uac = _int(attributes, "userAccountControl")
-    if uac is not None and uac & _UAC_DISABLED:
-        return "account disabled (userAccountControl)"
-    expires = _int(attributes, "accountExpires")
-    if expires is not None and filetime_expired(expires, now):
-        return "account expired (accountExpires)"
-    if _first(attributes, "pwdAccountLockedTime") is not None:
-        return "account locked (pwdAccountLockedTime)"
-    shadow = _int(attributes, "shadowExpire")
-    if shadow is not None and shadow >= 0 and shadow * 86400 <= now.timestamp():
-        return "account expired (shadowExpire)"
-    return None
-
-
 @dataclass
 class Directory:
     """Looks accounts up in one directory (thread-safe: one connection per lookup)."""
@@ -206,8 +113,6 @@ class Directory:
     def _connect(self) -> Connection:
         urls = self.config.url.split()
         servers = [Server(u, get_info=NONE, connect_timeout=self.config.timeout) for u in urls]
-        from ldap3 import FIRST, ServerPool
-
         pool = ServerPool(servers, FIRST, active=1, exhaust=True) if len(servers) > 1 else None
         conn = Connection(
             pool or servers[0],
@@ -282,7 +187,7 @@ class Directory:
             if len(found) != 1:
                 return None
             dn, attributes = found[0]
-            name = _text(attributes, ACCOUNT_ATTRIBUTE[kind]) or account
+            name = text_value(attributes, ACCOUNT_ATTRIBUTE[kind]) or account
             disabled = disabled_reason(attributes, now)
             if disabled is None and self.config.disabled_filter:
                 hit = self._search(conn, dn, self.config.disabled_filter, ["1.1"], BASE)
@@ -305,15 +210,15 @@ class Directory:
         groups: dict[str, Group] = {}
         in_chain = f"(member:{AD_IN_CHAIN}:={escape_filter_chars(dn)})"
         for gdn, attrs in self._search(conn, self._group_base(), in_chain, ["cn"]):
-            _add(groups, gdn, attrs)
-        rid, sid = _int(attributes, "primaryGroupID"), _first(attributes, "objectSid")
+            add_group(groups, gdn, attrs)
+        rid, sid = int_value(attributes, "primaryGroupID"), first_value(attributes, "objectSid")
         if rid is not None and sid is not None:
             query = f"(objectSid={escape_bytes(primary_group_sid(sid, rid))})"
             for pdn, attrs in self._search(conn, self._group_base(), query, ["cn"]):
-                _add(groups, pdn, attrs)
+                add_group(groups, pdn, attrs)
                 parents = f"(member:{AD_IN_CHAIN}:={escape_filter_chars(pdn)})"
                 for gdn, gattrs in self._search(conn, self._group_base(), parents, ["cn"]):
-                    _add(groups, gdn, gattrs)
+                    add_group(groups, gdn, gattrs)
         return tuple(groups.values()), False
 
     def _nested_groups(
@@ -321,10 +226,10 @@ class Directory:
     ) -> tuple[tuple[Group, ...], bool]:
         esc = escape_filter_chars
         terms = [f"(member={esc(dn)})", f"(uniqueMember={esc(dn)})"]
-        uid = _text(attributes, "uid")
+        uid = text_value(attributes, "uid")
         if uid:
             terms.append(f"(memberUid={esc(uid)})")
-        gid = _int(attributes, "gidNumber")
+        gid = int_value(attributes, "gidNumber")
         if gid is not None:
             terms.append(f"(&(objectClass=posixGroup)(gidNumber={gid}))")
         groups: dict[str, Group] = {}
@@ -333,7 +238,7 @@ class Directory:
             new: list[str] = []
             for query in level:
                 for gdn, attrs in self._search(conn, self._group_base(), query, ["cn"]):
-                    if _add(groups, gdn, attrs):
+                    if add_group(groups, gdn, attrs):
                         new.append(gdn)
                         if len(groups) >= self.config.max_groups:
                             return tuple(groups.values()), True
@@ -375,7 +280,7 @@ class Directory:
                     found = self._search(conn, gdn, "(objectClass=*)",
                                          ["member", "uniqueMember", "objectClass"], BASE)
                     for _, attrs in found:
-                        for mdn in _values(attrs, "member") + _values(attrs, "uniqueMember"):
+                        for mdn in all_values(attrs, "member") + all_values(attrs, "uniqueMember"):
                             if normalize_dn(mdn) in seen:
                                 continue
                             seen.add(normalize_dn(mdn))
@@ -390,24 +295,8 @@ class Directory:
 
     def _is_group(self, conn: Connection, dn: str) -> bool:
         found = self._search(conn, dn, "(objectClass=*)", ["objectClass"], BASE)
-        classes = {v.lower() for _, a in found for v in _values(a, "objectClass")}
+        classes = {v.lower() for _, a in found for v in all_values(a, "objectClass")}
         return bool(classes & {"group", "groupofnames", "groupofuniquenames", "posixgroup"})
-
-
-def _add(groups: dict[str, Group], dn: str, attributes: dict[str, list[bytes]]) -> bool:
-    """Add a found group (by its normalized DN); False when it was there already."""
-    group = Group(dn, _name_of(dn, attributes))
-    if group.key in groups:
-        return False
-    groups[group.key] = group
-    return True
-
-
-def _values(attributes: dict[str, list[bytes]], name: str) -> list[str]:
-    for key, values in attributes.items():
-        if key.lower() == name.lower():
-            return [v.decode("utf-8", "replace") for v in values]
-    return []
 
 
 def _batches(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:

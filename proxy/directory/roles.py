@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from proxy.directory.ldap import Account, normalize_dn
+from proxy.directory.entries import Account, normalize_dn
 
 
 def is_dn(key: str) -> bool:

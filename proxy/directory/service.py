@@ -27,7 +27,8 @@ from prometheus_client import CollectorRegistry
 
 from proxy.directory import log_event
 from proxy.directory.cache import DirectoryMetrics, GroupCache
-from proxy.directory.ldap import Account, Directory, DirectoryConfig, DirectoryUnavailable
+from proxy.directory.entries import Account
+from proxy.directory.ldap import Directory, DirectoryConfig, DirectoryUnavailable
 from proxy.directory.negotiate import Negotiator, Principal, Refused
 from proxy.directory.roles import GroupRoles
 from proxy.policy.decide import Subject

@@ -6,14 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from proxy.directory.ldap import (
-    Directory,
-    DirectoryConfig,
-    DirectoryUnavailable,
-    filetime_expired,
-    normalize_dn,
-    primary_group_sid,
-)
+from proxy.directory.entries import filetime_expired, normalize_dn, primary_group_sid
+from proxy.directory.ldap import Directory, DirectoryConfig, DirectoryUnavailable
 from proxy.directory.roles import GroupRoles
 from tests.support.slapd import GROUPS, ROOT_DN, ROOT_PW, SUFFIX, Slapd
 
