@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -164,6 +164,57 @@ class Settings(BaseSettings):
     smtp_host: str = Field(default="", description="SMTP server for e-mail; empty: no e-mail.")
     smtp_port: int = Field(default=25, description="SMTP port.")
     smtp_from: str = Field(default="sargs@localhost", description="Sender address.")
+    # Directory identity (docs/identity.md)
+    keytab: Path | None = Field(
+        default=None,
+        description="Keytab with the HTTP/ service principal(s) for Negotiate sign-on; "
+        "empty: KRB5_KTNAME or the system default (/etc/krb5.keytab).",
+    )
+    kerberos_realms: list[str] = Field(
+        default_factory=list,
+        description="Kerberos realms whose users may sign on by Negotiate (EXAMPLE.ORG); "
+        "empty: Negotiate is off. Env: a JSON list.",
+    )
+    ldap_url: str = Field(
+        default="",
+        description="Directory for groups → roles (ldap://dc1.example.org, ldaps://…; several "
+        "separated by spaces fail over); empty: Negotiate users get the roles of the "
+        "store's user of the same name.",
+    )
+    ldap_bind_dn: str = Field(default="", description="Bind account's DN; empty: anonymous.")
+    ldap_bind_password: SecretStr = Field(
+        default=SecretStr(""), description="Bind account's password."
+    )
+    ldap_base: str = Field(default="", description="Search base for accounts (DC=example,DC=org).")
+    ldap_group_base: str = Field(
+        default="", description="Search base for groups; empty: LDAP_BASE."
+    )
+    ldap_user_filter: str = Field(
+        default="",
+        description="Account filter; {user} is the principal's name, {principal} the whole "
+        "principal (both escaped); empty: sAMAccountName={user} (AD) or uid={user}.",
+    )
+    ldap_kind: Literal["auto", "ad", "ldap"] = Field(
+        default="auto",
+        description="ad (in-chain matching rule, primaryGroupID), ldap (client-side nested "
+        "search), or auto (read from the root DSE).",
+    )
+    ldap_disabled_filter: str = Field(
+        default="",
+        description="A filter matching disabled accounts, besides userAccountControl, "
+        "accountExpires, pwdAccountLockedTime and shadowExpire; empty: none.",
+    )
+    ldap_cache_seconds: float = Field(
+        default=300, ge=0,
+        description="How long an account's groups are reused before the directory is asked "
+        "again (and how long it keeps its last known groups when the directory is down).",
+    )
+    ldap_timeout_seconds: float = Field(
+        default=5, gt=0, description="Connect and answer timeout per directory request."
+    )
+    ldap_max_depth: int = Field(
+        default=8, ge=1, le=64, description="Most levels of nested groups followed (not AD)."
+    )
     # Logs
     log_file: Path | None = Field(
         default=None, description="Decision/event JSON lines; empty: standard error."

@@ -13,6 +13,7 @@ _COMMANDS = (
     "proxy.cli.check_cmd",
     "proxy.cli.policy_cmd",
     "proxy.cli.user_cmd",
+    "proxy.cli.identity_cmd",
     "proxy.cli.audit_cmd",
     "proxy.cli.ca_cmd",
 )

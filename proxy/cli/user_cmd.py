@@ -55,6 +55,8 @@ def register(sub: Any) -> None:
     _role_option(roles)
     roles.set_defaults(handler=_roles)
 
+    _register_import(cmds)
+
 
 def _role_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role", dest="roles", action="append", required=True, metavar="ROLE",
@@ -193,4 +195,96 @@ def _logout(args: argparse.Namespace) -> int:
         audit.append(store, audit.Kind.logout, actor=_actor(), user=args.name,
                      details={"everywhere": True, "sessions_ended": ended})
     print(f"ended {ended} session(s) of {args.name}")
+    return 0
+
+
+# --- sargs user import FILE.csv (sites without a directory) ---------------------------------
+
+IMPORT_COLUMNS = ("name", "roles", "email", "display_name", "department", "password")
+
+
+def _register_import(cmds: Any) -> None:
+    imp = cmds.add_parser(
+        "import", help="add users from a CSV file (name,roles,email,display_name,department,"
+        "password); all rows are checked before any is added",
+    )
+    imp.add_argument("file", help="CSV with a header row; roles separated by ';' or spaces")
+    imp.add_argument("--update", action="store_true",
+                     help="replace the roles of users that already exist (default: refuse)")
+    imp.add_argument("--passwords-out", metavar="FILE",
+                     help="where to write generated passwords (name,password; mode 0600) for "
+                     "rows without one; without it such rows are refused")
+    imp.set_defaults(handler=_import)
+
+
+def _import(args: argparse.Namespace) -> int:
+    import csv
+    import os
+    import secrets
+
+    valid = _valid_roles(args)
+    try:
+        with open(args.file, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [h.strip().lower() for h in reader.fieldnames or []]
+            unknown = [h for h in header if h not in IMPORT_COLUMNS]
+            if "name" not in header or "roles" not in header or unknown:
+                return _fail(f"{args.file}:1: the header must name 'name' and 'roles' and only "
+                             f"{', '.join(IMPORT_COLUMNS)}" + (f" (unknown: {unknown})"
+                                                                if unknown else ""))
+            reader.fieldnames = header
+            rows = [(reader.line_num, row) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return _fail(f"{args.file}: {exc}")
+    errors: list[str] = []
+    planned: list[tuple[str, tuple[str, ...], dict[str, str | None], str | None]] = []
+    seen: set[str] = set()
+    with _store() as store:
+        for line, row in rows:
+            where = f"{args.file}:{line}"
+            name = (row.get("name") or "").strip()
+            try:
+                name = users.check_name(name)
+            except (StoreError, ValueError) as exc:
+                errors.append(f"{where}: name: {exc}")
+                continue
+            if name in seen:
+                errors.append(f"{where}: name: {name!r} appears twice")
+            seen.add(name)
+            roles = tuple((row.get("roles") or "").replace(";", " ").split())
+            bad = [r for r in roles if r not in valid]
+            if not roles or bad:
+                errors.append(f"{where}: roles: " + (f"unknown role {', '.join(map(repr, bad))}"
+                                                     if bad else "no role given"))
+            exists = users.get_user(store, name) is not None
+            if exists and not args.update:
+                errors.append(f"{where}: name: {name!r} already exists (use --update)")
+            password = row.get("password") or None
+            if not exists and password is None and not args.passwords_out:
+                errors.append(f"{where}: password: empty (give one or use --passwords-out)")
+            extra = {k: (row.get(k) or "").strip() or None
+                     for k in ("email", "display_name", "department")}
+            planned.append((name, roles, extra, None if exists else password or ""))
+        if errors:
+            for error in errors:
+                print(error, file=sys.stderr)
+            return _fail(f"nothing imported: {len(errors)} error(s)")
+        generated: list[tuple[str, str]] = []
+        for name, roles, extra, password in planned:
+            if password is None:
+                users.set_roles(store, name, roles, actor=_actor())
+                continue
+            if not password:
+                password = secrets.token_urlsafe(12)
+                generated.append((name, password))
+            users.add_user(store, name, password, roles, email=extra["email"],
+                           display_name=extra["display_name"],
+                           department=extra["department"], actor=_actor())
+    if generated:
+        fd = os.open(args.passwords_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+            csv.writer(out).writerows([("name", "password"), *generated])
+    added = sum(1 for p in planned if p[3] is not None)
+    print(f"imported {added} new user(s), updated {len(planned) - added}"
+          + (f"; generated passwords in {args.passwords_out}" if generated else ""))
     return 0

@@ -425,10 +425,10 @@ class Access:
         if outcome.retry_after:
             record.refused = "login-limited"
             flow.response = refusal.login_limited(outcome.retry_after, lang)
-        elif "basic" in identity.sources:
+        elif schemes := self.clients.identifier.schemes(identity):
             record.refused = outcome.challenge or "login-required"
             flow.response = refusal.login_required(
-                identity.realm, outcome.challenge or "", lang, html
+                identity.realm, outcome.challenge or "", lang, html, schemes=schemes
             )
         else:
             record.refused = "not-identified"

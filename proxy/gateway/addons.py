@@ -20,9 +20,10 @@ from typing import Any
 
 from proxy.gateway.access import Access, GrantSource, _utcnow
 from proxy.gateway.decisionlog import DecisionLog
-from proxy.gateway.identity import UserDirectory
+from proxy.gateway.identity import Identifier, UserDirectory
 from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
+from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
 from proxy.gateway.reserved import Reserved
 from proxy.gateway.sync import GatewaySync
@@ -38,11 +39,14 @@ def make_addons(
     grants: GrantSource | None = None,
     now: Callable[[], datetime] = _utcnow,
     sync: bool | None = None,
+    negotiate: NegotiateLogins | None = None,
 ) -> list[object]:
     """The gateway's add-ons for one policy state, first to last, as one parent add-on
     (``master.addons.add(*make_addons(…))``; each is still found by its name,
     ``master.addons.get("gatewaymetrics")``).
 
+    ``negotiate``: Kerberos sign-on (default: from ``settings.kerberos_realms`` and the
+    ``ldap_*`` settings, roles from the store's users when no directory is set).
     ``sync``: follow the service's grant bundle and spool decision events for it
     (``proxy/gateway/sync.py``); default: when no ``grants`` are given and
     ``settings.service_url`` is set. ``sargs run`` passes ``sync=True`` (loopback).
@@ -53,7 +57,11 @@ def make_addons(
             settings, now=now, policy_version=lambda: state.current.version
         )
         grants = syncer.grants
-    access = Access(state, directory=directory, grants=grants, now=now)
+    metrics = GatewayMetrics.from_settings(settings)  # /metrics on its own port
+    if negotiate is None and settings.kerberos_realms:
+        negotiate = negotiate_from_settings(settings, state, directory, metrics.registry)
+    identifier = Identifier(directory, negotiate=negotiate)
+    access = Access(state, grants=grants, now=now, identifier=identifier)
     addons: list[object] = [
         access,
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
@@ -63,7 +71,7 @@ def make_addons(
     ]
     if syncer is not None:
         addons.append(syncer)  # grants for access; events when flows end
-    addons.append(GatewayMetrics.from_settings(settings))  # /metrics on its own port
+    addons.append(metrics)
     return [Sargs(addons)]
 
 

@@ -70,13 +70,15 @@ class Clients:
             self._ranges = (compiled, ranges)
         address = client.peername[0] if client.peername else ""
         outcome = await identifier.identify(
-            header, address, compiled.loaded.policy.identity, ranges
+            header, address, compiled.loaded.policy.identity, ranges, client
         )
         subject = outcome.subject
         if subject is not None:
             expires = (
                 identifier.cached_until(header)
                 if subject.source == "basic" and header is not None
+                else identifier.clock() + identifier.negotiate.fresh_for(client)
+                if subject.source == "negotiate" and identifier.negotiate is not None
                 else math.inf
             )
             self._known[client] = _Known(

@@ -13,9 +13,14 @@ Sources (``policy.identity.sources``) are tried in order:
   address, so the browser asks again.
 - ``ip``: the client's source address matched against ``policy.identity.ip_ranges``;
   the roles of every matching range combine.
+- ``negotiate``: Kerberos sign-on (``Proxy-Authorization: Negotiate …``), remembered per
+  client connection, roles from directory groups (``proxy/gateway/negotiate.py``,
+  ``proxy/directory``; docs/identity.md). Only when the gateway has ``negotiate`` set up
+  (``SARGS_KERBEROS_REALMS``); otherwise the source is skipped.
 
-When no source identifies the client and ``basic`` is among the sources, the gateway asks
-for a login (407 with ``Proxy-Authenticate: Basic realm="…"``). Otherwise the client is
+When no source identifies the client and ``basic`` or ``negotiate`` is among the sources
+(and set up), the gateway asks for a login (407 with one ``Proxy-Authenticate`` per scheme,
+in the order of the sources: ``Negotiate``, ``Basic realm="…"``). Otherwise the client is
 anonymous (no roles), which the gateway refuses.
 
 Wrong passwords are limited (:class:`LoginLimiter`): per user name and per client
@@ -41,8 +46,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from mitmproxy import connection
 from prometheus_client import Counter
 
+from proxy.directory.negotiate import is_negotiate
+from proxy.gateway.negotiate import NegotiateLogins
 from proxy.policy.decide import Subject
 from proxy.policy.model import Identity
 
@@ -273,8 +281,10 @@ class Identifier:
         directory: UserDirectory | None,
         clock: Callable[[], float] = time.monotonic,
         failure_seconds: float = FAILURE_CACHE_SECONDS,
+        negotiate: NegotiateLogins | None = None,
     ) -> None:
         self.directory = directory
+        self.negotiate = negotiate
         self.clock = clock
         self.failure_seconds = failure_seconds
         self._cache: dict[str, _Entry] = {}
@@ -300,10 +310,19 @@ class Identifier:
         address: str,
         identity: Identity,
         ranges: IpRanges,
+        client: connection.Client | None = None,
     ) -> Outcome:
         for source in identity.sources:
+            if source == "negotiate":
+                if self.negotiate is not None and client is not None:
+                    found = await self.negotiate.identify(client, proxy_authorization, address)
+                    if isinstance(found, Subject):
+                        return Outcome(found)
+                    if found is not None:
+                        return Outcome(None, found)
+                continue
             if source == "basic":
-                if not proxy_authorization:
+                if not proxy_authorization or is_negotiate(proxy_authorization):
                     continue
                 return await self._basic(
                     proxy_authorization, address, identity.login_cache_seconds
@@ -312,7 +331,7 @@ class Identifier:
                 roles = ranges.roles_for(address)
                 if roles:
                     return Outcome(Subject(None, roles, "ip"))
-        if "basic" in identity.sources:
+        if self.schemes(identity):
             return Outcome(None, "login-required")
         return Outcome(ANONYMOUS)
 
@@ -340,6 +359,12 @@ class Identifier:
         if self.on_failure is not None:
             self.on_failure(event)
         return Outcome(None, "login-failed")
+    def schemes(self, identity: Identity) -> tuple[str, ...]:
+        """The login schemes a 407 offers, in the order of the sources."""
+        return tuple(
+            s for s in identity.sources
+            if s == "basic" or (s == "negotiate" and self.negotiate is not None)
+        )
 
     async def login(self, header: str, ttl: float) -> Subject | None:
         """The subject of a Basic login header (cached), or None when it is wrong."""

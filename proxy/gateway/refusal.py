@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -224,25 +225,30 @@ def block_json(explanation: Explanation, decision: Decision, lang: str) -> http.
     )
 
 
-def login_required(realm: str, reason: str, lang: str, html: bool) -> http.Response:
-    """407 asking the browser for the proxy login (``reason``: login-required|login-failed)."""
+def login_required(
+    realm: str, reason: str, lang: str, html: bool, schemes: Sequence[str] = ("basic",)
+) -> http.Response:
+    """407 asking the browser for the proxy login (``reason``: login-required|login-failed),
+    one ``Proxy-Authenticate`` per scheme (``negotiate``, ``basic``) in the given order."""
     t = Translator("gateway", lang)
     message = t("login_failed" if reason == "login-failed" else "login_required")
     safe_realm = realm.replace("\\", "\\\\").replace('"', '\\"')
-    headers = {
-        "Proxy-Authenticate": f'Basic realm="{safe_realm}", charset="UTF-8"',
-        "Content-Language": t.lang,
-        "Cache-Control": "no-store",
+    challenges = {
+        "negotiate": "Negotiate",
+        "basic": f'Basic realm="{safe_realm}", charset="UTF-8"',
     }
     if html:
         body = _login_template().render(lang=t.lang, title=t("login_title"), message=message)
-        return http.Response.make(
-            407, body.encode(), {"Content-Type": "text/html; charset=utf-8", **headers}
-        )
-    return http.Response.make(
-        407, f"{t('login_title')}. {message}\n".encode(),
-        {"Content-Type": "text/plain; charset=utf-8", **headers},
+        content = ("text/html; charset=utf-8", body.encode())
+    else:
+        content = ("text/plain; charset=utf-8", f"{t('login_title')}. {message}\n".encode())
+    response = http.Response.make(
+        407, content[1],
+        {"Content-Type": content[0], "Content-Language": t.lang, "Cache-Control": "no-store"},
     )
+    for scheme in schemes:
+        response.headers.add("Proxy-Authenticate", challenges[scheme])
+    return response
 
 
 def refused_json(status: int, error: str, message: str, lang: str) -> http.Response:

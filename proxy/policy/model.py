@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -274,7 +276,7 @@ class IpRange(Strict):
             raise ValueError(f"{value!r} is not an address range (like 10.1.0.0/16)") from None
 
 
-IdentitySource = Literal["basic", "ip"]
+IdentitySource = Literal["negotiate", "basic", "ip"]
 
 
 def _basic_only() -> list[IdentitySource]:
@@ -288,6 +290,12 @@ class Identity(Strict):
     realm: str = "Sargs"
     ip_ranges: list[IpRange] = Field(default_factory=list)
     login_cache_seconds: int = Field(default=300, ge=0, le=86400)
+    directory_groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Directory groups → roles (docs/identity.md): a group DN "
+        "(CN=Press,OU=Groups,DC=example,DC=org) or a group name (its cn); a user in several "
+        "mapped groups holds all their roles.",
+    )
 
 
 class AccessRule(Strict):
@@ -409,7 +417,22 @@ class Policy(Strict):
                     raise _RefError(
                         ("identity", "ip_ranges", i, "roles", j), f"unknown role {role_id!r}"
                     )
+        for group, roles in self.identity.directory_groups.items():
+            where = ("identity", "directory_groups", group)
+            if "=" in group:
+                try:
+                    if not parse_dn(group):
+                        raise ValueError("empty")
+                except (LDAPInvalidDnError, ValueError) as exc:
+                    raise _RefError(where, f"{group!r} is not a DN ({exc})") from None
+            for role_id in roles:
+                if role_id not in self.roles and role_id not in SERVICE_ROLES:
+                    raise _RefError(where, f"unknown role {role_id!r} for group {group!r}")
         return self
+
+
+SERVICE_ROLES = frozenset({"approver", "admin"})
+"""The service's own roles (``proxy.store.users.SERVICE_ROLES``), valid in a group mapping."""
 
 
 class _RefError(ValueError):

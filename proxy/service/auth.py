@@ -40,8 +40,9 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from proxy.directory.negotiate import is_negotiate
 from proxy.policy.scopes import is_approver
-from proxy.service import keys
+from proxy.service import keys, negotiate
 from proxy.service.clients import LoginLimiter, client_address, too_many, trusted_networks
 from proxy.service.errors import wants_html
 from proxy.settings import Settings
@@ -165,7 +166,7 @@ async def current_user(request: web.Request) -> User | None:
 async def _identify(request: web.Request) -> User | None:
     store = request.app[keys.STORE]
     header = request.headers.get("Authorization", "")
-    if header:
+    if header and not is_negotiate(header):  # Negotiate: /login only (service/negotiate.py)
         credentials = _basic_credentials(header)
         return None if credentials is None else await _basic(request, *credentials)
     token = request.cookies.get(SESSION_COOKIE)
@@ -264,3 +265,4 @@ def setup(app: web.Application) -> None:
     settings = app[keys.SETTINGS]
     trusted_networks(settings.trusted_proxies)  # a bad entry stops the start, named
     app[AUTH] = Auth(settings, settings.session_hours * 3600)
+    negotiate.setup(app)

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from proxy.service import keys
+from proxy.service import keys, negotiate
 from proxy.service.auth import (
     AUTH,
     SESSION_COOKIE,
@@ -32,6 +32,7 @@ from proxy.service.errors import read_form
 from proxy.service.pages import render
 from proxy.service.redirects import safe_path
 from proxy.store import audit, sessions, users
+from proxy.store.users import User
 
 routes = web.RouteTableDef()
 HOME = "/access/mine"
@@ -42,9 +43,15 @@ def _next(value: str | None) -> str:
 
 
 @routes.get("/login")
-async def login_page(request: web.Request) -> web.Response:
-    return render(request, "login.html", status=200, next=_next(request.query.get("next")),
-                  error=None, name="")
+async def login_page(request: web.Request) -> web.StreamResponse:
+    target = _next(request.query.get("next"))
+    signed = await negotiate.sign_on(request)  # Kerberos first (proxy/service/negotiate.py)
+    if isinstance(signed, User):
+        await negotiate.record_login(request, signed)
+        raise await _signed_in(request, signed, target)
+    page = render(request, "login.html", status=200, next=target, name="",
+                  error=("negotiate_no_role", {}) if signed == "no-role" else None)
+    return negotiate.challenge(page) if negotiate.offers(request) and not signed else page
 
 
 @routes.post("/login")
@@ -72,15 +79,22 @@ async def login(request: web.Request) -> web.StreamResponse:
         return render(request, "login.html", status=401, next=target, name=name,
                       error=("login_failed", {}))
     auth.limiter.succeeded(address, name)
-    token, _ = await asyncio.to_thread(
-        sessions.start, store, user.name, timedelta(seconds=auth.session_seconds),
-        address=address, agent=request.headers.get("User-Agent", ""))
     await asyncio.to_thread(audit.append, store, audit.Kind.login, actor=user.name,
                             user=user.name, details={"address": address, "via": "service"})
+    raise await _signed_in(request, user, target)
+
+
+async def _signed_in(request: web.Request, user: User, target: str) -> web.HTTPSeeOther:
+    """A new session for ``user`` and the redirect to ``target`` that sets its cookie."""
+    auth = request.app[AUTH]
+    token, _ = await asyncio.to_thread(
+        sessions.start, request.app[keys.STORE], user.name,
+        timedelta(seconds=auth.session_seconds), address=client_address(request),
+        agent=request.headers.get("User-Agent", ""))
     response = web.HTTPSeeOther(target)
     set_cookie(request, response, SESSION_COOKIE, token, max_age=int(auth.session_seconds))
     response.del_cookie(PRE_COOKIE, path="/")
-    raise response
+    return response
 
 
 def _signed_out() -> web.HTTPSeeOther:
