@@ -98,11 +98,12 @@ def test_text_format_marks_the_findings_in_the_draft(monkeypatch, capsys) -> Non
     lines = out.splitlines()
     assert lines[0].startswith("vērtējums: block (politika 2026.11-example+")
     # The emoji counts two UTF-16 units in the offsets, one character in the marked text;
-    # the zero-width space a reader cannot see is spelled out.
-    assert lines[2] == "😀 Zvani ⟦29123456⟧2, mu⟨U+200B⟩ļķi un ⟦muļķis⟧3"
+    # the zero-width space a reader cannot see is spelled out (and does not hide the word).
+    assert lines[2] == "😀 Zvani ⟦29123456⟧2, ⟦mu⟨U+200B⟩ļķi⟧3 un ⟦muļķis⟧4"
     assert lines[4].startswith("1. working-hours (warn) viss melnraksts: Ir darba laiks.")
     assert "2. personal-data (block) 9-17 '29123456': Tas izskatās pēc tālruņa" in out
-    assert "3. offensive (warn) 29-35 'muļķis': " in out
+    assert "3. offensive (warn) 19-25 'mu⟨U+200B⟩ļķi': " in out
+    assert "4. offensive (warn) 29-35 'muļķis': " in out
 
 
 def test_text_format_shows_what_a_draft_hides(monkeypatch, capsys) -> None:

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
+from proxy.service import keys, metricsauth
 from proxy.service.app import create_app
 from proxy.settings import ROOT, Settings
 
@@ -34,7 +35,10 @@ async def client(aiohttp_client: Any, tmp_path: Path) -> TestClient:
 async def checks_answered(client: TestClient) -> float:
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = await (await client.get("/metrics")).text()
+    token = metricsauth.load_token(client.server.app[keys.SETTINGS])
+    response = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200
+    text = await response.text()
     return sum(s.value for f in text_string_to_metric_families(text)
                for s in f.samples if s.name == "sargs_checks_total")
 
