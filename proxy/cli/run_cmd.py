@@ -139,6 +139,7 @@ async def _serve_service(settings: Settings, state: Any, demo: bool = False) -> 
     from aiohttp import web
 
     from proxy.service.app import create_app
+    from proxy.service.check import CHECKPOOL
     from proxy.service.keys import STORE
     from proxy.store.db import open_configured
 
@@ -153,7 +154,7 @@ async def _serve_service(settings: Settings, state: Any, demo: bool = False) -> 
                                          settings.var_dir)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    _warm_checks(runner)
+    _warm_checks(runner.app[CHECKPOOL])
     try:
         await web.TCPSite(runner, settings.service_host, settings.service_port).start()
     except OSError as exc:
@@ -188,14 +189,15 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
     from mitmproxy.options import Options
     from mitmproxy.tools.dump import DumpMaster
 
+    from proxy.checkpool import CheckPool
     from proxy.gateway.addons import install_ca, make_addons, mitmproxy_options
     from proxy.service.app import create_app
+    from proxy.service.check import CHECKPOOL
 
     confdir = (settings.var_dir / "mitmproxy").resolve()
     try:
-        if settings.ca_cert is None and settings.ca_key is None:
-            _ensure_ca(confdir, state)  # our constrained CA, made at first run
-        ca_cert = install_ca(settings, confdir)
+        # The institution's CA, else ours (constrained to the catalog), made at first run.
+        ca_cert = install_ca(settings, confdir, state.current)
     except (OSError, ValueError) as exc:
         print(f"sargs run: CA: {exc}", file=sys.stderr)
         return 1
@@ -210,9 +212,27 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
         listen_port=options.pop("listen_port"),
         confdir=options.pop("confdir"),
     )
+    # One check pool for the service's check API, the gateway's post checks and its
+    # reserved path: the service's (its cleanup closes it); a gateway alone makes its own.
+    runner = web.AppRunner(create_app(settings, state), access_log=None)
+    if only != "gateway":
+        await runner.setup()
+        pool = runner.app[CHECKPOOL]
+    else:
+        pool = CheckPool(lambda: state.current, budget=settings.check_seconds)
+    _warm_checks(pool)
+
+    async def cleanup() -> None:
+        if only != "gateway":
+            await runner.cleanup()
+        else:
+            await pool.close()
+        await asyncio.to_thread(store.close)
+
     master: Any = DumpMaster(opts, with_termlog=True, with_dumper=False)
     # The gateway follows the service's grant bundle, over loopback when both run here.
-    master.addons.add(*make_addons(settings, state, directory=directory, sync=True))
+    master.addons.add(*make_addons(settings, state, directory=directory, sync=True,
+                                   check_pool=pool))
     try:
         opts.update(**options, sargs_policy=str(state.directory),
                     sargs_service_url=_service_url(settings))
@@ -220,20 +240,16 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
             opts.set(*set_options)
     except exceptions.OptionsError as exc:
         print(f"sargs run: {exc}", file=sys.stderr)
-        store.close()
+        await cleanup()
         return 2
 
-    runner = web.AppRunner(create_app(settings, state), access_log=None)
     try:
         if only != "gateway":
-            await runner.setup()
-            _warm_checks(runner)
             await web.TCPSite(runner, settings.service_host, settings.service_port).start()
     except OSError as exc:
         print(f"sargs run: service: cannot listen on {settings.service_host}:"
               f"{settings.service_port}: {exc}", file=sys.stderr)
-        await runner.cleanup()
-        store.close()
+        await cleanup()
         return 1
 
     loop = asyncio.get_running_loop()
@@ -257,21 +273,17 @@ async def _serve(settings: Settings, state: Any, set_options: list[str], demo: b
     finally:
         if listening:
             await proxyserver.servers.update([])
-        if only != "gateway":
-            await runner.cleanup()
-        await asyncio.to_thread(store.close)
+        await cleanup()
     return 0 if listening else 1
 
 
 _WARMING: set[asyncio.Task[None]] = set()
 
 
-def _warm_checks(runner: Any) -> None:
+def _warm_checks(pool: Any) -> None:
     """Start the check workers and their engines in the background now, so the first
     drafts staff type are not the ones that wait for it (``proxy/checkpool.py``)."""
-    from proxy.service.check import CHECKPOOL
-
-    task = asyncio.create_task(runner.app[CHECKPOOL].start())
+    task = asyncio.create_task(pool.start())
     _WARMING.add(task)
     task.add_done_callback(_warmed)
 
@@ -280,26 +292,6 @@ def _warmed(task: asyncio.Task[None]) -> None:
     _WARMING.discard(task)
     if not task.cancelled() and task.exception() is not None:  # the first check retries
         log.warning("the check workers did not start: %s", task.exception())
-
-
-def _ensure_ca(confdir: Path, state: Any) -> None:
-    """The interception CA, named after the institution and limited to the catalog's
-    domains, made once into the gateway's confdir (``proxy/ca.py``); says when the one
-    there cannot sign for everything the catalog lists now."""
-    from proxy import ca
-
-    compiled = state.current
-    made = ca.ensure_ca(confdir, compiled.loaded.policy.institution.name,
-                        compiled.catalog.domains())
-    if made.created:
-        log.info("made the interception CA %s (name constraints: the catalog's domains)",
-                 made.cert_path)
-    elif not made.constrained:
-        log.warning("the CA in %s may sign for any name (no name constraints): `sargs ca "
-                    "regenerate` makes one limited to the catalog", confdir)
-    elif made.missing:
-        log.warning("the CA cannot sign for %s (added to the catalog since): `sargs ca "
-                    "regenerate`, then hand the new certificate out", ", ".join(made.missing))
 
 
 def _service_url(settings: Settings) -> str:

@@ -13,22 +13,26 @@ sargs_policy=DIR --set connection_strategy=lazy``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from proxy.checkpool import CheckPool
 from proxy.gateway.access import Access, GrantSource, _utcnow
 from proxy.gateway.decisionlog import DecisionLog
-from proxy.gateway.identity import Identifier, UserDirectory
+from proxy.gateway.identity import LOGIN_FAILURES, Identifier, UserDirectory
 from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
 from proxy.gateway.reserved import Reserved
 from proxy.gateway.sync import GatewaySync
-from proxy.runtime import PolicyState
+from proxy.runtime import Compiled, PolicyState
 from proxy.settings import Settings
+
+log = logging.getLogger("sargs.run")
 
 
 def make_addons(
@@ -40,6 +44,7 @@ def make_addons(
     now: Callable[[], datetime] = _utcnow,
     sync: bool | None = None,
     negotiate: NegotiateLogins | None = None,
+    check_pool: CheckPool | None = None,
 ) -> list[object]:
     """The gateway's add-ons for one policy state, first to last, as one parent add-on
     (``master.addons.add(*make_addons(…))``; each is still found by its name,
@@ -50,6 +55,10 @@ def make_addons(
     ``sync``: follow the service's grant bundle and spool decision events for it
     (``proxy/gateway/sync.py``); default: when no ``grants`` are given and
     ``settings.service_url`` is set. ``sargs run`` passes ``sync=True`` (loopback).
+    ``check_pool``: where drafts are checked, off the event loop (posts and the reserved
+    path's check API); ``sargs run`` passes the service's, so one pool serves both. Without
+    one the gateway makes its own (``settings.check_seconds`` of CPU per check) and closes
+    it when mitmproxy shuts down.
     """
     syncer = None
     if sync or (sync is None and grants is None and settings.service_url):
@@ -58,21 +67,27 @@ def make_addons(
         )
         grants = syncer.grants
     metrics = GatewayMetrics.from_settings(settings)  # /metrics on its own port
+    metrics.registry.register(LOGIN_FAILURES)  # counted by the Identifier, served here
     if negotiate is None and settings.kerberos_realms:
         negotiate = negotiate_from_settings(settings, state, directory, metrics.registry)
     identifier = Identifier(directory, negotiate=negotiate)
+    if syncer is not None:
+        identifier.on_failure = syncer.login_failed  # failed proxy logins: audit events
     access = Access(state, grants=grants, now=now, identifier=identifier)
+    owned = check_pool is None
+    pool = check_pool or CheckPool(lambda: state.current, budget=settings.check_seconds)
     addons: list[object] = [
         access,
-        Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
-        Inject(),
-        Posts(lambda: state.current, now=now),
+        Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now,
+                 check=pool.check),
+        Inject(lambda: state.current),
+        Posts(lambda: state.current, now=now, check=pool.check),
         DecisionLog(lambda: state.current.version),
     ]
     if syncer is not None:
         addons.append(syncer)  # grants for access; events when flows end
     addons.append(metrics)
-    return [Sargs(addons)]
+    return [Sargs(addons, pool if owned else None)]
 
 
 class Sargs:
@@ -84,12 +99,20 @@ class Sargs:
     then the same again for the ``update`` event after every flow event): with seven that
     cost ~7 % of a proxied request (``./scripts/bench gateway``). As with any add-on, an
     error in one hook is logged by mitmproxy; the later Sargs add-ons skip that event.
+
+    ``pool``: a check pool the gateway made for itself, closed (its workers stopped) when
+    mitmproxy shuts down; a pool shared with the service is the service's to close.
     """
 
     name = "sargs"
 
-    def __init__(self, addons: list[object]) -> None:
+    def __init__(self, addons: list[object], pool: CheckPool | None = None) -> None:
         self.addons = addons
+        self.pool = pool
+
+    async def done(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
 
 
 def mitmproxy_options(settings: Settings, confdir: Path) -> dict[str, Any]:
@@ -98,6 +121,13 @@ def mitmproxy_options(settings: Settings, confdir: Path) -> dict[str, Any]:
         "confdir": str(confdir),
         # Never dial the real host at CONNECT: decide first, connect when a request needs it.
         "connection_strategy": "lazy",
+        # Host certificates name only the host the browser asked for (SNI, CONNECT host),
+        # never names copied from the platform's own certificate: those often reach past
+        # the catalog's domains (a CDN's, a sister brand's), and one such name outside the
+        # CA's name constraints makes browsers refuse the whole certificate. With the lazy
+        # strategy nothing is copied anyway (no upstream TLS before the client's); this
+        # keeps it so under ``--set connection_strategy=eager`` (docs/ca.md).
+        "upstream_cert": False,
         "listen_host": settings.gateway_host,
         "listen_port": settings.gateway_port,
     }
@@ -106,16 +136,22 @@ def mitmproxy_options(settings: Settings, confdir: Path) -> dict[str, Any]:
     return options
 
 
-def install_ca(settings: Settings, confdir: Path) -> Path:
-    """Put the institution's CA (``settings.ca_cert``/``ca_key``) where mitmproxy reads it.
+def install_ca(settings: Settings, confdir: Path, compiled: Compiled | None = None) -> Path:
+    """Put the interception CA where mitmproxy reads it; return the certificate browsers
+    must trust.
 
-    mitmproxy reads ``mitmproxy-ca.pem`` (private key then certificate, PEM) from its
-    confdir and generates a CA there when the file is missing. Returns the path of the
-    certificate browsers must trust.
+    The institution's CA (``settings.ca_cert``/``ca_key``) when it gives one; otherwise
+    Sargs' own, named after the institution and constrained to the catalog's domains
+    (``proxy/ca.py``), made once when ``compiled`` (the policy in force) is given and
+    kept afterwards. mitmproxy reads ``mitmproxy-ca.pem`` (private key then certificate,
+    PEM) from its confdir; without ``compiled`` and without an institution CA it would
+    generate an unconstrained one of its own there (tests only).
     """
     confdir.mkdir(parents=True, exist_ok=True)
     cert_path = confdir / "mitmproxy-ca-cert.pem"
     if settings.ca_cert is None and settings.ca_key is None:
+        if compiled is not None:
+            _ensure_ca(confdir, compiled)
         return cert_path
     if settings.ca_cert is None or settings.ca_key is None:
         raise ValueError("SARGS_CA_CERT and SARGS_CA_KEY must be given together")
@@ -147,6 +183,24 @@ def install_ca(settings: Settings, confdir: Path) -> Path:
         for stale in ("mitmproxy-ca.p12", "mitmproxy-ca-cert.p12"):
             (confdir / stale).unlink(missing_ok=True)
     return cert_path
+
+
+def _ensure_ca(confdir: Path, compiled: Compiled) -> None:
+    """Sargs' CA in ``confdir``, made at first run; says when the one there cannot sign
+    for everything the catalog lists now."""
+    from proxy import ca
+
+    made = ca.ensure_ca(confdir, compiled.loaded.policy.institution.name,
+                        compiled.catalog.domains())
+    if made.created:
+        log.info("made the interception CA %s (name constraints: the catalog's domains)",
+                 made.cert_path)
+    elif not made.constrained:
+        log.warning("the CA in %s may sign for any name (no name constraints): `sargs ca "
+                    "regenerate` makes one limited to the catalog", confdir)
+    elif made.missing:
+        log.warning("the CA cannot sign for %s (added to the catalog since): `sargs ca "
+                    "regenerate`, then hand the new certificate out", ", ".join(made.missing))
 
 
 # ``mitmdump -s proxy/gateway/addons.py``: the access addon reads its options.

@@ -11,12 +11,19 @@ the tag loads its script from in :mod:`proxy.gateway.reserved`. The hooks here:
 - ``response``: the page is decoded (Content-Encoding by mitmproxy: gzip, br, deflate,
   zstd; then its charset), the tag inserted and the policies adjusted as text, and the
   page encoded back (mitmproxy sets Content-Length).
+
+The tag tells the compose guard what only the gateway knows: whether the user's decision
+for this platform is read-only (``data-readonly``), and where the service's guidelines
+page is (``data-guidelines``: ``sargs_service_url``, else the policy's
+``institution.service_url``, with ``/guidelines?lang=``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from mitmproxy import ctx, exceptions, http
 
@@ -30,6 +37,8 @@ from proxy.gateway.page import (
 )
 from proxy.gateway.reserved import page_origin
 from proxy.policy.decide import RequestKind
+from proxy.policy.model import Action
+from proxy.runtime import Compiled
 
 log = logging.getLogger("sargs.inject")
 
@@ -50,9 +59,13 @@ def _allowed_page(record: FlowInfo | None) -> bool:
 class Inject:
     """Injects the content script into allowed platform pages."""
 
-    def __init__(self) -> None:
+    def __init__(self, compiled: Callable[[], Compiled] | None = None) -> None:
         self.enabled = True
         self.max_bytes = DEFAULT_MAX_BYTES
+        self.compiled = compiled
+        """The policy in force (for its ``institution.service_url``)."""
+        self.service_url = ""
+        """``sargs_service_url`` (declared by the access add-on), when set."""
 
     def load(self, loader: Any) -> None:
         loader.add_option(
@@ -65,6 +78,8 @@ class Inject:
         )
 
     def configure(self, updated: set[str]) -> None:
+        if "sargs_service_url" in updated:
+            self.service_url = str(ctx.options.sargs_service_url or "").rstrip("/")
         if "sargs_inject" in updated:
             self.enabled = bool(ctx.options.sargs_inject)
         if "sargs_inject_max_bytes" in updated:
@@ -122,9 +137,18 @@ class Inject:
             return
         document, charset = decode_html(content, response.headers.get("Content-Type", ""))
         policies = response.headers.get_all("Content-Security-Policy")
-        rewritten = rewrite(document, policies, lambda: page_origin(flow),
-                            tag_attributes(record.platform or "", record.lang))
+        readonly = record.decision is not None and record.decision.action is Action.read
+        attrs = tag_attributes(record.platform or "", record.lang, readonly=readonly,
+                               guidelines=self._guidelines(record.lang))
+        rewritten = rewrite(document, policies, lambda: page_origin(flow), attrs)
         if rewritten.headers != policies:
             response.headers.set_all("Content-Security-Policy", rewritten.headers)
         response.content = encode_html(rewritten.html, charset)
         record.injected = True
+
+    def _guidelines(self, lang: str) -> str:
+        """The service's guidelines page in ``lang``, or "" when no service is known."""
+        base = self.service_url
+        if not base and self.compiled is not None:
+            base = self.compiled().loaded.policy.institution.service_url.rstrip("/")
+        return f"{base}/guidelines?lang={quote(lang, safe='')}" if base else ""

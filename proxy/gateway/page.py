@@ -5,7 +5,8 @@ after ``<head>`` (after ``<html>`` or the prologue when there is no head; never 
 doctype, which would switch the page to quirks mode)::
 
     <script src="/__sargs/static/compose-guard.js" data-backend="/__sargs/"
-            data-platform="x" data-lang="lv" data-account="personal" defer></script>
+            data-platform="x" data-lang="lv" data-account="personal" data-readonly="false"
+            data-guidelines="https://sargs.example/guidelines?lang=lv" defer></script>
 
 and adjusts every enforced Content-Security-Policy of the page (headers and ``<meta
 http-equiv>``) with :mod:`proxy.gateway.csp`, so that the script runs and nothing else is
@@ -130,14 +131,22 @@ def _meta_policy(tag: str) -> tuple[str, tuple[int, int]] | None:
     return None
 
 
-def tag_attributes(platform: str, lang: str) -> dict[str, str]:
-    """The ``data-*`` attributes of our tag for a page of ``platform`` in ``lang``."""
-    return {
+def tag_attributes(platform: str, lang: str, *, readonly: bool = False,
+                   guidelines: str = "") -> dict[str, str]:
+    """The ``data-*`` attributes of our tag for a page of ``platform`` in ``lang``, as the
+    compose guard reads them (``extension/guard/client.js``): ``data-readonly="true"``
+    when the user may read the platform but not post (the guard says so before typing
+    starts), ``data-guidelines`` the service's guidelines page (omitted when unknown)."""
+    attrs = {
         "data-backend": RESERVED,
         "data-platform": platform,
         "data-lang": lang,
         "data-account": "personal",
+        "data-readonly": "true" if readonly else "false",
     }
+    if guidelines:
+        attrs["data-guidelines"] = guidelines
+    return attrs
 
 
 def script_tag(attrs: dict[str, str], nonce: str | None) -> str:

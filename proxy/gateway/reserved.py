@@ -3,16 +3,20 @@ forwarded to the platform (a mitmproxy add-on, after the access add-on).
 
 - ``GET /__sargs/static/compose-guard.js`` serves the compose guard's parts joined
   (:mod:`proxy.guardscript`; read again when they change, with an ETag);
-- ``POST /__sargs/api/v1/check`` checks a draft in-process with the policy's engine (the
-  same engine the service runs; the gateway knows the user's roles, so it sets
-  ``official_allowed`` itself, and checks keep working while the service is away);
+- ``POST /__sargs/api/v1/check`` checks a draft with the policy's engine, off the event
+  loop (the gateway's check pool, ``proxy/checkpool.py``: in ``sargs run`` the one the
+  service uses) under its CPU budget; past it, or with every worker busy, the answer is a
+  JSON 503 with ``Retry-After``, as the service gives. The gateway knows the user's roles,
+  so it sets ``official_allowed`` itself, and checks keep working while the service is
+  away;
 - anything else under the path: 404 (405 for a wrong method), JSON.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,15 +24,18 @@ from typing import Any
 from mitmproxy import http
 from pydantic import ValidationError
 
+from proxy.checkpool import CheckTimeout, CheckUnavailable
 from proxy.compliance.model import CheckRequest
 from proxy.gateway import csp
 from proxy.gateway.flowinfo import FlowInfo, info, peek
 from proxy.gateway.page import RESERVED, SCRIPT_PATH
-from proxy.gateway.posts import official_allowed
+from proxy.gateway.posts import Checker, official_allowed, thread_checker
 from proxy.guardscript import GuardScript
 from proxy.runtime import Compiled
 
 CHECK_PATH = "/__sargs/api/v1/check"
+
+log = logging.getLogger("sargs.reserved")
 
 
 def _utcnow() -> datetime:
@@ -80,20 +87,25 @@ class Reserved:
         script: Path | None = None,
         max_body_bytes: int = 64 * 1024,
         now: Callable[[], datetime] = _utcnow,
+        check: Checker | None = None,
     ) -> None:
         self.compiled = compiled
+        self.check = check or thread_checker(compiled)
+        """Where drafts are checked, off the event loop: the gateway's check pool."""
         self.script = GuardScript([script] if script else None)  # None: extension/guard/*
         self.max_body_bytes = max_body_bytes
         self.now = now
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Answers the reserved path; a check is a coroutine mitmproxy awaits, every other
+        request returns at once, without one."""
         if flow.response or flow.error or not flow.live:
-            return
+            return None
         if not flow.request.path.startswith(RESERVED):
-            return
+            return None
         record = peek(flow)
         if record is None or record.platform is None:
-            return  # not a platform host (the access add-on records every one it lets by)
+            return None  # not a platform host (the access add-on records every one it lets by)
         info(flow).generated = "reserved"
         path = flow.request.path.split("?", 1)[0]
         method = flow.request.method
@@ -102,11 +114,15 @@ class Reserved:
         elif path == CHECK_PATH and method == "OPTIONS":
             flow.response = http.Response.make(204, b"", {"Allow": "POST, OPTIONS", **cors(flow)})
         elif path == CHECK_PATH and method == "POST":
-            flow.response = self._check(flow, record)
+            return self._answer_check(flow, record)
         elif path in (SCRIPT_PATH, CHECK_PATH):
             flow.response = _json(405, {"error": f"method {method} not allowed"})
         else:
             flow.response = _json(404, {"error": f"no such Sargs path: {path}"})
+        return None
+
+    async def _answer_check(self, flow: http.HTTPFlow, record: FlowInfo) -> None:
+        flow.response = await self._check(flow, record)
 
     def _serve_script(self, flow: http.HTTPFlow) -> http.Response:
         found = self.script.get()
@@ -127,7 +143,7 @@ class Reserved:
             response.headers["Content-Length"] = str(len(body))
         return response
 
-    def _check(self, flow: http.HTTPFlow, record: FlowInfo) -> http.Response:
+    async def _check(self, flow: http.HTTPFlow, record: FlowInfo) -> http.Response:
         raw = flow.request.get_content(strict=False) or b""
         if len(raw) > self.max_body_bytes:
             limit = self.max_body_bytes
@@ -158,7 +174,14 @@ class Reserved:
             ]
             fields = ", ".join(d["field"] for d in details)
             return _json(422, {"error": f"invalid request: {fields}", "details": details})
-        result = compiled.engine.check(check, compiled.version)
+        try:
+            result = await self.check(check)  # off the event loop, under the pool's budget
+        except (CheckTimeout, CheckUnavailable, TimeoutError) as exc:
+            reason = str(exc) or "the check took longer than its budget; nothing was decided"
+            log.warning("reserved-path check not made", extra={"event": {
+                "event": "check-unavailable", "platform": record.platform,
+                "error": type(exc).__name__}})
+            return _json(503, {"error": reason}, **{"Retry-After": "1", **cors(flow)})
         return http.Response.make(
             200,
             result.model_dump_json().encode(),

@@ -113,6 +113,16 @@ class EventMaker:
                 "user": user, "platform": decision.platform, "details": details}
 
 
+    def login_failed(self, *, user: str | None, address: str, count: int, at: datetime
+                     ) -> dict[str, Any]:
+        """The event for a failed proxy login: every one is reported (the limiter bounds
+        how many a guesser can make), with the name tried, never the password."""
+        return {"id": uuid.uuid4().hex, "kind": "login-failed", "at": at.isoformat(),
+                "user": (user or "")[:128] or None, "platform": None,
+                "details": {"gateway": self.gateway, "address": address[:64],
+                            "count": count}}
+
+
 # --- the spool ---------------------------------------------------------------------------------
 
 

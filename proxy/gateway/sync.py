@@ -219,6 +219,14 @@ class GatewaySync:
         elif spool.buffered == FLUSH_EVENTS:
             self._wake.set()
 
+    def login_failed(self, failure: dict[str, Any]) -> None:
+        """Spool a failed proxy login (``Identifier.on_failure``): the user name tried, the
+        client address and the limiter's count; the password never reaches this point. The
+        service records it as a ``login-failed`` audit entry (``via: gateway``)."""
+        self.record(self.events.login_failed(
+            user=failure.get("user"), address=str(failure.get("address", "")),
+            count=int(failure.get("count", 1)), at=self.now()))
+
     # -- following the bundle --------------------------------------------------------------
 
     def _session_or_fail(self) -> aiohttp.ClientSession:

@@ -305,7 +305,7 @@ async def bundle_events(request: web.Request) -> web.StreamResponse:
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    kind: Literal["block", "warn", "grant-use", "policy-reload"]
+    kind: Literal["block", "warn", "grant-use", "policy-reload", "login-failed"]
     at: AwareDatetime
     user: str | None = Field(default=None, max_length=128)
     platform: str | None = Field(default=None, max_length=64)
@@ -327,6 +327,18 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return body
 
 
+def _details(event: EventIn) -> dict[str, Any]:
+    """A failed proxy login is recorded in the shape every part records one in
+    (``audit.record_failed_login``: address, via, count; never a password), whatever else
+    the gateway sent."""
+    if event.kind != "login-failed":
+        return event.details
+    address, count = event.details.get("address"), event.details.get("count")
+    if not isinstance(address, str) or not isinstance(count, int) or isinstance(count, bool):
+        raise InvalidInput("details", "a login-failed event needs address (text) and count")
+    return {"address": address[:64], "via": "gateway", "count": count}
+
+
 @routes.post("/api/v1/events")
 async def post_events(request: web.Request) -> web.Response:
     """Record a gateway's batch once per event id; 200 only after the commit."""
@@ -334,13 +346,14 @@ async def post_events(request: web.Request) -> web.Response:
         return _refuse()
     # Gateways send batches bigger than the API's usual body limit: read with our own.
     batch = EventBatch.model_validate_json(await _read_body(request, MAX_EVENTS_BODY))
-    items = [store_events.Event(id=e.id, kind=e.kind, at=e.at, user=e.user,
-                                platform=e.platform, actor=batch.gateway, details=e.details)
-             for e in batch.events]
     store = request.app.get(keys.STORE)
     if store is None:
         return json_error(503, "events cannot be recorded: this service has no store")
     try:
+        items = [store_events.Event(id=e.id, kind=e.kind, at=e.at, user=e.user,
+                                    platform=e.platform, actor=batch.gateway,
+                                    details=_details(e))
+                 for e in batch.events]
         new = await asyncio.to_thread(store_events.record_events, store, items)
     except InvalidInput as exc:
         return json_error(422, f"invalid request: {exc.field}",
