@@ -112,3 +112,81 @@ async def test_a_flood_past_the_queue_is_refused_at_once() -> None:
     assert len(refused) == 3
     checked = [r for r in results if r not in refused]
     assert [r.verdict for r in checked] == ["block"] * workers * QUEUE_PER_WORKER["short"], results
+
+
+# --- the same at the gateway: its reserved path and posts check in the pool ----------------
+
+GATEWAY_USERS = {"carl": ("carl-pw", ["communicator"])}
+RESERVED_CHECK = "https://x.com/__sargs/api/v1/check"
+
+
+def _login() -> dict[str, str]:
+    import base64
+
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(b"carl:carl-pw").decode()}
+
+
+async def test_gateway_pages_answer_while_four_clients_send_pathological_drafts(
+    tmp_path: Path,
+) -> None:
+    """The gateway's reserved check API used to run the engine on the proxy's own event
+    loop: each of these drafts froze every page of every user behind it. Now pages keep
+    coming through the gateway while they are checked, and none is left hanging."""
+    from tests.support.gateway import fake_site, running_gateway
+
+    async with (
+        fake_site() as site,
+        running_gateway(tmp_path, site.port, users=GATEWAY_USERS) as gw,
+        aiohttp.ClientSession() as session,
+    ):
+        via = {"proxy": gw.proxy_url, "proxy_headers": _login(), "ssl": gw.ssl_context()}
+        async with session.post(RESERVED_CHECK, json={"text": "warm-up"}, **via) as r:
+            assert r.status == 200  # workers started, engine built
+        stop_at = time.monotonic() + LOAD_SECONDS
+        statuses: list[int] = []
+
+        async def client() -> None:
+            while True:
+                async with session.post(RESERVED_CHECK, data=PATHOLOGICAL, headers=JSON,
+                                        **via) as r:
+                    statuses.append(r.status)
+                    await r.read()
+                if time.monotonic() >= stop_at:
+                    return
+
+        load = [asyncio.create_task(client()) for _ in range(CLIENTS)]
+        await asyncio.sleep(0.1)
+        pages = 0
+        while not all(t.done() for t in load):
+            async with session.get("https://x.com/home", headers={"Accept": "text/html"},
+                                   **via) as r:
+                assert r.status == 200
+                await r.read()
+            pages += 1
+        await asyncio.gather(*load)
+    assert statuses
+    assert set(statuses) <= {200, 503}
+    assert pages >= 10 * len(statuses), (pages, len(statuses))
+
+
+async def test_gateway_check_over_its_budget_is_answered_503_and_the_next_one_works(
+    tmp_path: Path,
+) -> None:
+    from tests.support.gateway import fake_site, running_gateway
+
+    async with (
+        fake_site() as site,
+        running_gateway(tmp_path, site.port, users=GATEWAY_USERS,
+                        settings={"check_seconds": 0.005}) as gw,
+        aiohttp.ClientSession() as session,
+    ):
+        via = {"proxy": gw.proxy_url, "proxy_headers": _login(), "ssl": gw.ssl_context()}
+        async with session.post(RESERVED_CHECK, data=PATHOLOGICAL, headers=JSON, **via) as r:
+            assert r.status == 503
+            assert "longer than its budget" in (await r.json())["error"]
+            assert r.headers["Retry-After"] == "1"
+        async with session.post(RESERVED_CHECK, json={"text": "Call me at +371 26 555 123"},
+                                **via) as r:
+            assert r.status == 200
+            assert (await r.json())["verdict"] == "block"
+    assert site.seen == []  # the reserved path never reaches the platform
