@@ -47,7 +47,7 @@ from tests.support.gateway import Clock, Gateway, running_gateway
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 SATURDAY = datetime(2026, 11, 28, 11, 0, tzinfo=ZoneInfo("Europe/Riga"))
-USERS = {"carl": ("carl-pw", ["communicator"])}
+USERS = {"carl": ("carl-pw", ["communicator"]), "ines": ("ines-pw", ["intern"])}
 PHONE = "+371 29 123 456"
 DRAFT = f"Zvaniet man uz {PHONE} rīt"
 CLEAN = "The library opens at ten tomorrow morning."
@@ -204,6 +204,43 @@ async def test_injected_guard_warns_at_the_typed_text(
     # No CSP violation of any kind (the strict nonce page included), no page errors.
     assert await page.evaluate("() => window.__csp") == []
     assert errors == []
+
+
+async def test_a_read_only_user_is_told_before_typing(
+    browser: Browser, context: BrowserContext, env: Env  # noqa: F811
+) -> None:
+    """An intern may read LinkedIn but not post there: the tag the gateway injects says so
+    (``data-readonly``), and the guard says "read-only here" as soon as the editor has
+    focus, before a word is typed. A communicator's tag says the opposite; both name the
+    service's guidelines page in the page's language."""
+    readonly_ctx = await browser.new_context(
+        proxy={"server": env.gw.proxy_url, "username": "ines", "password": "ines-pw"},
+        ignore_https_errors=True, locale="en-US", viewport={"width": 1000, "height": 800},
+    )
+    readonly_ctx.set_default_timeout(10_000)
+    try:
+        page = await readonly_ctx.new_page()
+        await page.goto("https://www.linkedin.com/linkedin")
+        await page.wait_for_function("() => !!globalThis.__sargsComposeGuard")
+        tag = page.locator('script[src="/__sargs/static/compose-guard.js"]')
+        assert await tag.get_attribute("data-readonly") == "true"
+        guidelines = env.gw.state.current.loaded.policy.institution.service_url
+        assert await tag.get_attribute("data-guidelines") == f"{guidelines}/guidelines?lang=en"
+        await page.locator(PAGES["linkedin"][1]).click()
+        status = page.locator("sargs-guard .status:not([hidden])")
+        await status.wait_for(state="visible")
+        assert (await status.inner_text()).startswith("Read-only here")
+        assert await page.locator(PAGES["linkedin"][1]).evaluate(TEXT_OF) == ""  # not typed
+    finally:
+        await readonly_ctx.close()
+    page = await context.new_page()  # carl, a communicator: may post
+    await page.goto("https://www.linkedin.com/linkedin")
+    await page.wait_for_function("() => !!globalThis.__sargsComposeGuard")
+    tag = page.locator('script[src="/__sargs/static/compose-guard.js"]')
+    assert await tag.get_attribute("data-readonly") == "false"
+    await page.locator(PAGES["linkedin"][1]).click()
+    await page.evaluate("() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 300)))")
+    assert await page.locator("sargs-guard .status.readonly:not([hidden])").count() == 0
 
 
 async def test_strict_csp_page_keeps_its_policy_and_the_guard_runs(
