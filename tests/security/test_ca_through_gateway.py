@@ -40,3 +40,36 @@ async def test_the_gateway_signs_catalog_hosts_within_the_constraints(
     assert ca.permitted_domains(in_use) == ca.permitted_domains(
         ca.read_cert(made.cert_path.parent) or in_use)
     assert "Sargs – Example Ministry interception CA" in in_use.subject.rfc4514_string()
+
+
+async def test_install_ca_makes_the_constrained_ca_when_the_institution_gives_none(
+    tmp_path: Path,
+) -> None:
+    """What ``sargs run`` and ``sargs run --only gateway`` both call: without
+    SARGS_CA_CERT/SARGS_CA_KEY the gateway's CA is Sargs' own, constrained to the catalog,
+    made once and kept (browsers that trust it keep trusting it); the gateway then signs
+    with it, not with a CA of mitmproxy's."""
+    from proxy.gateway.addons import install_ca, mitmproxy_options
+    from proxy.settings import Settings
+
+    policy = PolicyState(EXAMPLE_POLICY).current
+    settings = Settings(var_dir=tmp_path)
+    confdir = tmp_path / "mitmproxy"
+    trusted = install_ca(settings, confdir, policy)
+    made = ca.read_cert(confdir)
+    assert made is not None
+    assert "Sargs – Example Ministry interception CA" in made.subject.rfc4514_string()
+    assert ca.permitted_domains(made) == sorted(set(policy.catalog.domains()))
+    assert install_ca(settings, confdir, policy) == trusted  # kept at the next start
+    assert ca.fingerprint(ca.read_cert(confdir) or made) == ca.fingerprint(made)
+    # Certificates carry only the host asked for, whatever the connection strategy.
+    assert mitmproxy_options(settings, confdir)["upstream_cert"] is False
+
+    only_ours = ssl.create_default_context(cafile=str(trusted))
+    async with fake_site() as site, running_gateway(
+        tmp_path, site.port, users={"eve": ("pw", ["intern"])}
+    ) as gw, aiohttp.ClientSession() as session:
+        async with session.get("https://www.linkedin.com/", proxy=gw.proxy_url,
+                               ssl=only_ours, proxy_headers=LOGIN,
+                               headers={"Accept": "text/html"}) as r:
+            assert r.status == 200
