@@ -31,7 +31,9 @@ process may use, under a CPU-time budget::
 - Workers come from the ``forkserver`` start method: a clean process forked from a server
   that imported this module once (forking the service itself, with its threads, could
   copy a held lock into the child). They ignore SIGINT (Ctrl-C is the parent's to
-  handle) and exit when the process that started them ends, however it ends.
+  handle), exit when the process that started them ends, however it ends, and run at a
+  lower CPU priority (``WORKER_NICENESS``): when long drafts keep every core busy, pages
+  through the gateway and the service's answers still come first.
 
 The pool starts its workers at the first check, or when ``start()`` is awaited.
 """
@@ -103,7 +105,13 @@ def _over_budget(signum: int, frame: Any) -> None:
     raise _OverBudget
 
 
+WORKER_NICENESS = 5
+"""Check workers run at a lower CPU priority than the process that serves pages: on a
+machine busy with long drafts, the proxy and the service still get the CPU first."""
+
+
 def _start_worker() -> None:
+    os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGPROF, _over_budget)
     parent = multiprocessing.parent_process()

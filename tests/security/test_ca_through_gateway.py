@@ -66,10 +66,11 @@ async def test_install_ca_makes_the_constrained_ca_when_the_institution_gives_no
     assert mitmproxy_options(settings, confdir)["upstream_cert"] is False
 
     only_ours = ssl.create_default_context(cafile=str(trusted))
-    async with fake_site() as site, running_gateway(
-        tmp_path, site.port, users={"eve": ("pw", ["intern"])}
-    ) as gw, aiohttp.ClientSession() as session:
-        async with session.get("https://www.linkedin.com/", proxy=gw.proxy_url,
-                               ssl=only_ours, proxy_headers=LOGIN,
-                               headers={"Accept": "text/html"}) as r:
-            assert r.status == 200
+    async with (
+        fake_site() as site,
+        running_gateway(tmp_path, site.port, users={"eve": ("pw", ["intern"])}) as gw,
+        aiohttp.ClientSession() as session,
+        session.get("https://www.linkedin.com/", proxy=gw.proxy_url, ssl=only_ours,
+                    proxy_headers=LOGIN, headers={"Accept": "text/html"}) as r,
+    ):
+        assert r.status == 200
