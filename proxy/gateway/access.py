@@ -186,6 +186,13 @@ class Access:
             self._configure_destinations()
         if "sargs_database" in updated and ctx.options.sargs_database:
             self.identifier.directory = _store_directory(ctx.options.sargs_database)
+        if "stream_large_bodies" in updated and ctx.options.stream_large_bodies:
+            # mitmproxy would stream a request body past that size to the platform as it
+            # arrives (a chunked post too, once that much is buffered): past the post
+            # check. Sargs streams itself whatever it need not read.
+            raise _options_error(
+                "stream_large_bodies cannot be used with Sargs: it would send posts over "
+                "that size to the platform unchecked")
 
     def _configure_destinations(self) -> None:
         """The IT allow-list and Sargs's own listening addresses (never a destination)."""
