@@ -123,11 +123,11 @@ PATHOLOGICAL_POST = json.dumps({"commentaryV2": {"text": DRAFT_64K}}).encode()
 LOGIN = {"Proxy-Authorization": "Basic " + base64.b64encode(b"anna:anna-pw").decode()}
 
 
-async def _gateway_phase(proxy: str, loaded: bool) -> tuple[list[float], dict[int, int]]:
+async def _gateway_phase(proxy: str, loaded: bool) -> tuple[list[float], dict[str, int]]:
     import aiohttp
 
     pages: list[float] = []
-    answers: dict[int, int] = {}
+    answers: dict[str, int] = {}
     stop = asyncio.Event()
     via: dict[str, Any] = {"proxy": proxy, "proxy_headers": LOGIN, "ssl": False}
     async with aiohttp.ClientSession() as session:
@@ -136,8 +136,10 @@ async def _gateway_phase(proxy: str, loaded: bool) -> tuple[list[float], dict[in
             while not stop.is_set():
                 async with session.post(POST_URL, data=PATHOLOGICAL_POST, headers=JSON,
                                         **via) as r:
-                    await r.read()
-                    answers[r.status] = answers.get(r.status, 0) + 1
+                    body = await r.read()
+                    why = json.loads(body).get("error", "") if r.status != 200 else ""
+                    answer = f"{r.status} {why}".strip()  # 403 refused: checked, found
+                    answers[answer] = answers.get(answer, 0) + 1
 
         attackers = [asyncio.create_task(attacker()) for _ in range(CLIENTS if loaded else 0)]
         await asyncio.sleep(0.2 if loaded else 0)
