@@ -16,9 +16,11 @@ cloud metadata and private hosts. So before any upstream connection opens:
   stand-in platforms.
 
 The check runs in mitmproxy's ``server_connect`` hook (``access.py``), on the addresses the
-name resolves to at that moment; for hosts outside the catalog the connection is pinned to
-the address that was checked, so a DNS answer that changes between check and connect
-(rebinding) cannot send it elsewhere.
+name resolves to at that moment; the connection is then pinned to the address that was
+checked, so a DNS answer that changes between check and connect (rebinding) cannot send
+it elsewhere. Catalog hosts over TLS are the exception: they keep their name (mitmproxy
+reuses connections by it), and an inside host that a rebound name led to would fail the
+upstream certificate check for the platform's name before a byte of the request is sent.
 """
 
 from __future__ import annotations
@@ -259,7 +261,9 @@ class DestinationGuard:
             }})
             server.error = f"Sargs refused the destination: {verdict.reason}"
             return
-        if server.via is None and literal_address(host) is None and catalog.match(host) is None:
+        if server.via is None and literal_address(host) is None and (
+                not server.tls or catalog.match(host) is None):
             # Pin the connection to the address just judged (DNS rebinding). Catalog hosts
-            # keep their name, which mitmproxy's connection reuse keys on.
+            # over TLS keep their name, which mitmproxy's connection reuse keys on: an
+            # inside host cannot pass the upstream certificate check for a platform's name.
             server.address = (str(verdict.address), port)
