@@ -126,7 +126,7 @@ def mitmproxy_options(settings: Settings, confdir: Path) -> dict[str, Any]:
         # the catalog's domains (a CDN's, a sister brand's), and one such name outside the
         # CA's name constraints makes browsers refuse the whole certificate. With the lazy
         # strategy nothing is copied anyway (no upstream TLS before the client's); this
-        # keeps it so under ``--set connection_strategy=eager`` (docs/ca.md).
+        # keeps it so under ``--set connection_strategy=eager`` (docs/gateway.md, "The CA").
         "upstream_cert": False,
         "listen_host": settings.gateway_host,
         "listen_port": settings.gateway_port,

@@ -11,7 +11,9 @@ the endpoint their decision events are delivered to (docs/scaling.md).
   as soon as the version differs from N, or after ``wait`` seconds (default 25).
 - ``POST /api/v1/events``: ``{"gateway": name, "events": [{id, kind, at, user, platform,
   details}]}`` (at most 1000) → 200 ``{"received": n, "new": k}``. Ids already recorded
-  are skipped, so a batch sent again is recorded once.
+  are skipped, so a batch sent again is recorded once. A ``login-failed`` event (a wrong
+  proxy password at the gateway) is recorded as every failed login is: the name tried,
+  ``details`` {address, via: "gateway", count}.
 
 Changes made on any node reach every node through the database: a ``Bundler`` task polls
 ``current_sequence()`` (one primary-key read) every 250 ms and wakes the waiting streams.
