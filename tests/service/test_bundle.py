@@ -234,3 +234,25 @@ async def test_expired_grants_are_marked_audited_and_announced(
     body = await _json(await client.get("/api/v1/bundle", headers=AUTH))
     assert body["grants"] == []
     resp.close()
+
+
+async def test_a_failed_proxy_login_is_recorded_as_every_failed_login_is(
+    client: TestClient, store: Store
+) -> None:
+    """Whatever else a gateway puts in a ``login-failed`` event (a password, by mistake
+    or by a forged gateway), the entry holds the name, address, ``via`` and count only."""
+    event = {"id": "evt-login", "kind": "login-failed", "at": "2026-11-23T10:00:00+02:00",
+             "user": "carl", "details": {"address": "10.1.2.3", "count": 2,
+                                         "password": "hunter2", "gateway": "gw-1"}}
+    got = await _json(await client.post(
+        "/api/v1/events", json={"gateway": "gw-1", "events": [event]}, headers=AUTH))
+    assert got == {"received": 1, "new": 1}
+    [entry] = [e for e in audit.query(store) if e.kind == "login-failed"]
+    assert (entry.user, entry.actor) == ("carl", "gw-1")
+    assert dict(entry.details) == {"address": "10.1.2.3", "via": "gateway", "count": 2,
+                                   "event_id": "evt-login"}
+    bad = {**event, "id": "evt-bad", "details": {"count": 1}}  # no address
+    resp = await client.post("/api/v1/events", json={"gateway": "gw-1", "events": [bad]},
+                             headers=AUTH)
+    assert resp.status == 422
+    assert "details" in json.dumps(await resp.json())
