@@ -31,9 +31,10 @@ process may use, under a CPU-time budget::
 - Workers come from the ``forkserver`` start method: a clean process forked from a server
   that imported this module once (forking the service itself, with its threads, could
   copy a held lock into the child). They ignore SIGINT (Ctrl-C is the parent's to
-  handle), exit when the process that started them ends, however it ends, and run at a
-  lower CPU priority (``WORKER_NICENESS``): when long drafts keep every core busy, pages
-  through the gateway and the service's answers still come first.
+  handle) and exit when the process that started them ends, however it ends. The long
+  lane's workers run at a lower CPU priority (``NICENESS``): when long drafts keep every
+  core busy, pages through the gateway, the service's answers and the short drafts' checks
+  still come first.
 
 The pool starts its workers at the first check, or when ``start()`` is awaited.
 """
@@ -105,13 +106,15 @@ def _over_budget(signum: int, frame: Any) -> None:
     raise _OverBudget
 
 
-WORKER_NICENESS = 5
-"""Check workers run at a lower CPU priority than the process that serves pages: on a
-machine busy with long drafts, the proxy and the service still get the CPU first."""
+NICENESS = {"short": 0, "long": 5}
+"""CPU priority of each lane's workers: long drafts are checked at a lower priority than
+the process that serves pages (and than the short drafts people type), so a machine busy
+with them still gives the proxy and the service the CPU first."""
 
 
-def _start_worker() -> None:
-    os.nice(WORKER_NICENESS)
+def _start_worker(niceness: int = 0) -> None:
+    if niceness:
+        os.nice(niceness)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGPROF, _over_budget)
     parent = multiprocessing.parent_process()
@@ -189,7 +192,8 @@ class CheckPool:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
             lane.executor = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_start_worker)
+                self.workers, mp_context=context, initializer=_start_worker,
+                initargs=(NICENESS[lane.name],))
         return lane.executor
 
     def _recycle(self, lane: _Lane, executor: ProcessPoolExecutor) -> None:
