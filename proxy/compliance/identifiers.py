@@ -56,10 +56,18 @@ _RUN = re.compile(rf"(?<![\w+/])\+?\(?\d(?:{_S}{{1,3}}\d|\d){{0,{MAX_RUN - 1}}}"
 _GROUP = re.compile(r"\d+")
 _CARD_SHAPED = re.compile(r"\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?")
 """One number in groups of four: never read as several."""
-_NOT_A_NUMBER = re.compile(  # dates, times, time ranges, IPv4 addresses
-    r"\d{1,3}(?:\.\d{1,3}){3}|"
+_NOT_A_NUMBER = re.compile(  # dates, times, time ranges
     r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\.?|\d{4}\.\d{1,2}\.\d{1,2}\.?"
     r"|\d{1,2}[.:]\d{2} ?- ?\d{1,2}[.:]\d{2}|\d{1,2}[.:]\d{2}"
+)
+_TIME_RANGE = re.compile(r"([01]\d|2[0-3])([0-5]\d) ?- ?([01]\d|2[0-4])([0-5]\d)")
+"""Office hours written without a colon ("0830-1700")."""
+_THOUSANDS = re.compile(r"\d{1,3}(?: \d{3}){2,}")
+"""A count grouped in thousands ("21 345 678"): a phone only after "+" or a phone word."""
+_IPV4 = re.compile(r"(?:[1-9]\d{0,2}|0)(?:\.(?:[1-9]\d{0,2}|0)){3}")
+_PHONE_WORD = re.compile(
+    r"\b(?:call|phone\w*|tel|tel\.|telephone|mob\w*|cell|zvan\w*|tālr\w*|talr\w*|"
+    r"ring|telefon\w*|numri)\b(?:\W+\w+){0,3}?\W*$"
 )
 _MONEY_BEFORE = re.compile(r"(?:[€$£]|\b(?:eur|euro|eiro|usd|sek|kr|lek|all|chf))\s?\(?$")
 _AFTER = re.compile(
@@ -263,6 +271,8 @@ class _NumberReader:
             return []
         if _NOT_A_NUMBER.fullmatch(run.group()) or self.ids.after_marker(text, run.start()):
             return []
+        if not self._phone_shaped(run.group(), run.start()):
+            return []
         if _MONEY_BEFORE.search(text, max(0, run.start() - 6), run.start()) or _AFTER.match(
             text[run.end() : run.end() + 16]
         ):
@@ -288,15 +298,26 @@ class _NumberReader:
                     break
                 if (i, j) == (0, len(groups)):
                     continue
+                start = run.start() if i == 0 else groups[i][0]
+                if _time_range(text[start : groups[j - 1][1]]):
+                    i = j - 1  # hours from and to: read on after them
+                    break
                 kind = self._kind(
                     digits[digits_before[i] : digits_before[j]], plus and i == 0
                 )
                 if kind:
-                    out.append((run.start() if i == 0 else groups[i][0], groups[j - 1][1], kind))
+                    out.append((start, groups[j - 1][1], kind))
                     i = j - 1
                     break
             i += 1
         return out
+
+    def _phone_shaped(self, run: str, start: int) -> bool:
+        """False for a run that reads as something else unless a phone word comes before
+        it: an IPv4 address, a count in thousands, a time range."""
+        if _IPV4.fullmatch(run) or _THOUSANDS.fullmatch(run) or _time_range(run):
+            return _PHONE_WORD.search(self.text, max(0, start - 32), start) is not None
+        return True
 
     def _kind(self, digits: str, plus: bool) -> str | None:
         key = (digits, plus)
@@ -319,6 +340,17 @@ class _NumberReader:
                 return "unread"
             return "phone" if self.ids.phone(digits, plus) else None
         return None
+
+
+def _time_range(text: str) -> bool:
+    """Hours from and to ("0830-1700"): on the quarter hour, the second after the first."""
+    m = _TIME_RANGE.fullmatch(text)
+    return (
+        m is not None
+        and m[2] in ("00", "15", "30", "45")
+        and m[4] in ("00", "15", "30", "45")
+        and m[1] + m[2] < m[3] + m[4]
+    )
 
 
 def _yyyymmdd(digits: str) -> bool:
