@@ -152,6 +152,22 @@ _SPELLED = re.compile(r"(?<![\w.])[a-z](?:[ .*_-][a-z]){2,}(?![\w])")
 """Single letters joined by single spaces or dots ("i d i o t")."""
 _LEET_HINT = re.compile(r"[0-9@$](?=[a-z])|(?<=[a-z])[0-9@$]")
 """A digit or symbol beside a letter: the word view may differ from the folded text."""
+_DIGITS = re.compile(r"[0-9@$]+")
+
+
+def _leet_hint(view: str) -> bool:
+    """Whether a digit or symbol stands beside a letter (``_LEET_HINT``): the runs of
+    digits a post holds are few, and looking at their ends is quicker than the
+    expression; past a few dozen runs the expression reads the rest."""
+    for count, m in enumerate(_DIGITS.finditer(view)):
+        start, end = m.span()
+        if count == 64:
+            return _LEET_HINT.search(view, start) is not None
+        if (start and "a" <= view[start - 1] <= "z") or "a" <= view[end : end + 1] <= "z":
+            return True
+    return False
+
+
 _SPELLED_HINT = re.compile(r"[ .*_-][a-z][ .*_-][a-z][ .*_-]")
 """What every spelled-out word holds (quick to look for: it starts with a class)."""
 
@@ -169,6 +185,7 @@ class Draft:
     _words: tuple[str, list[int] | None] | None = field(default=None, repr=False)
     visible: str = ""
     """The draft as typed less its format characters."""
+    _cased: tuple[str, list[int] | None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         text = self.text
@@ -242,6 +259,23 @@ class Draft:
         kept += source[done:]
         return kept
 
+    # --- the cased view -----------------------------------------------------------------
+
+    def cased(self) -> tuple[str, list[int] | None]:
+        """The draft as typed, case kept, with disguised words read as words: letters of
+        other scripts as the Latin letters they imitate ("SLЕРЕNI"), digits and symbols
+        between letters as letters ("SL3P3NI", "V0te"), spelled-out capitals joined
+        ("S L E P E N I"). For the case-sensitive patterns (a marking in capitals).
+        Second: each character's code point index in the draft, or None when the view
+        has the draft's own indices. The view is the draft itself when nothing is
+        disguised (most drafts)."""
+        if self._cased is None:
+            text = self.text
+            plain = text.isascii() or _FOREIGN.search(text) is None
+            # no digit beside a letter, no spelled-out word (``words``): nothing to read
+            self._cased = (text, None) if plain and self.words() == self.folded else _cased(text)
+        return self._cased
+
     # --- the word view ------------------------------------------------------------------
 
     def words(self) -> str:
@@ -249,7 +283,7 @@ class Draft:
         ``words_span`` maps its offsets to UTF-16."""
         if self._words is None:
             view = self.folded
-            if _LEET_HINT.search(view) is not None:
+            if _leet_hint(view):
                 view = view.translate(LEET)  # one character for one: the same offsets
             if _SPELLED_HINT.search(f" {view} ") is None:
                 self._words = (view, None)
@@ -282,6 +316,48 @@ class Draft:
                 if mixed_scripts(m.group()) and not _within(m.span(), hidden):
                     out.append(m.span())
         return out
+
+
+_CASED_LEET = re.compile(r"(?<=[A-Za-z])[0-9@$]|[0-9@$](?=[A-Za-z])")
+_CASED_SPELLED = re.compile(r"(?<![\w.])[A-Za-z](?:[ .][A-Za-z]){2,}(?!\w)")
+
+
+def _cased(text: str) -> tuple[str, list[int] | None]:
+    """``Draft.cased``: each step keeps one character for one but the joining."""
+    view = text
+    if not text.isascii() and _FOREIGN.search(text) is not None:
+        table: dict[int, str] = {}
+        for char in set(text):
+            if _FOREIGN.match(char):
+                latin = fold_char(char)
+                if not latin.isascii() and char.isupper():
+                    latin = _latin(char)  # capitals like "К", "М" whose small letters are not
+                if len(latin) == 1 and latin.isascii() and latin.isalpha():
+                    table[ord(char)] = latin.upper() if char.isupper() else latin
+        view = view.translate(table)
+    if _CASED_LEET.search(view) is not None:
+
+        def letter(m: re.Match[str]) -> str:
+            i = m.start()
+            near = view[i - 1 : i] + view[i + 1 : i + 2]
+            read = m.group().translate(LEET)
+            return read.upper() if all(not c.isalpha() or c.isupper() for c in near) else read
+
+        view = _CASED_LEET.sub(letter, view)
+    if _CASED_SPELLED.search(view) is None:
+        return view, None
+    pieces: list[str] = []
+    index: list[int] = []
+    done = 0
+    for m in _CASED_SPELLED.finditer(view):
+        pieces.append(view[done : m.start()])
+        index.extend(range(done, m.start()))
+        pieces.append(view[m.start() : m.end() : 2])
+        index.extend(range(m.start(), m.end(), 2))
+        done = m.end()
+    pieces.append(view[done:])
+    index.extend(range(done, len(view)))
+    return "".join(pieces), index
 
 
 def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
