@@ -125,10 +125,13 @@ _EMAIL = re.compile(
     r"((?:[\w-]{1,63}(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)){1,8}[a-z]{2,63})"
     r"(?![\w-])"
 )
-_AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot)")
+_AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot|\sdot\s)")
 """What an address written with "at" holds (quick to look for: it starts with letters)."""
 _SEVEN_DIGITS = re.compile(rf"\d(?:{_S}{{0,3}}\d){{6}}")
 """Seven digits linked by separators: in every identity number, phone, card and IBAN."""
+_AS_DIGITS = str.maketrans({"з": "3", "б": "6"})
+_DIGIT_LIKE = re.compile(r"(?<=\d)[зб]|[зб](?=\d)")
+"""A letter that passes for a digit beside a digit ("12з456"): read as the digit."""
 _NOT_HOST = re.compile(r"[^\w-]+")
 _SEPARATORS = re.compile(rf"(?:{_S}|\s)+")
 
@@ -171,6 +174,8 @@ class Identifiers:
         maybe_at = " at " in text or "(" in text or "[" in text or "{" in text
         if "@" in text or (maybe_at and _AT.search(text) is not None):
             out += self._emails(text)
+        if "з" in text or "б" in text:  # Cyrillic letters that pass for 3 and 6
+            text = _DIGIT_LIKE.sub(lambda m: m.group().translate(_AS_DIGITS), text)
         if sum(map(text.count, "0123456789")) < 7 or _SEVEN_DIGITS.search(text) is None:
             return out  # every number read below holds seven digits linked by separators
         taken: list[tuple[int, int]] = []  # read by a text scheme: not a phone, found or not
@@ -219,10 +224,15 @@ class Identifiers:
 
     def _emails(self, text: str) -> list[tuple[int, int, str]]:
         out = []
-        for m in _EMAIL.finditer(text):
+        pos = 0
+        while (m := _EMAIL.search(text, pos)) is not None:
+            pos = m.end()
             local = m.group(1)
             if m.group(3) and not re.search(r"[._\d]", local):
-                continue  # "meet at riga.lv": " at " only between address-like words
+                # "meet at riga.lv": " at " only between address-like words; what
+                # follows may be an address of its own ("mail me at anna[at]x.com")
+                pos = m.start(4)
+                continue
             address = f"{local}@{_NOT_HOST.sub('.', m.group(4))}"
             if local in self.role_mailboxes or address in self.public_addresses:
                 continue

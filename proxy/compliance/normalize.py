@@ -153,6 +153,8 @@ _SPELLED = re.compile(r"(?<![\w.])[a-z](?:[ .*_-][a-z]){2,}(?![\w])")
 _LEET_HINT = re.compile(r"[0-9@$](?=[a-z])|(?<=[a-z])[0-9@$]")
 """A digit or symbol beside a letter: the word view may differ from the folded text."""
 _DIGITS = re.compile(r"[0-9@$]+")
+_MIXED = re.compile(r"(?<![a-z0-9@$])(?=[a-z0-9@$]*[0-9@$])(?=[a-z0-9@$]*[a-z])[a-z0-9@$]+")
+"""A word of letters and digits or symbols ("budg3t"; not "2027" beside it)."""
 
 
 def _leet_hint(view: str) -> bool:
@@ -283,8 +285,8 @@ class Draft:
         ``words_span`` maps its offsets to UTF-16."""
         if self._words is None:
             view = self.folded
-            if _leet_hint(view):
-                view = view.translate(LEET)  # one character for one: the same offsets
+            if _leet_hint(view):  # one character for one: the same offsets
+                view = _MIXED.sub(lambda m: m.group().translate(LEET), view)
             if _SPELLED_HINT.search(f" {view} ") is None:
                 self._words = (view, None)
             else:
