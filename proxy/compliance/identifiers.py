@@ -323,9 +323,11 @@ class _NumberReader:
         return out
 
     def _phone_shaped(self, run: str, start: int) -> bool:
-        """False for a run that reads as something else unless a phone word comes before
-        it: an IPv4 address, a count in thousands, a time range."""
-        if _IPV4.fullmatch(run) or _THOUSANDS.fullmatch(run) or _time_range(run):
+        """False for a time range, and for a run that reads as something else unless a
+        phone word comes before it: an IPv4 address, a count in thousands."""
+        if _time_range(run):
+            return False
+        if _IPV4.fullmatch(run) or _THOUSANDS.fullmatch(run):
             return _PHONE_WORD.search(self.text, max(0, start - 32), start) is not None
         return True
 
