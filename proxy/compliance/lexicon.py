@@ -61,7 +61,7 @@ def _word(char: str) -> bool:
 class Lexicon:
     def __init__(self, terms: Iterable[Term], inflections: bool = True) -> None:
         keyed: dict[tuple[str, bool], set[Entry]] = {}
-        gapped: list[tuple[list[str], str, Entry]] = []
+        gapped: list[tuple[str, Entry]] = []
 
         def add(key: str, stem: bool, entry: Entry) -> None:
             if key:
@@ -76,7 +76,11 @@ class Lexicon:
                 add("".join(words), stem, term.entry)
                 add("-".join(words), stem, term.entry)
                 if term.gap > 0:
-                    gapped.append((words, _gapped(words, stem, term.gap), term.entry))
+                    # looked for only where its longest word stands (short words such
+                    # as "to" or "të" are in most texts; most texts hold none of these)
+                    anchor = max(words, key=len)
+                    add(anchor, True, Entry(term.entry.rule, "gap", len(gapped)))
+                    gapped.append((_gapped(words, stem, term.gap), term.entry))
             elif not stem and inflections and term.entry.tag == "term":
                 for lang in inflect.languages(term.lang):
                     inflect.load(lang)
@@ -98,15 +102,7 @@ class Lexicon:
             if keys
             else None
         )
-        # A term with words between its words is looked for only in a text holding each
-        # of its words (one pass for all of them): most texts hold none of those terms.
-        gap_words = sorted({w for words, _, _ in gapped for w in words})
-        index = {w: i for i, w in enumerate(gap_words)}
-        self._gap_words = AhoCorasick(gap_words) if gap_words else None
-        self._gapped = [
-            (frozenset(index[w] for w in words), re.compile(regex), entry)
-            for words, regex, entry in gapped
-        ]
+        self._gapped = [(re.compile(regex), entry) for regex, entry in gapped]
 
     def scan(self, text: str) -> list[tuple[Entry, int, int]]:
         """Every term occurrence in folded ``text`` on word boundaries (stems extended
@@ -127,12 +123,12 @@ class Lexicon:
                     elif open_end:
                         continue
                     out += [(entry, start, stop) for entry in entries]
-        if self._gap_words is not None:
-            find = self._gap_words.find_matches_as_indexes
-            present = {i for i, _, _ in find(text, overlapping=True)}
-            for needs, regex, entry in self._gapped:
-                if needs <= present:
-                    out += [(entry, m.start(), m.end()) for m in regex.finditer(text)]
+        if self._gapped:
+            gaps = sorted({e.ref for e, _, _ in out if e.tag == "gap"})
+            out = [hit for hit in out if hit[0].tag != "gap"] if gaps else out
+            for k in gaps:
+                regex, entry = self._gapped[k]
+                out += [(entry, m.start(), m.end()) for m in regex.finditer(text)]
         return out
 
     def find(self, draft: Draft) -> list[Hit]:

@@ -100,7 +100,8 @@ class LinkChecker:
     def find(self, draft: Draft) -> list[Hit]:
         text = draft.text
         found = self.spans(draft.visible)
-        if "." in draft.visible and _DEFANGED.search(draft.visible) is not None:
+        visible = draft.visible
+        if ("[." in visible or "(." in visible or "{." in visible) and _DEFANGED.search(visible):
             found += self._defanged(draft.visible, found)
         if len(draft.visible) == len(text):
             return [Hit("unsafe-link", draft.utf16(s.start), draft.utf16(s.end), s.kind)

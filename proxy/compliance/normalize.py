@@ -170,8 +170,17 @@ def _leet_hint(view: str) -> bool:
     return False
 
 
-_SPELLED_HINT = re.compile(r"[ .*_-][a-z][ .*_-][a-z][ .*_-]")
-"""What every spelled-out word holds (quick to look for: it starts with a class)."""
+_SPELLED_HINTS = tuple(
+    (sep, re.compile(rf"{re.escape(sep)}[a-z][ .*_-][a-z][ .*_-]")) for sep in " .*_-"
+)
+"""What every spelled-out word holds, one expression per separator it starts with (an
+expression that starts with a letter is looked for many times quicker than one that
+starts with a class)."""
+
+
+def _spelled_hint(view: str) -> bool:
+    view = f" {view}"
+    return any(sep in view and hint.search(view) is not None for sep, hint in _SPELLED_HINTS)
 
 
 @dataclass(slots=True)
@@ -188,6 +197,9 @@ class Draft:
     visible: str = ""
     """The draft as typed less its format characters."""
     _cased: tuple[str, list[int] | None] | None = field(default=None, repr=False)
+    foreign: bool = False
+    """Whether the draft holds letters outside the Latin script (read once, from its
+    set of characters)."""
 
     def __post_init__(self) -> None:
         text = self.text
@@ -199,6 +211,7 @@ class Draft:
             raw = _fold_raw(text, chars)
             hidden = not chars.isdisjoint(_FORMAT_CHARS)
             self.visible = text.translate(_VISIBLE) if hidden else text
+            self.foreign = _FOREIGN.search("".join(chars)) is not None
         self.folded = _SPACES.sub(" ", raw) if "  " in raw else raw
 
     # --- offsets ------------------------------------------------------------------------
@@ -273,9 +286,9 @@ class Draft:
         disguised (most drafts)."""
         if self._cased is None:
             text = self.text
-            plain = text.isascii() or _FOREIGN.search(text) is None
             # no digit beside a letter, no spelled-out word (``words``): nothing to read
-            self._cased = (text, None) if plain and self.words() == self.folded else _cased(text)
+            plain = not self.foreign and self.words() == self.folded
+            self._cased = (text, None) if plain else _cased(text, self.foreign)
         return self._cased
 
     # --- the word view ------------------------------------------------------------------
@@ -287,7 +300,7 @@ class Draft:
             view = self.folded
             if _leet_hint(view):  # one character for one: the same offsets
                 view = _MIXED.sub(lambda m: m.group().translate(LEET), view)
-            if _SPELLED_HINT.search(f" {view} ") is None:
+            if not _spelled_hint(view):
                 self._words = (view, None)
             else:
                 self._words = _joined(view)
@@ -309,7 +322,7 @@ class Draft:
         out: list[tuple[int, int]] = []
         if len(self.visible) != len(text):
             out += [m.span() for m in _HIDDEN_WORD.finditer(text)]
-        if not text.isascii() and _FOREIGN.search(text) is not None:
+        if self.foreign:
             hidden = list(out)
             for m in _FOREIGN_WORD.finditer(text):
                 if len(out) == MAX_DISGUISED:  # the rest of the draft as one
@@ -321,13 +334,17 @@ class Draft:
 
 
 _CASED_LEET = re.compile(r"(?<=[A-Za-z])[0-9@$]|[0-9@$](?=[A-Za-z])")
+_CASED_MIXED = re.compile(
+    r"(?<![A-Za-z0-9@$])(?=[A-Za-z0-9@$]*[0-9@$])(?=[A-Za-z0-9@$]*[A-Za-z])[A-Za-z0-9@$]+"
+)
+_LEET_UPPER = {k: v.upper() for k, v in LEET.items()}
 _CASED_SPELLED = re.compile(r"(?<![\w.])[A-Za-z](?:[ .][A-Za-z]){2,}(?!\w)")
 
 
-def _cased(text: str) -> tuple[str, list[int] | None]:
+def _cased(text: str, foreign: bool) -> tuple[str, list[int] | None]:
     """``Draft.cased``: each step keeps one character for one but the joining."""
     view = text
-    if not text.isascii() and _FOREIGN.search(text) is not None:
+    if foreign:
         table: dict[int, str] = {}
         for char in set(text):
             if _FOREIGN.match(char):
@@ -339,13 +356,11 @@ def _cased(text: str) -> tuple[str, list[int] | None]:
         view = view.translate(table)
     if _CASED_LEET.search(view) is not None:
 
-        def letter(m: re.Match[str]) -> str:
-            i = m.start()
-            near = view[i - 1 : i] + view[i + 1 : i + 2]
-            read = m.group().translate(LEET)
-            return read.upper() if all(not c.isalpha() or c.isupper() for c in near) else read
+        def letters(m: re.Match[str]) -> str:
+            word = m.group()  # a word of capitals reads its digits as capitals
+            return word.translate(_LEET_UPPER if word.upper() == word else LEET)
 
-        view = _CASED_LEET.sub(letter, view)
+        view = _CASED_MIXED.sub(letters, view)
     if _CASED_SPELLED.search(view) is None:
         return view, None
     pieces: list[str] = []
