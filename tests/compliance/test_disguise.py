@@ -60,7 +60,7 @@ def found(engine: tuple[Engine, str], text: str) -> list[tuple[str, str]]:
         ("SL\u0415\u0420\u0415NI pielikumi", "classified", "SL\u0415\u0420\u0415NI"),
         ("H\u0415\u041cLIG bilaga", "classified", "H\u0415\u041cLIG"),  # Cyrillic М
         ("SL3P3NI papīri", "classified", "SL3P3NI"),
-        ("S L E P E N I materiāli", "classified", "S L E P E N I"),
+        ("S L E P E N I papīri", "classified", "S L E P E N I"),
         ("Votoni \u0420DK të dielën!", "partisan", "Votoni \u0420DK"),
         # folded patterns read the word view
         ("V0te for the Green Party!", "partisan", "V0te for the Green Party"),
@@ -78,6 +78,8 @@ def found(engine: tuple[Engine, str], text: str) -> list[tuple[str, str]]:
         # words between the words of a term, where the rule allows it (gap)
         ("I will personally kill you.", "offensive", "I will personally kill you"),
         ("Ky raport është sekret.", "classified", "raport është sekret"),
+        # a stem in each word of a term: both words inflect
+        ("Tas bija slepenajos dokumentos.", "classified", "slepenajos dokumentos"),
     ],
 )
 def test_disguised_violations_are_found_where_typed(
