@@ -98,10 +98,13 @@ def _check_term(value: str) -> str:
     term = " ".join(value.split())
     if not term or term == "*":
         raise ValueError("a term must not be empty")
-    if "*" in term[:-1]:
-        raise ValueError(f"{value!r}: '*' is allowed only at the end (a stem)")
-    if term.endswith("*") and len(term.rstrip("*")) < 3:
-        raise ValueError(f"{value!r}: a stem needs at least 3 letters before '*'")
+    words = term.split(" ")
+    for i, word in enumerate(words):
+        if "*" in word[:-1]:
+            raise ValueError(f"{value!r}: '*' is allowed only at the end of a word (a stem)")
+        letters = word if i < len(words) - 1 else term  # "classified ad*" is a stem
+        if word.endswith("*") and len(letters.rstrip("*")) < 3:
+            raise ValueError(f"{value!r}: a stem needs at least 3 letters before '*'")
     return term
 
 

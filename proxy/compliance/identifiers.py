@@ -56,10 +56,18 @@ _RUN = re.compile(rf"(?<![\w+/])\+?\(?\d(?:{_S}{{1,3}}\d|\d){{0,{MAX_RUN - 1}}}"
 _GROUP = re.compile(r"\d+")
 _CARD_SHAPED = re.compile(r"\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?")
 """One number in groups of four: never read as several."""
-_NOT_A_NUMBER = re.compile(  # dates, times, time ranges, IPv4 addresses
-    r"\d{1,3}(?:\.\d{1,3}){3}|"
+_NOT_A_NUMBER = re.compile(  # dates, times, time ranges
     r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\.?|\d{4}\.\d{1,2}\.\d{1,2}\.?"
     r"|\d{1,2}[.:]\d{2} ?- ?\d{1,2}[.:]\d{2}|\d{1,2}[.:]\d{2}"
+)
+_TIME_RANGE = re.compile(r"([01]\d|2[0-3])([0-5]\d) ?- ?([01]\d|2[0-4])([0-5]\d)")
+"""Office hours written without a colon ("0830-1700")."""
+_THOUSANDS = re.compile(r"\d{1,3}(?: \d{3}){2,}")
+"""A count grouped in thousands ("21 345 678"): a phone only after "+" or a phone word."""
+_IPV4 = re.compile(r"(?:[1-9]\d{0,2}|0)(?:\.(?:[1-9]\d{0,2}|0)){3}")
+_PHONE_WORD = re.compile(
+    r"\b(?:call|phone\w*|tel|tel\.|telephone|mob\w*|cell|zvan\w*|tālr\w*|talr\w*|"
+    r"ring|telefon\w*|numri)\b(?:\W+\w+){0,3}?\W*$"
 )
 _MONEY_BEFORE = re.compile(r"(?:[€$£]|\b(?:eur|euro|eiro|usd|sek|kr|lek|all|chf))\s?\(?$")
 _AFTER = re.compile(
@@ -117,10 +125,13 @@ _EMAIL = re.compile(
     r"((?:[\w-]{1,63}(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)){1,8}[a-z]{2,63})"
     r"(?![\w-])"
 )
-_AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot)")
+_AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot|\sdot\s)")
 """What an address written with "at" holds (quick to look for: it starts with letters)."""
 _SEVEN_DIGITS = re.compile(rf"\d(?:{_S}{{0,3}}\d){{6}}")
 """Seven digits linked by separators: in every identity number, phone, card and IBAN."""
+_AS_DIGITS = str.maketrans({"з": "3", "б": "6"})
+_DIGIT_LIKE = re.compile(r"(?<=\d)[зб]|[зб](?=\d)")
+"""A letter that passes for a digit beside a digit ("12з456"): read as the digit."""
 _NOT_HOST = re.compile(r"[^\w-]+")
 _SEPARATORS = re.compile(rf"(?:{_S}|\s)+")
 
@@ -163,6 +174,8 @@ class Identifiers:
         maybe_at = " at " in text or "(" in text or "[" in text or "{" in text
         if "@" in text or (maybe_at and _AT.search(text) is not None):
             out += self._emails(text)
+        if "з" in text or "б" in text:  # Cyrillic letters that pass for 3 and 6
+            text = _DIGIT_LIKE.sub(lambda m: m.group().translate(_AS_DIGITS), text)
         if sum(map(text.count, "0123456789")) < 7 or _SEVEN_DIGITS.search(text) is None:
             return out  # every number read below holds seven digits linked by separators
         taken: list[tuple[int, int]] = []  # read by a text scheme: not a phone, found or not
@@ -211,10 +224,15 @@ class Identifiers:
 
     def _emails(self, text: str) -> list[tuple[int, int, str]]:
         out = []
-        for m in _EMAIL.finditer(text):
+        pos = 0
+        while (m := _EMAIL.search(text, pos)) is not None:
+            pos = m.end()
             local = m.group(1)
             if m.group(3) and not re.search(r"[._\d]", local):
-                continue  # "meet at riga.lv": " at " only between address-like words
+                # "meet at riga.lv": " at " only between address-like words; what
+                # follows may be an address of its own ("mail me at anna[at]x.com")
+                pos = m.start(4)
+                continue
             address = f"{local}@{_NOT_HOST.sub('.', m.group(4))}"
             if local in self.role_mailboxes or address in self.public_addresses:
                 continue
@@ -263,6 +281,8 @@ class _NumberReader:
             return []
         if _NOT_A_NUMBER.fullmatch(run.group()) or self.ids.after_marker(text, run.start()):
             return []
+        if not self._phone_shaped(run.group(), run.start()):
+            return []
         if _MONEY_BEFORE.search(text, max(0, run.start() - 6), run.start()) or _AFTER.match(
             text[run.end() : run.end() + 16]
         ):
@@ -288,15 +308,28 @@ class _NumberReader:
                     break
                 if (i, j) == (0, len(groups)):
                     continue
+                start = run.start() if i == 0 else groups[i][0]
+                if _time_range(text[start : groups[j - 1][1]]):
+                    i = j - 1  # hours from and to: read on after them
+                    break
                 kind = self._kind(
                     digits[digits_before[i] : digits_before[j]], plus and i == 0
                 )
                 if kind:
-                    out.append((run.start() if i == 0 else groups[i][0], groups[j - 1][1], kind))
+                    out.append((start, groups[j - 1][1], kind))
                     i = j - 1
                     break
             i += 1
         return out
+
+    def _phone_shaped(self, run: str, start: int) -> bool:
+        """False for a time range, and for a run that reads as something else unless a
+        phone word comes before it: an IPv4 address, a count in thousands."""
+        if _time_range(run):
+            return False
+        if _IPV4.fullmatch(run) or _THOUSANDS.fullmatch(run):
+            return _PHONE_WORD.search(self.text, max(0, start - 32), start) is not None
+        return True
 
     def _kind(self, digits: str, plus: bool) -> str | None:
         key = (digits, plus)
@@ -319,6 +352,17 @@ class _NumberReader:
                 return "unread"
             return "phone" if self.ids.phone(digits, plus) else None
         return None
+
+
+def _time_range(text: str) -> bool:
+    """Hours from and to ("0830-1700"): on the quarter hour, the second after the first."""
+    m = _TIME_RANGE.fullmatch(text)
+    return (
+        m is not None
+        and m[2] in ("00", "15", "30", "45")
+        and m[4] in ("00", "15", "30", "45")
+        and m[1] + m[2] < m[3] + m[4]
+    )
 
 
 def _yyyymmdd(digits: str) -> bool:

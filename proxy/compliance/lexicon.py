@@ -11,6 +11,10 @@ reaches the forms people write it in:
 - a multi-word term matches joined ("topsecret") and hyphenated ("top-secret"), and,
   when its entry allows a ``gap``, with up to that many words between its words
   ("top very secret");
+- a multi-word term may hold a stem in any word ("slepen* dokument*": "slepenajos
+  dokumentos"); such a term is matched by expression, like a gapped one;
+- a gapped term's expression runs only on a text holding the term's longest word (found
+  by the same automaton): most texts hold none;
 - the draft is read twice, as folded and as its word view (``Draft.words``: "1d10t",
   "i d i o t"), when the two differ.
 
@@ -68,6 +72,13 @@ class Lexicon:
                 keyed.setdefault((key, stem), set()).add(entry)
 
         for term in terms:
+            if "*" in term.text[:-1]:  # "slepen* dokument*": a stem inside the term
+                parts = [fold(w) for w in term.text.split(" ")]
+                bare = [w.rstrip("*") for w in parts]
+                regex = _gapped(bare, [w.endswith("*") for w in parts], term.gap)
+                add(max(bare, key=len), True, Entry(term.entry.rule, "gap", len(gapped)))
+                gapped.append((regex, term.entry))
+                continue
             stem = term.text.endswith("*")
             key = fold(term.text.rstrip("*"))
             add(key, stem, term.entry)
@@ -76,7 +87,12 @@ class Lexicon:
                 add("".join(words), stem, term.entry)
                 add("-".join(words), stem, term.entry)
                 if term.gap > 0:
-                    gapped.append((_gapped(words, stem, term.gap), term.entry))
+                    # looked for only where its longest word stands (short words such
+                    # as "to" or "të" are in most texts; most texts hold none of these)
+                    anchor = max(words, key=len)
+                    add(anchor, True, Entry(term.entry.rule, "gap", len(gapped)))
+                    stems = [False] * (len(words) - 1) + [stem]
+                    gapped.append((_gapped(words, stems, term.gap), term.entry))
             elif not stem and inflections and term.entry.tag == "term":
                 for lang in inflect.languages(term.lang):
                     inflect.load(lang)
@@ -119,8 +135,12 @@ class Lexicon:
                     elif open_end:
                         continue
                     out += [(entry, start, stop) for entry in entries]
-        for regex, entry in self._gapped:
-            out += [(entry, m.start(), m.end()) for m in regex.finditer(text)]
+        if self._gapped:
+            gaps = sorted({e.ref for e, _, _ in out if e.tag == "gap"})
+            out = [hit for hit in out if hit[0].tag != "gap"] if gaps else out
+            for k in gaps:
+                regex, entry = self._gapped[k]
+                out += [(entry, m.start(), m.end()) for m in regex.finditer(text)]
         return out
 
     def find(self, draft: Draft) -> list[Hit]:
@@ -156,9 +176,10 @@ def _letters(word: str) -> bool:
     return any(c.isalpha() for c in word)
 
 
-def _gapped(words: list[str], stem: bool, gap: int) -> str:
-    """A regex for ``words`` with up to ``gap`` words between each two of them."""
-    between = rf"(?:\W+\w+){{0,{gap}}}?\W+"
-    body = between.join(re.escape(w) for w in words)
-    tail = r"\w*" if stem else ""
-    return rf"(?<!\w){body}{tail}(?!\w)"
+def _gapped(words: list[str], stems: list[bool], gap: int) -> str:
+    """A regex for ``words`` with up to ``gap`` words between each two of them; a word
+    whose ``stems`` flag is set matches any word it begins."""
+    between = rf"(?:\W+\w+){{0,{gap}}}?\W+" if gap else r"\W+"
+    pieces = (re.escape(w) + (r"\w*" if stem else "") for w, stem in zip(words, stems, strict=True))
+    body = between.join(pieces)
+    return rf"(?<!\w){body}(?!\w)"

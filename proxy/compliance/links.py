@@ -37,6 +37,9 @@ _TRAILING = ".,;:!?)]}'\""
 _DOT_LETTERS = re.compile(r"\.[^\W\d_]{2}")
 """What every bare host holds (its last dot and the suffix's first letters)."""
 
+_DEFANGED = re.compile(r"[\[({]\.[\])}]")
+"""A dot in brackets: "bit[.]ly"."""
+
 _DIGITS_AS_LETTERS = str.maketrans(
     {"0": "o", "1": "l", "3": "e", "5": "s", "7": "t", "|": "l", "!": "l"}
 )
@@ -96,15 +99,37 @@ class LinkChecker:
 
     def find(self, draft: Draft) -> list[Hit]:
         text = draft.text
+        found = self.spans(draft.visible)
+        visible = draft.visible
+        if ("[." in visible or "(." in visible or "{." in visible) and _DEFANGED.search(visible):
+            found += self._defanged(draft.visible, found)
         if len(draft.visible) == len(text):
             return [Hit("unsafe-link", draft.utf16(s.start), draft.utf16(s.end), s.kind)
-                    for s in self.spans(text)]
+                    for s in found]
         kept = [i for i, c in enumerate(text) if not HIDDEN.fullmatch(c)]
-        visible = draft.visible
         return [
             Hit("unsafe-link", draft.utf16(kept[s.start]), draft.utf16(kept[s.end - 1] + 1), s.kind)
-            for s in self.spans(visible)
+            for s in found
         ]
+
+    def _defanged(self, text: str, found: list[LinkSpan]) -> list[LinkSpan]:
+        """Links written "bit[.]ly", "bit(.)ly" (defanged: still a link to whoever
+        copies it), read with the brackets taken out."""
+        pieces: list[str] = []
+        index: list[int] = []
+        done = 0
+        for m in _DEFANGED.finditer(text):
+            pieces.append(text[done : m.start()] + ".")
+            index.extend(range(done, m.start() + 1))
+            done = m.end()
+        pieces.append(text[done:])
+        index.extend(range(done, len(text)))
+        out = []
+        for s in self.spans("".join(pieces)):
+            start, end = index[s.start], index[s.end - 1] + 1
+            if not any(start < f.end and f.start < end for f in found):
+                out.append(LinkSpan(start, end, s.kind))
+        return out
 
     def spans(self, text: str) -> list[LinkSpan]:
         """Unsafe links in ``text`` (code point offsets)."""

@@ -152,8 +152,35 @@ _SPELLED = re.compile(r"(?<![\w.])[a-z](?:[ .*_-][a-z]){2,}(?![\w])")
 """Single letters joined by single spaces or dots ("i d i o t")."""
 _LEET_HINT = re.compile(r"[0-9@$](?=[a-z])|(?<=[a-z])[0-9@$]")
 """A digit or symbol beside a letter: the word view may differ from the folded text."""
-_SPELLED_HINT = re.compile(r"[ .*_-][a-z][ .*_-][a-z][ .*_-]")
-"""What every spelled-out word holds (quick to look for: it starts with a class)."""
+_DIGITS = re.compile(r"[0-9@$]+")
+_MIXED = re.compile(r"(?<![a-z0-9@$])(?=[a-z0-9@$]*[0-9@$])(?=[a-z0-9@$]*[a-z])[a-z0-9@$]+")
+"""A word of letters and digits or symbols ("budg3t"; not "2027" beside it)."""
+
+
+def _leet_hint(view: str) -> bool:
+    """Whether a digit or symbol stands beside a letter (``_LEET_HINT``): the runs of
+    digits a post holds are few, and looking at their ends is quicker than the
+    expression; past a few dozen runs the expression reads the rest."""
+    for count, m in enumerate(_DIGITS.finditer(view)):
+        start, end = m.span()
+        if count == 64:
+            return _LEET_HINT.search(view, start) is not None
+        if (start and "a" <= view[start - 1] <= "z") or "a" <= view[end : end + 1] <= "z":
+            return True
+    return False
+
+
+_SPELLED_HINTS = tuple(
+    (sep, re.compile(rf"{re.escape(sep)}[a-z][ .*_-][a-z][ .*_-]")) for sep in " .*_-"
+)
+"""What every spelled-out word holds, one expression per separator it starts with (an
+expression that starts with a letter is looked for many times quicker than one that
+starts with a class)."""
+
+
+def _spelled_hint(view: str) -> bool:
+    view = f" {view}"
+    return any(sep in view and hint.search(view) is not None for sep, hint in _SPELLED_HINTS)
 
 
 @dataclass(slots=True)
@@ -169,6 +196,10 @@ class Draft:
     _words: tuple[str, list[int] | None] | None = field(default=None, repr=False)
     visible: str = ""
     """The draft as typed less its format characters."""
+    _cased: tuple[str, list[int] | None] | None = field(default=None, repr=False)
+    foreign: bool = False
+    """Whether the draft holds letters outside the Latin script (read once, from its
+    set of characters)."""
 
     def __post_init__(self) -> None:
         text = self.text
@@ -180,6 +211,7 @@ class Draft:
             raw = _fold_raw(text, chars)
             hidden = not chars.isdisjoint(_FORMAT_CHARS)
             self.visible = text.translate(_VISIBLE) if hidden else text
+            self.foreign = _FOREIGN.search("".join(chars)) is not None
         self.folded = _SPACES.sub(" ", raw) if "  " in raw else raw
 
     # --- offsets ------------------------------------------------------------------------
@@ -242,6 +274,23 @@ class Draft:
         kept += source[done:]
         return kept
 
+    # --- the cased view -----------------------------------------------------------------
+
+    def cased(self) -> tuple[str, list[int] | None]:
+        """The draft as typed, case kept, with disguised words read as words: letters of
+        other scripts as the Latin letters they imitate ("SLЕРЕNI"), digits and symbols
+        between letters as letters ("SL3P3NI", "V0te"), spelled-out capitals joined
+        ("S L E P E N I"). For the case-sensitive patterns (a marking in capitals).
+        Second: each character's code point index in the draft, or None when the view
+        has the draft's own indices. The view is the draft itself when nothing is
+        disguised (most drafts)."""
+        if self._cased is None:
+            text = self.text
+            # no digit beside a letter, no spelled-out word (``words``): nothing to read
+            plain = not self.foreign and self.words() == self.folded
+            self._cased = (text, None) if plain else _cased(text, self.foreign)
+        return self._cased
+
     # --- the word view ------------------------------------------------------------------
 
     def words(self) -> str:
@@ -249,9 +298,9 @@ class Draft:
         ``words_span`` maps its offsets to UTF-16."""
         if self._words is None:
             view = self.folded
-            if _LEET_HINT.search(view) is not None:
-                view = view.translate(LEET)  # one character for one: the same offsets
-            if _SPELLED_HINT.search(f" {view} ") is None:
+            if _leet_hint(view):  # one character for one: the same offsets
+                view = _MIXED.sub(lambda m: m.group().translate(LEET), view)
+            if not _spelled_hint(view):
                 self._words = (view, None)
             else:
                 self._words = _joined(view)
@@ -273,7 +322,7 @@ class Draft:
         out: list[tuple[int, int]] = []
         if len(self.visible) != len(text):
             out += [m.span() for m in _HIDDEN_WORD.finditer(text)]
-        if not text.isascii() and _FOREIGN.search(text) is not None:
+        if self.foreign:
             hidden = list(out)
             for m in _FOREIGN_WORD.finditer(text):
                 if len(out) == MAX_DISGUISED:  # the rest of the draft as one
@@ -282,6 +331,50 @@ class Draft:
                 if mixed_scripts(m.group()) and not _within(m.span(), hidden):
                     out.append(m.span())
         return out
+
+
+_CASED_LEET = re.compile(r"(?<=[A-Za-z])[0-9@$]|[0-9@$](?=[A-Za-z])")
+_CASED_MIXED = re.compile(
+    r"(?<![A-Za-z0-9@$])(?=[A-Za-z0-9@$]*[0-9@$])(?=[A-Za-z0-9@$]*[A-Za-z])[A-Za-z0-9@$]+"
+)
+_LEET_UPPER = {k: v.upper() for k, v in LEET.items()}
+_CASED_SPELLED = re.compile(r"(?<![\w.])[A-Za-z](?:[ .][A-Za-z]){2,}(?!\w)")
+
+
+def _cased(text: str, foreign: bool) -> tuple[str, list[int] | None]:
+    """``Draft.cased``: each step keeps one character for one but the joining."""
+    view = text
+    if foreign:
+        table: dict[int, str] = {}
+        for char in set(text):
+            if _FOREIGN.match(char):
+                latin = fold_char(char)
+                if not latin.isascii() and char.isupper():
+                    latin = _latin(char)  # capitals like "К", "М" whose small letters are not
+                if len(latin) == 1 and latin.isascii() and latin.isalpha():
+                    table[ord(char)] = latin.upper() if char.isupper() else latin
+        view = view.translate(table)
+    if _CASED_LEET.search(view) is not None:
+
+        def letters(m: re.Match[str]) -> str:
+            word = m.group()  # a word of capitals reads its digits as capitals
+            return word.translate(_LEET_UPPER if word.upper() == word else LEET)
+
+        view = _CASED_MIXED.sub(letters, view)
+    if _CASED_SPELLED.search(view) is None:
+        return view, None
+    pieces: list[str] = []
+    index: list[int] = []
+    done = 0
+    for m in _CASED_SPELLED.finditer(view):
+        pieces.append(view[done : m.start()])
+        index.extend(range(done, m.start()))
+        pieces.append(view[m.start() : m.end() : 2])
+        index.extend(range(m.start(), m.end(), 2))
+        done = m.end()
+    pieces.append(view[done:])
+    index.extend(range(done, len(view)))
+    return "".join(pieces), index
 
 
 def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:

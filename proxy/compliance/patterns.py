@@ -38,19 +38,38 @@ class PatternDetector:
             self.regex = re.compile(pattern.regex, re.IGNORECASE if pattern.ignore_case else 0)
 
     def find(self, draft: Draft) -> list[Hit]:
+        """Matches in the draft, then those only its disguised reading holds (the word
+        view of the folded draft, the cased view of the draft as typed)."""
+        if self.on_folded:
+            spans = self._spans(draft.folded)
+            out = [Hit(self.rule, *draft.span(s, e), self.kind) for s, e in spans]
+            words = draft.words()
+            if words != draft.folded:
+                out += self._disguised(out, [draft.words_span(s, e) for s, e in self._spans(words)])
+            return out
+        out = [Hit(self.rule, draft.utf16(s), draft.utf16(e), self.kind)
+               for s, e in self._spans(draft.text)]
+        cased, index = draft.cased()
+        if cased is not draft.text:
+            spans = self._spans(cased)
+            if index is not None:
+                spans = [(index[s], index[e - 1] + 1) for s, e in spans]
+            out += self._disguised(out, [(draft.utf16(s), draft.utf16(e)) for s, e in spans])
+        return out
+
+    def _spans(self, text: str) -> list[tuple[int, int]]:
         out = []
-        text = draft.folded if self.on_folded else draft.text
         for m in self.regex.finditer(text):
             group = 1 if self.regex.groups and m.start(1) >= 0 else 0
             start, end = m.span(group)
-            if end <= start:
-                continue
-            if self.on_folded:
-                start, end = draft.span(start, end)
-            else:
-                start, end = draft.utf16(start), draft.utf16(end)
-            out.append(Hit(self.rule, start, end, self.kind))
+            if end > start:
+                out.append((start, end))
         return out
+
+    def _disguised(self, found: list[Hit], spans: list[tuple[int, int]]) -> list[Hit]:
+        seen = {(h.start, h.end) for h in found}
+        return [Hit(self.rule, s, e, self.kind, disguised=True) for s, e in spans
+                if (s, e) not in seen]
 
 
 class Patterns:
@@ -69,7 +88,14 @@ class Patterns:
     def find(self, draft: Draft) -> list[Hit]:
         present: set[int] = set()
         if self._automaton is not None:
-            present = {i for i, _, _ in self._automaton.find_matches_as_indexes(draft.folded)}
+            find = self._automaton.find_matches_as_indexes
+            present = {i for i, _, _ in find(draft.folded)}
+            words = draft.words()
+            if words != draft.folded:  # "v0te" needs "vote"
+                present |= {i for i, _, _ in find(words)}
+            cased = draft.cased()[0]
+            if cased is not draft.text:  # "SЕКRЕT" needs "sekret"
+                present |= {i for i, _, _ in find(fold(cased))}
         out: list[Hit] = []
         for pattern, needs in zip(self.patterns, self._needs, strict=True):
             if not needs or not needs.isdisjoint(present):

@@ -56,6 +56,30 @@ def found(engine: tuple[Engine, str], text: str) -> list[tuple[str, str]]:
         ("mail jane.doe(at)example.com", "personal-data", "jane.doe(at)example.com"),
         ("mail jane.doe at example.com", "personal-data", "jane.doe at example.com"),
         ("NIPT: J91402501L", "personal-data", "J91402501L"),
+        # case-sensitive patterns read look-alike capitals, digits and spelled capitals
+        ("SL\u0415\u0420\u0415NI pielikumi", "classified", "SL\u0415\u0420\u0415NI"),
+        ("H\u0415\u041cLIG bilaga", "classified", "H\u0415\u041cLIG"),  # Cyrillic М
+        ("SL3P3NI papīri", "classified", "SL3P3NI"),
+        ("S L E P E N I papīri", "classified", "S L E P E N I"),
+        ("Votoni \u0420DK të dielën!", "partisan", "Votoni \u0420DK"),
+        # folded patterns read the word view
+        ("V0te for the Green Party!", "partisan", "V0te for the Green Party"),
+        ("R\u00f6sta p\u00e5 M0deraterna!", "partisan", "R\u00f6sta p\u00e5 M0deraterna"),
+        # digits read as letters only inside a word: the year beside it stays a year
+        ("The budg3t 2027 is out early.", "embargo", "budg3t 2027"),
+        ("Zvani 2654\u0417210", "personal-data", "2654\u0417210"),  # Cyrillic Ze for 3
+        ("Zvani 26.54.32.10", "personal-data", "26.54.32.10"),  # IPv4-shaped, a phone word
+        ("Mail me at anna.karlsson[at]gmail.com", "personal-data",
+         "anna.karlsson[at]gmail.com"),
+        ("Contact: peter.jones at outlook dot com", "personal-data",
+         "peter.jones at outlook dot com"),
+        ("Register here: bit[.]ly/3xYz12q", "unsafe-link", "bit[.]ly/3xYz12q"),
+        ("Pieteikšanās: bit(.)ly/3kLmN8p", "unsafe-link", "bit(.)ly/3kLmN8p"),
+        # words between the words of a term, where the rule allows it (gap)
+        ("I will personally kill you.", "offensive", "I will personally kill you"),
+        ("Ky raport është sekret.", "classified", "raport është sekret"),
+        # a stem in each word of a term: both words inflect
+        ("Tas bija slepenajos dokumentos.", "classified", "slepenajos dokumentos"),
     ],
 )
 def test_disguised_violations_are_found_where_typed(
@@ -75,6 +99,11 @@ def test_disguised_violations_are_found_where_typed(
         "The idiosyncratic budget of the covid19 programme.",
         "Server 192.168.10.5 is down.",
         "See you on 23.11.2026 at 10.30.",
+        "Schedule 0900-1700 / 1800-2200 on weekdays.",
+        "Darba laiks 0830-1700, piektdienās 0830-1530.",
+        "Passengers last year: 21 345 678, a record.",
+        "ISBN 978-9934-0-1234-1 is the new handbook.",
+        "Server 10.20.30.40 answers again.",
     ],
 )
 def test_hard_negatives_stay_clean_of_personal_data(engine: tuple[Engine, str], text: str) -> None:
