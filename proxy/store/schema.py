@@ -162,6 +162,25 @@ sessions = sa.Table(
 """Service login sessions. ``id`` is SHA-256 of the cookie's secret (a database reader
 cannot sign in with it); a session is valid while not ended and not expired."""
 
+allowances = sa.Table(
+    "allowances",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user", sa.String(128), nullable=False),
+    sa.Column("platform", sa.String(64), nullable=False),
+    sa.Column("text_hash", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("issued_by", sa.String(128), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.Column("used_by", sa.String(128)),
+    sa.Index("ix_allowances_expires", "expires_at"),
+)
+"""Permissions to post exactly one text once (``allowances.py``): bound to the user, the
+platform and the text's hash (``proxy.compliance.texthash``), never the text."""
+
 reviews = sa.Table(
     "reviews",
     metadata,

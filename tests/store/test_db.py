@@ -50,6 +50,6 @@ def test_empty_postgres_database_is_migrated(postgres_url: str) -> None:
         with store.read() as conn:
             tables = set(sa.inspect(conn).get_table_names())
         assert {"users", "requests", "grants", "audit_log", "audit_head", "counters",
-                "events", "sessions"} <= tables
+                "events", "sessions", "allowances"} <= tables
     finally:
         store.close()

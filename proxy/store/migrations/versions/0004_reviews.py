@@ -1,7 +1,7 @@
 """Reviews: drafts sent to a superior before posting, sealed with a key outside the database.
 
 Revision ID: 0004
-Revises: 0002  (TODO(lead): 0003 once helper A's allowances migration is on main)
+Revises: 0003 (allowances)
 Create Date: 2026-12-03
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
