@@ -10,7 +10,9 @@ pending. Life of a review (``status``)::
        │ ├──withdraw──▶ withdrawn  (the author changed their mind)
        └──(retention)─▶ expired
 
-Every decision clears ``sealed`` in the same transaction that records it; ``purge``
+Every decision clears ``sealed`` in the same transaction that records it; an approval
+then issues an allowance (``allowances.issue``, kind ``review``) that lets exactly the
+reviewed text (its ``text_hash``) through the gateway once; ``purge``
 (the service's housekeeping) expires pending reviews at ``purge_at`` (created + the
 policy's ``reviews.retention_days``) and deletes decided rows then. Nothing here logs a
 draft, and the audit log gets the text's hash, the rules and the comment's length only.
@@ -24,7 +26,7 @@ nobody reviews their own draft (``SelfDecision``). Who may review whom is policy
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +34,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from proxy.compliance.texthash import text_hash
-from proxy.store import audit
+from proxy.store import allowances, audit
+from proxy.store.allowances import Allowance
 from proxy.store.common import aware, new_id, text_field
 from proxy.store.db import Store
 from proxy.store.errors import AlreadyDecided, InvalidInput, NotFound, SelfDecision
@@ -181,9 +184,15 @@ def _decide(conn: Connection, review_id: str, actor: str, values: dict[str, Any]
 
 
 def approve(store: Store, review_id: str, reviewer: str, comment: str = "", *,
-            now: datetime | None = None) -> Review:
-    """Approve a pending review: the draft is deleted in the same transaction. The caller
-    then issues the allowance (``issue_allowance``) and records it (``set_allowance``)."""
+            minutes: int = 60, now: datetime | None = None) -> tuple[Review, Allowance]:
+    """Approve a pending review and let exactly its text through once.
+
+    Two transactions: the decision (the draft deleted with it; a race's loser gets
+    ``AlreadyDecided``), then the allowance (``allowances.issue``, kind ``review``, which
+    writes the ``review-approve`` audit entry with the review's id and the comment's
+    length). Should the store fail between the two, the review stays approved without an
+    allowance (``allowance_id`` NULL, no audit entry); the error propagates and the
+    reviewer sees it."""
     now = aware(now)
     reviewer = text_field(reviewer, "reviewer", max_len=128) or ""
     said = text_field(comment, "comment", max_len=MAX_COMMENT, required=False)
@@ -191,11 +200,14 @@ def approve(store: Store, review_id: str, reviewer: str, comment: str = "", *,
         review = _decide(conn, review_id, reviewer, {
             "status": APPROVED, "decided_at": now, "decided_by": reviewer, "comment": said},
             own=False)
-        audit.append_in(conn, audit.Kind.review_approve, at=now, actor=reviewer,
-                        user=review.user, platform=review.platform, request_id=review.id,
-                        details={"rules": list(review.rules), "text_hash": review.text_hash,
-                                 "comment_length": len(said or "")})
-    return review
+    allowance = allowances.issue(
+        store, user=review.user, platform=review.platform, text_hash=review.text_hash,
+        kind="review", rules=list(review.rules), minutes=minutes, actor=reviewer,
+        details={"review": review.id, "comment_length": len(said or "")}, now=now)
+    with store.write() as conn:
+        conn.execute(sa.update(reviews).where(reviews.c.id == review_id)
+                     .values(allowance_id=allowance.id))
+    return replace(review, allowance_id=allowance.id), allowance
 
 
 def return_(store: Store, review_id: str, reviewer: str, comment: str, *,
@@ -225,31 +237,6 @@ def withdraw(store: Store, review_id: str, author: str, *,
                         user=review.user, platform=review.platform, request_id=review.id,
                         details={"rules": list(review.rules)})
     return review
-
-
-def set_allowance(store: Store, review_id: str, allowance_id: str) -> None:
-    with store.write() as conn:
-        conn.execute(sa.update(reviews).where(reviews.c.id == review_id)
-                     .values(allowance_id=allowance_id))
-
-
-def issue_allowance(store: Store, review: Review, *, minutes: int, actor: str) -> str:
-    """Let exactly the reviewed text through once: an allowance of kind ``review`` for the
-    author, the platform and the text's hash. Returns its id.
-
-    TODO(lead): helper A's ``proxy.store.allowances.issue(store, user=, platform=,
-    text_hash=, kind="review", rules=, minutes=, actor=, details=)`` is the call; until
-    that module is on this branch, this raises ``NotImplementedError`` and the service
-    records the approval without an allowance (and says so in its log)."""
-    try:
-        from proxy.store import allowances  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:
-        raise NotImplementedError("proxy.store.allowances is not installed yet") from exc
-    allowance = allowances.issue(
-        store, user=review.user, platform=review.platform, text_hash=review.text_hash,
-        kind="review", rules=list(review.rules), minutes=minutes, actor=actor,
-        details={"review": review.id})
-    return str(allowance.id)
 
 
 def purge(store: Store, *, now: datetime | None = None) -> tuple[int, int]:

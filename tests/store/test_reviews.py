@@ -13,7 +13,15 @@ import pytest
 import sqlalchemy as sa
 
 from proxy.compliance.texthash import text_hash
-from proxy.store import AlreadyDecided, InvalidInput, NotFound, SelfDecision, audit, auditverify
+from proxy.store import (
+    AlreadyDecided,
+    InvalidInput,
+    NotFound,
+    SelfDecision,
+    allowances,
+    audit,
+    auditverify,
+)
 from proxy.store import reviews as rv
 from proxy.store.db import Store
 from proxy.store.reviewkey import ReviewKey, ReviewKeyError, load
@@ -67,8 +75,16 @@ def test_draft_is_sealed_at_rest_and_gone_after_approval(store: Store, key: Revi
     assert raw["key_id"] == key.id
     assert rv.draft(store, key, made.id) == rv.Draft(DRAFT, NOTE)
 
-    decided = rv.approve(store, made.id, "boss", "Labi, publicē.", now=T0 + timedelta(hours=1))
+    decided, allowance = rv.approve(store, made.id, "boss", "Labi, publicē.", minutes=30,
+                                    now=T0 + timedelta(hours=1))
     assert decided.status == rv.APPROVED and not decided.has_draft
+    # Exactly this text, this author, this platform, once, for 30 minutes.
+    assert (allowance.user, allowance.platform, allowance.kind) == ("eva", "x", "review")
+    assert allowance.text_hash == text_hash(DRAFT)
+    assert allowance.expires_at == T0 + timedelta(hours=1, minutes=30)
+    assert [a.id for a in allowances.active(store, T0 + timedelta(hours=1))] == [allowance.id]
+    assert rv.get(store, made.id) == decided
+    assert decided.allowance_id == allowance.id
     raw = _raw(store, made.id)
     assert raw["sealed"] is None and raw["key_id"] is None
     assert rv.draft(store, key, made.id) is None
@@ -116,7 +132,7 @@ def test_decided_once_never_by_the_author(store: Store, key: ReviewKey) -> None:
         results = list(pool.map(
             lambda who: _try(lambda: rv.approve(store, made.id, who)),
             ["boss", "head", "chief", "deputy"]))
-    assert sum(isinstance(r, rv.Review) for r in results) == 1
+    assert sum(isinstance(r, tuple) for r in results) == 1
     assert sum(isinstance(r, AlreadyDecided) for r in results) == 3
     with pytest.raises(AlreadyDecided):
         rv.return_(store, made.id, "boss", "too late")
