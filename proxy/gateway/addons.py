@@ -26,6 +26,7 @@ from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
 from proxy.gateway.reserved import Reserved
+from proxy.gateway.reviewfwd import ReviewForward
 from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
@@ -64,6 +65,7 @@ def make_addons(
     access = Access(state, grants=grants, now=now, identifier=identifier)
     addons: list[object] = [
         access,
+        ReviewForward.from_settings(settings),  # /__sargs/api/v1/reviews… to the service
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),
         Posts(lambda: state.current, now=now),
