@@ -15,9 +15,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
-    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,

@@ -2,7 +2,8 @@
 
 The shapes are the contract of ``sargs check`` and ``POST /api/v1/check`` (DESIGN.md):
 ``start``/``end`` count UTF-16 code units, end exclusive; ``verdict`` is the highest
-severity found, or ``ok`` (a ``simulated`` finding does not count: it is information). A finding about the draft as a whole (an attachment, the
+severity found, or ``ok`` (a ``simulated`` finding does not count: it is information).
+A finding about the draft as a whole (an attachment, the
 time of day, the account) has ``start == end == 0``.
 """
 
