@@ -66,7 +66,10 @@ def make_addons(
         access,
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),
-        Posts(lambda: state.current, now=now),
+        Posts(lambda: state.current, now=now,
+              allowances=syncer.allowances if syncer is not None else None,
+              events=syncer.record if syncer is not None else None,
+              service_url=settings.public_service_url if syncer is not None else ""),
         DecisionLog(lambda: state.current.version),
     ]
     if syncer is not None:
