@@ -25,6 +25,7 @@ from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
+from proxy.gateway.proceed import Proceed
 from proxy.gateway.reserved import Reserved
 from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
@@ -64,12 +65,13 @@ def make_addons(
     access = Access(state, grants=grants, now=now, identifier=identifier)
     addons: list[object] = [
         access,
+        Proceed(syncer, max_body_bytes=settings.max_body_bytes),  # before Reserved's 404
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),
         Posts(lambda: state.current, now=now,
               allowances=syncer.allowances if syncer is not None else None,
               events=syncer.record if syncer is not None else None,
-              service_url=settings.public_service_url if syncer is not None else ""),
+              service_url=settings.public_service_url),
         DecisionLog(lambda: state.current.version),
     ]
     if syncer is not None:
