@@ -25,6 +25,7 @@ from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
+from proxy.gateway.proceed import Proceed
 from proxy.gateway.reserved import Reserved
 from proxy.gateway.reviewfwd import ReviewForward
 from proxy.gateway.sync import GatewaySync
@@ -65,10 +66,14 @@ def make_addons(
     access = Access(state, grants=grants, now=now, identifier=identifier)
     addons: list[object] = [
         access,
-        ReviewForward.from_settings(settings),  # /__sargs/api/v1/reviews… to the service
+        Proceed(syncer, max_body_bytes=settings.max_body_bytes),  # before Reserved's 404
+        ReviewForward(syncer, max_body_bytes=settings.max_body_bytes),  # /__sargs/api/v1/reviews… to the service
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),
-        Posts(lambda: state.current, now=now),
+        Posts(lambda: state.current, now=now,
+              allowances=syncer.allowances if syncer is not None else None,
+              events=syncer.record if syncer is not None else None,
+              service_url=settings.public_service_url),
         DecisionLog(lambda: state.current.version),
     ]
     if syncer is not None:

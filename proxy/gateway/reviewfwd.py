@@ -11,6 +11,11 @@ Kerberos, address), so it forwards the call to the service with the gateway toke
 * ``GET /__sargs/api/v1/reviews/{id}`` (the author's state; the guard polls it),
 * ``POST /__sargs/api/v1/reviews/{id}/withdraw``.
 
+When the author's poll finds the review approved, the gateway installs the allowance the
+answer carries at once (``BundleAllowances.install``, as ``proceed.py`` does): the author's
+click on "Post" may come before the change stream brings it. Without a link to the
+service (a gateway alone) it answers 503: nobody could decide.
+
 A POST must be ``application/json`` and, when it carries an ``Origin``, come from the
 page's own host (a form on another site cannot send a draft for review in the user's
 name). An unknown user gets 401; a service that does not answer, 503. The body is never
@@ -29,7 +34,8 @@ from mitmproxy import http
 
 from proxy.gateway.flowinfo import info, peek
 from proxy.gateway.reserved import cors, page_origin
-from proxy.settings import Settings
+from proxy.gateway.sync import GatewaySync
+from proxy.store.allowances import Allowance
 
 log = logging.getLogger("sargs.gateway.reviews")
 
@@ -50,17 +56,10 @@ class ReviewForward:
 
     name = "sargsreviews"
 
-    def __init__(self, service_url: str, token: str, *, max_body_bytes: int = 64 * 1024
-                 ) -> None:
-        self.service_url = service_url.rstrip("/")
-        self.token = token
+    def __init__(self, sync: GatewaySync | None, *, max_body_bytes: int = 64 * 1024) -> None:
+        self.sync = sync
         self.max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ReviewForward:
-        return cls(settings.public_service_url, settings.gateway_token.get_secret_value(),
-                   max_body_bytes=settings.max_body_bytes)
 
     async def done(self) -> None:
         if self._session is not None:
@@ -100,15 +99,18 @@ class ReviewForward:
         if not user:
             return _json(401, {"error": "the gateway does not know who you are: sign in to "
                                         "the proxy first"}, **allow)
+        if self.sync is None:
+            return _json(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
+                         **allow)
         body: bytes | None = None
         if method == "POST" and not withdraw:
             body = self._with_platform(flow.request.get_content(strict=False) or b"", platform)
             if body is None:
                 return _json(400, {"error": "body is not a JSON object"}, **allow)
-        headers = {"Authorization": f"Bearer {self.token}", "X-Sargs-User": user,
+        headers = {"Authorization": f"Bearer {self.sync.token}", "X-Sargs-User": user,
                    "Accept-Language": flow.request.headers.get("Accept-Language", "en"),
                    "Content-Type": "application/json"}
-        url = self.service_url + "/api/v1/reviews" + (f"/{review_id}" if review_id else "") \
+        url = self.sync.service_url + "/api/v1/reviews" + (f"/{review_id}" if review_id else "") \
             + ("/withdraw" if withdraw else "")
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
@@ -122,9 +124,23 @@ class ReviewForward:
                 "event": "review-forward-failed", "error": type(exc).__name__}})
             return _json(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
                          **allow)
+        if status == 200 and method == "GET":
+            self._install(payload)
         return http.Response.make(status, payload, {
             "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
             **allow})
+
+    def _install(self, payload: bytes) -> None:
+        """An approved review's allowance, installed here at once."""
+        assert self.sync is not None
+        try:
+            answer = json.loads(payload)
+            found = answer.get("allowance") if answer.get("status") == "approved" else None
+            if found is not None:
+                self.sync.allowances.install(Allowance.from_json(found))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.error("review state unreadable", extra={"event": {
+                "event": "review-state-unreadable", "error": str(exc)}})
 
     def _refuse_post(self, flow: http.HTTPFlow) -> http.Response | None:
         request = flow.request

@@ -447,6 +447,10 @@ class Policy(Strict):
                             ("platforms", platform_id, kind, j),
                             f"{domain!r} already belongs to platform {owner[domain]!r}",
                         )
+        for j, platform_id in enumerate(self.compliance.simulate.platforms):
+            if platform_id not in known:
+                raise _RefError(("compliance", "simulate", "platforms", j),
+                                f"unknown platform {platform_id!r}")
         for i, rule in enumerate(self.approvals):
             for j, platform_id in enumerate(rule.platforms):
                 if platform_id not in known:

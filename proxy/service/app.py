@@ -27,6 +27,7 @@ from proxy.service import (
     openapi,
     pipeline,
     policywatch,
+    proceed,
     reviews,
     script,
 )
@@ -75,6 +76,7 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
     metricsauth.setup(app)  # /metrics behind its token (proxy/service/metricsauth.py)
     check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)
+    proceed.setup(app)  # POST /api/v1/proceed: ways forward (proxy/service/proceed.py)
     bundle.setup(app)  # grant bundle, change stream, gateway events (proxy/service/bundle.py)
     me.setup(app)  # /api/v1/me and /api/v1/guidelines for the extension (proxy/service/me.py)
     auth.setup(app)  # sessions, Basic, require_* (proxy/service/auth.py; CSRF: csrf.py)

@@ -36,7 +36,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,8 +54,17 @@ from proxy.service.check import CHECKPOOL
 from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
 from proxy.service.errors import json_error, read_form
 from proxy.service.pages import language, render
-from proxy.store import AlreadyDecided, InvalidInput, NotFound, SelfDecision, StoreError, users
+from proxy.store import (
+    AlreadyDecided,
+    InvalidInput,
+    NotFound,
+    SelfDecision,
+    StoreError,
+    allowances,
+    users,
+)
 from proxy.store import reviews as rv
+from proxy.store.allowances import Allowance
 from proxy.store.reviewkey import ReviewKey, ReviewKeyError, load
 from proxy.store.users import User
 
@@ -97,9 +106,9 @@ class ReviewOut(BaseModel):
     decided_at: datetime | None
     decided_by: str | None
     comment: str | None
-    allowance: str | None = Field(description="Approved: the allowance that lets exactly "
-                                  "this text through once.")
-    allowance_expires: datetime | None = None
+    allowance: dict[str, Any] | None = Field(
+        default=None, description="Approved: the allowance that lets exactly this text "
+        "through once (the bundle's shape; gateways install it at once).")
     message: str = Field(description="The state in a sentence, in the caller's language.")
 
 
@@ -112,7 +121,7 @@ def _t(request: web.Request) -> Translator:
     return Translator("reviews", language(request))
 
 
-def out(request: web.Request, review: rv.Review, expires: datetime | None = None
+def out(request: web.Request, review: rv.Review, allowance: Allowance | None = None
         ) -> ReviewOut:
     t = _t(request)
     message = t("state_" + review.status, reviewer=review.decided_by or "",
@@ -121,7 +130,7 @@ def out(request: web.Request, review: rv.Review, expires: datetime | None = None
                      account=review.account, rules=list(review.rules),
                      created_at=review.created_at, decided_at=review.decided_at,
                      decided_by=review.decided_by, comment=review.comment,
-                     allowance=review.allowance_id, allowance_expires=expires,
+                     allowance=allowance.to_json() if allowance is not None else None,
                      message=message)
 
 
@@ -228,15 +237,11 @@ async def _own(request: web.Request) -> tuple[User, rv.Review]:
 @routes.get("/api/v1/reviews/{id}")
 async def state_api(request: web.Request) -> web.Response:
     _, found = await _own(request)
-    expires = None
+    allowance = None
     if found.allowance_id is not None:
-        from proxy.store import allowances
-
         allowance = await asyncio.to_thread(allowances.get, request.app[keys.STORE],
                                             found.allowance_id)
-        if allowance is not None:
-            expires = allowance.expires_at
-    response = web.json_response(out(request, found, expires).model_dump(mode="json"))
+    response = web.json_response(out(request, found, allowance).model_dump(mode="json"))
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -158,24 +158,36 @@ def get(store: Store, allowance_id: str) -> Allowance | None:
     return _from_row(row) if row is not None else None
 
 
+def mark_used_in(conn: Connection, allowance_id: str, by_gateway: str, at: datetime,
+                 user: str | None = None) -> Allowance | None:
+    """Mark an allowance used inside the caller's writing transaction; the allowance if
+    this call did (it was active at ``at`` and, when ``user`` is given, that user's), else
+    ``None``. The caller records it and bumps the change sequence."""
+    cond = [allowances.c.id == allowance_id, allowances.c.used_at.is_(None),
+            allowances.c.expires_at > at]
+    if user is not None:
+        cond.append(allowances.c.user == user)
+    done = conn.execute(sa.update(allowances).where(*cond)
+                        .values(used_at=at, used_by=by_gateway[:128])).rowcount
+    if done != 1:
+        return None
+    row = conn.execute(sa.select(allowances).where(allowances.c.id == allowance_id)).one()
+    return _from_row(row)
+
+
 def use(store: Store, allowance_id: str, by_gateway: str, *, now: datetime | None = None,
         user: str | None = None) -> bool:
     """Mark an allowance used; ``True`` if this call did (it was active), ``False`` if it
     was unknown, already used or expired. Records ``allowance-use`` and bumps the change
-    sequence when it did. ``user``, when given, must be the allowance's user."""
+    sequence when it did. ``user``, when given, must be the allowance's user.
+
+    Gateways report a use as an ``allowance-use`` event (``POST /api/v1/events``), which
+    ``events.record_events`` records with ``mark_used_in`` in the same way."""
     now = aware(now)
     with store.write() as conn:
-        cond = [allowances.c.id == allowance_id, allowances.c.used_at.is_(None),
-                allowances.c.expires_at > now]
-        if user is not None:
-            cond.append(allowances.c.user == user)
-        done = conn.execute(sa.update(allowances).where(*cond)
-                            .values(used_at=now, used_by=by_gateway[:128])).rowcount
-        if done != 1:
+        got = mark_used_in(conn, allowance_id, by_gateway, now, user)
+        if got is None:
             return False
-        row = conn.execute(sa.select(allowances)
-                           .where(allowances.c.id == allowance_id)).one()
-        got = _from_row(row)
         sequence = bump_changes(conn)
         audit.append_in(conn, audit.Kind.allowance_use, at=now, actor=by_gateway[:128],
                         user=got.user, platform=got.platform,

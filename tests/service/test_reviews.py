@@ -86,8 +86,8 @@ async def test_ask_review_approve_and_allowance(svc: Service) -> None:
                         headers={**svc.basic("anna"), "Accept-Language": "lv"})
         state = await r.json()
     assert state["status"] == "approved"
-    assert state["allowance"] == active[0].id
-    assert state["allowance_expires"] is not None
+    assert state["allowance"]["id"] == active[0].id
+    assert state["allowance"]["text_hash"] == text_hash(DRAFT)
     assert "Apstiprināja peter" in state["message"]
     kinds = [e.kind for e in sorted(audit.query(svc.store), key=lambda e: e.seq)
              if e.kind.startswith("review-")]
