@@ -5,8 +5,8 @@ the service in another browser, reads the draft and approves it; the author's di
 so live; the approval is an allowance bound to exactly that text; then the post goes
 through once, and a changed text is still refused.
 
-The last step needs the gateway to honour allowances (branch ``proceed``: posts.py,
-bundle/stream): ``test_approved_post_goes_through_once`` is a strict xfail until then.
+The gateway's clock is the real one: an allowance is valid from the moment the service
+issued it, by the service's clock.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -44,7 +43,6 @@ from tests.support.service import DEFAULT_USERS, Service, running_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
-SATURDAY = datetime(2026, 11, 28, 11, 0, tzinfo=ZoneInfo("Europe/Riga"))
 TOKEN = "gateway-token-for-the-review-story"
 DRAFT = "Zvaniet man uz +371 29 123 456 rīt"
 EDITOR = "[data-testid=tweetTextarea_0]"
@@ -73,7 +71,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         sites = make_site_app(None)  # the gateway injects the guard
         async with serve(sites) as sites_url, running_gateway(
             tmp_path, int(sites_url.rsplit(":", 1)[1]), users={"carl": ("carl-pw", ["communicator"])},
-            make=make, clock=Clock(SATURDAY),
+            make=make, clock=Clock(datetime.now(UTC)),
         ) as gw:
             yield Env(svc, gw, sites)
 
@@ -149,17 +147,28 @@ async def test_ask_a_superior_reaches_a_reviewer_who_approves(
     await ctx.close()
 
 
-@pytest.mark.xfail(strict=True, reason="the gateway honours allowances once branch proceed "
-                   "(posts.py, bundle/stream) is merged")
 async def test_approved_post_goes_through_once(browser: Browser, env: Env) -> None:  # noqa: F811
     ctx, page, _ = await ask_and_approve(browser, env)
     try:
         await page.locator("sargs-review button.cancel").click()
+        received = env.sites[RECEIVED]
+        # A changed text is not the reviewed one: refused, and the approval stays unused.
+        await page.locator(EDITOR).click()
+        await page.keyboard.press("End")
+        await page.keyboard.type("!")
+        await page.click("#post")
+        await expect(page.locator("#result")).to_contain_text("Sargs")
+        assert received == []
+        await page.locator(EDITOR).click()
+        await page.keyboard.press("End")
+        await page.keyboard.press("Backspace")
+        await page.evaluate("document.getElementById('result').textContent = ''")
         await page.click("#post")
         await expect(page.locator("#result")).to_have_text("Posted")
-        received = env.sites[RECEIVED]
-        assert any(DRAFT in json.dumps(r, ensure_ascii=False) for r in received)
-        await page.click("#post")  # once only
-        await expect(page.locator("#result")).not_to_have_text("Posted")
+        assert [json.loads(r.text())["variables"]["tweet_text"] for r in received] == [DRAFT]
+        await page.evaluate("document.getElementById('result').textContent = ''")
+        await page.click("#post")  # once only: the same text again is refused
+        await expect(page.locator("#result")).to_contain_text("Sargs")
+        assert len(received) == 1
     finally:
         await ctx.close()
