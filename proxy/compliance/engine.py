@@ -70,6 +70,10 @@ class Setting:
     """The institution's own domains (look-alike links)."""
     guidelines: Mapping[str, Localized] = field(default_factory=dict)
     """Guideline key → its text, shown with each finding of a rule that names it."""
+    review_official: bool = False
+    """Posts as an official account need a superior's review (policy
+    ``reviews.official_accounts``): an ``official-account`` finding of kind ``review``
+    whose only way forward is ``review``."""
 
 
 class _Institution(Protocol):
@@ -95,6 +99,11 @@ class PolicyLike(Protocol):
     def guidelines(self) -> Mapping[str, _Guideline]: ...
 
 
+REVIEW_KIND = "review"
+"""The kind of the ``official-account`` finding that asks for a review (not a refusal of
+the author's right: its message is the rule's ``messages.review``)."""
+
+
 class Engine:
     def __init__(self, config: ComplianceConfig, setting: Setting | None = None) -> None:
         self.config = config
@@ -117,6 +126,8 @@ class Engine:
                 working_hours=tuple(institution.working_hours),
                 domains=tuple(institution.domains),
                 guidelines={key: g.text for key, g in policy.guidelines.items()},
+                review_official=bool(getattr(getattr(policy, "reviews", None),
+                                             "official_accounts", False)),
             ),
         )
 
@@ -163,6 +174,9 @@ class Engine:
             out.append(Hit("working-hours", 0, 0))
         if request.account == "official" and request.official_allowed is False:
             out.append(Hit("official-account", 0, 0))
+        elif request.account == "official" and request.official_allowed \
+                and self.setting.review_official:
+            out.append(Hit("official-account", 0, 0, REVIEW_KIND))
         return [hit for hit in out if hit.rule in self.rules]
 
     def in_working_hours(self, at: datetime) -> bool:
@@ -191,7 +205,7 @@ class Engine:
         if hit.disguised:
             message = f"{message} {disguise.message('disguised', lang)}"
         guideline = self.setting.guidelines.get(rule.guideline or "")
-        ways = self._ways.get((hit.rule, severity))
+        ways = self._ways.get((hit.rule, severity)) if hit.kind != REVIEW_KIND else ["review"]
         if ways is None:
             ways = self._ways[(hit.rule, severity)] = cast(
                 list[Way], list(ways_of(self.config, hit.rule, severity)))

@@ -67,7 +67,7 @@ def make_addons(
     addons: list[object] = [
         access,
         Proceed(syncer, max_body_bytes=settings.max_body_bytes),  # before Reserved's 404
-        ReviewForward(syncer, max_body_bytes=settings.max_body_bytes),  # /__sargs/api/v1/reviews… to the service
+        ReviewForward(syncer, max_body_bytes=settings.max_body_bytes),  # reviews, likewise
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),
         Posts(lambda: state.current, now=now,

@@ -53,6 +53,7 @@ from proxy.service.bundle import gateway_authorized
 from proxy.service.check import CHECKPOOL
 from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
 from proxy.service.errors import json_error, read_form
+from proxy.service.openapi import Op, Param, document
 from proxy.service.pages import language, render
 from proxy.store import (
     AlreadyDecided,
@@ -126,7 +127,7 @@ def out(request: web.Request, review: rv.Review, allowance: Allowance | None = N
     t = _t(request)
     message = t("state_" + review.status, reviewer=review.decided_by or "",
                 comment=review.comment or "")
-    return ReviewOut(id=review.id, status=review.status, platform=review.platform,  # type: ignore[arg-type]
+    return ReviewOut(id=review.id, status=review.status, platform=review.platform,
                      account=review.account, rules=list(review.rules),
                      created_at=review.created_at, decided_at=review.decided_at,
                      decided_by=review.decided_by, comment=review.comment,
@@ -198,7 +199,7 @@ async def submit_api(request: web.Request) -> web.Response:
     try:
         result: CheckResult = await request.app[CHECKPOOL].check(CheckRequest(
             text=body.text, platform=body.platform, account=body.account,
-            lang=body.lang or language(request)))  # type: ignore[arg-type]
+            lang=body.lang or language(request)))
     except (CheckTimeout, CheckUnavailable) as exc:
         response = json_error(503, str(exc))
         response.headers["Retry-After"] = "1"
@@ -424,8 +425,8 @@ async def review_page(request: web.Request) -> web.Response:
     if draft is not None:
         with contextlib.suppress(CheckTimeout, CheckUnavailable):
             result = await request.app[CHECKPOOL].check(CheckRequest(
-                text=draft.text, platform=found.platform, account=found.account,  # type: ignore[arg-type]
-                lang=language(request)))  # type: ignore[arg-type]
+                text=draft.text, platform=found.platform, account=found.account,
+                lang=language(request)))
             findings = [(f.rule, f.message, utf16_slice(draft.text, f.start, f.end))
                         for f in result.findings]
     history = await asyncio.to_thread(rv.list_reviews, store, user=found.user, limit=20)
@@ -517,6 +518,37 @@ async def pending_for(request: web.Request) -> int | None:
     if user is None or not is_reviewer(user, policy_of(request)):
         return None
     return len(await queue(request, user))
+
+
+_ID = Param("id", "path", required=True)
+_SENT_BY = ("A logged-in author (Basic, or a session with X-CSRF-Token), or a gateway "
+            "(its bearer token and X-Sargs-User: the user it identified).")
+for _method, _path, _op in (
+    ("POST", "/api/v1/reviews", Op(
+        "Ask a superior: send a draft for review", "reviews", body=ReviewIn, ok=201,
+        errors=(400, 401, 403, 422, 503),
+        description="The one place a draft is stored: sealed (AES-256-GCM, key outside the "
+                    "database), deleted when decided or after reviews.retention_days. The "
+                    "service checks the text itself. 422 'reviewers' when nobody may review "
+                    "this author's drafts; 429 with ten drafts waiting. " + _SENT_BY)),
+    ("GET", "/api/v1/reviews/{id}", Op(
+        "The state of one review, for its author only (others: 404)", "reviews",
+        answer=ReviewOut, params=(_ID,), errors=(401, 404),
+        description="The guard polls it. " + _SENT_BY)),
+    ("POST", "/api/v1/reviews/{id}/withdraw", Op(
+        "Withdraw a pending review (its draft is deleted)", "reviews", answer=ReviewOut,
+        params=(_ID,), errors=(401, 404, 409, 503))),
+    ("POST", "/api/v1/reviews/{id}/approve", Op(
+        "Approve: exactly this text may be posted once (an allowance of kind review)",
+        "reviews", security="approver", body=DecideIn, answer=ReviewOut, params=(_ID,),
+        errors=(400, 401, 403, 404, 409, 422, 503),
+        description="Reviewers are named by the policy's reviews.rules.")),
+    ("POST", "/api/v1/reviews/{id}/return", Op(
+        "Return to the author with a comment (required)", "reviews", security="approver",
+        body=DecideIn, answer=ReviewOut, params=(_ID,),
+        errors=(400, 401, 403, 404, 409, 422, 503))),
+):
+    document(_method, _path, _op)
 
 
 def setup(app: web.Application) -> None:

@@ -70,8 +70,9 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
 
         sites = make_site_app(None)  # the gateway injects the guard
         async with serve(sites) as sites_url, running_gateway(
-            tmp_path, int(sites_url.rsplit(":", 1)[1]), users={"carl": ("carl-pw", ["communicator"])},
-            make=make, clock=Clock(datetime.now(UTC)),
+            tmp_path, int(sites_url.rsplit(":", 1)[1]),
+            users={"carl": ("carl-pw", ["communicator"])}, make=make,
+            clock=Clock(datetime.now(UTC)),
         ) as gw:
             yield Env(svc, gw, sites)
 
@@ -143,7 +144,7 @@ def _review_key() -> Any:
 async def test_ask_a_superior_reaches_a_reviewer_who_approves(
     browser: Browser, env: Env,  # noqa: F811
 ) -> None:
-    ctx, page, _ = await ask_and_approve(browser, env)
+    ctx, _page, _ = await ask_and_approve(browser, env)
     await ctx.close()
 
 

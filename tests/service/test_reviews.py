@@ -53,10 +53,12 @@ async def test_ask_review_approve_and_allowance(svc: Service) -> None:
     assert r.status == 201, await r.text()
     made = await r.json()
     rid = made["id"]
-    assert made["status"] == "pending" and made["reviewers"] >= 2
+    assert made["status"] == "pending"
+    assert made["reviewers"] >= 2
     # At rest: sealed, nothing readable; the service's own findings, not the page's.
     raw = _raw(svc, rid)
-    assert raw["sealed"] is not None and b"2912" not in bytes(raw["sealed"])  # type: ignore[arg-type]
+    assert raw["sealed"] is not None
+    assert b"2912" not in bytes(raw["sealed"])
     assert "made-up" not in raw["rules"]  # type: ignore[operator]
     assert "personal-data" in raw["rules"]  # type: ignore[operator]
     assert (svc.settings.var_dir / "review.key").exists()
@@ -77,7 +79,8 @@ async def test_ask_review_approve_and_allowance(svc: Service) -> None:
         assert "Ministre" not in peter.last_page  # gone
 
     raw = _raw(svc, rid)
-    assert raw["sealed"] is None and raw["status"] == "approved"
+    assert raw["sealed"] is None
+    assert raw["status"] == "approved"
     active = await asyncio.to_thread(allowances.active, svc.store)
     assert [(a.user, a.platform, a.kind, a.text_hash) for a in active] == [
         ("anna", "x", "review", text_hash(DRAFT))]
@@ -205,7 +208,9 @@ async def test_reviewers_get_a_link_by_e_mail_never_the_draft(tmp_path: Path,
         for m in parsed:
             body = m.get_body().get_content()  # type: ignore[union-attr]
             assert f"/reviews/{rid}" in body
-            assert "2912" not in body and "Ministre" not in body and NOTE not in body
+            assert "2912" not in body
+            assert "Ministre" not in body
+            assert NOTE not in body
         async with aiohttp.ClientSession() as s:
             await s.post(f"{svc.url}/api/v1/reviews/{rid}/return", json={"comment": "no"},
                          headers=svc.basic("peter"))

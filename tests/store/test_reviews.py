@@ -59,7 +59,7 @@ def test_key_file_is_made_once_private(tmp_path: Path) -> None:
     with pytest.raises(ReviewKeyError, match="SARGS_REVIEW_KEY"):
         load(path, "not-hex")
     (tmp_path / "bad.key").write_text("12\n")
-    with pytest.raises(ReviewKeyError, match="bad.key"):
+    with pytest.raises(ReviewKeyError, match=r"bad\.key"):
         load(tmp_path / "bad.key")
 
 
@@ -69,7 +69,8 @@ def test_draft_is_sealed_at_rest_and_gone_after_approval(store: Store, key: Revi
     sealed = bytes(raw["sealed"])  # type: ignore[arg-type]
     dumped = repr(raw).encode()
     for secret in (DRAFT, NOTE, "2912 3456", "ministre"):
-        assert secret.encode() not in sealed and secret.encode() not in dumped
+        assert secret.encode() not in sealed
+        assert secret.encode() not in dumped
         assert secret.encode("utf-16-le") not in sealed
     assert raw["text_hash"] == text_hash(DRAFT)
     assert raw["key_id"] == key.id
@@ -77,7 +78,8 @@ def test_draft_is_sealed_at_rest_and_gone_after_approval(store: Store, key: Revi
 
     decided, allowance = rv.approve(store, made.id, "boss", "Labi, publicē.", minutes=30,
                                     now=T0 + timedelta(hours=1))
-    assert decided.status == rv.APPROVED and not decided.has_draft
+    assert decided.status == rv.APPROVED
+    assert not decided.has_draft
     # Exactly this text, this author, this platform, once, for 30 minutes.
     assert (allowance.user, allowance.platform, allowance.kind) == ("eva", "x", "review")
     assert allowance.text_hash == text_hash(DRAFT)
@@ -86,7 +88,8 @@ def test_draft_is_sealed_at_rest_and_gone_after_approval(store: Store, key: Revi
     assert rv.get(store, made.id) == decided
     assert decided.allowance_id == allowance.id
     raw = _raw(store, made.id)
-    assert raw["sealed"] is None and raw["key_id"] is None
+    assert raw["sealed"] is None
+    assert raw["key_id"] is None
     assert rv.draft(store, key, made.id) is None
     # The audit log names the hash and lengths, never the draft, note or comment.
     entries = sorted(audit.query(store), key=lambda e: e.seq)
@@ -102,7 +105,8 @@ def test_draft_is_sealed_at_rest_and_gone_after_approval(store: Store, key: Revi
 def test_returned_draft_is_gone_and_comment_kept(store: Store, key: ReviewKey) -> None:
     made = _submit(store, key)
     back = rv.return_(store, made.id, "boss", "Remove the phone number.")
-    assert back.status == rv.RETURNED and back.comment == "Remove the phone number."
+    assert back.status == rv.RETURNED
+    assert back.comment == "Remove the phone number."
     assert _raw(store, made.id)["sealed"] is None
     assert rv.get(store, made.id) == back
 
@@ -148,7 +152,8 @@ def _try(fn: object) -> object:
 def test_withdraw_deletes_the_draft(store: Store, key: ReviewKey) -> None:
     made = _submit(store, key)
     gone = rv.withdraw(store, made.id, "eva")
-    assert gone.status == rv.WITHDRAWN and _raw(store, made.id)["sealed"] is None
+    assert gone.status == rv.WITHDRAWN
+    assert _raw(store, made.id)["sealed"] is None
 
 
 @pytest.mark.parametrize(("field", "kwargs"), [
@@ -175,7 +180,9 @@ def test_retention_expires_pending_and_deletes_decided(store: Store, key: Review
     assert rv.purge(store, now=T0 + timedelta(days=6)) == (0, 0)
     assert rv.purge(store, now=T0 + timedelta(days=7)) == (1, 1)
     expired = rv.get(store, old.id)
-    assert expired is not None and expired.status == rv.EXPIRED and not expired.has_draft
+    assert expired is not None
+    assert expired.status == rv.EXPIRED
+    assert not expired.has_draft
     assert _raw(store, old.id)["sealed"] is None
     assert rv.get(store, decided.id) is None
     assert rv.draft(store, key, fresh.id) is not None
