@@ -45,9 +45,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from proxy.checkpool import CheckTimeout, CheckUnavailable
 from proxy.compliance.model import CheckRequest, CheckResult
 from proxy.i18n import Translator
-from proxy.policy.scopes import is_reviewer, may_review
+from proxy.policy.scopes import is_approver, is_reviewer, may_review
 from proxy.service import keys
 from proxy.service.access import policy_of, read_json, send_mail
+from proxy.service.approve import pending_count
 from proxy.service.auth import current_user, require_user, session_of, unauthorized
 from proxy.service.bundle import gateway_authorized
 from proxy.service.check import CHECKPOOL
@@ -364,6 +365,14 @@ async def queue(request: web.Request, reviewer: User) -> list[tuple[rv.Review, U
             if may_review(policy, reviewer, people.get(r.user), r.platform, r.user)]
 
 
+async def _badge(request: web.Request, user: User) -> int | None:
+    """The approvers' navigation (with their pending count), as the approver pages show
+    it; ``None`` for others."""
+    if not is_approver(user, policy_of(request)):
+        return None
+    return await pending_count(request, user)
+
+
 def _msg(request: web.Request) -> str:
     key = request.query.get("msg", "")
     return key if key.startswith("msg_") else ""
@@ -375,7 +384,8 @@ async def queue_page(request: web.Request) -> web.Response:
     items = await queue(request, reviewer)
     names = {pid: p.name for pid, p in policy_of(request).platforms.items()}
     return render(request, "reviews.html", items=items, names=names, r=_t(request),
-                  msg=_msg(request), rule_names=_rule_names(request), mine=False)
+                  msg=_msg(request), rule_names=_rule_names(request), mine=False,
+                  badge=await _badge(request, reviewer))
 
 
 def _rule_names(request: web.Request) -> dict[str, str]:
@@ -401,7 +411,8 @@ async def mine_page(request: web.Request) -> web.Response:
                                     limit=50)
     names = {pid: p.name for pid, p in policy_of(request).platforms.items()}
     return render(request, "reviews.html", items=[(x, user) for x in found], names=names,
-                  r=_t(request), msg="", rule_names=_rule_names(request), mine=True)
+                  r=_t(request), msg="", rule_names=_rule_names(request), mine=True,
+                  badge=await _badge(request, user))
 
 
 @routes.get("/reviews/{id}")
@@ -437,7 +448,8 @@ async def review_page(request: web.Request) -> web.Response:
                   allowance_minutes=reviews_policy.allowance_minutes,
                   unreadable=unreadable, findings=findings,
                   history=[h for h in history if h.id != found.id], names=names, r=t,
-                  rule_names=_rule_names(request), msg=_msg(request))
+                  rule_names=_rule_names(request), msg=_msg(request),
+                  badge=await _badge(request, reviewer))
 
 
 async def _form_decide(request: web.Request, verdict: str) -> web.StreamResponse:
