@@ -41,7 +41,8 @@ log = logging.getLogger("sargs.gateway.reviews")
 
 PREFIX = "/__sargs/api/v1/reviews"
 _PATH = re.compile(r"^/__sargs/api/v1/reviews(?:/([A-Za-z0-9_-]{1,32})(/withdraw)?)?$")
-TIMEOUT = 10.0
+TIMEOUT = 20.0
+"""Seconds the service has to answer (it checks the text again)."""
 
 
 def _json(status: int, payload: dict[str, Any], **headers: str) -> http.Response:
@@ -120,8 +121,9 @@ class ReviewForward:
                 payload = await answer.read()
                 status = answer.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("review call to the service failed", extra={"event": {
-                "event": "review-forward-failed", "error": type(exc).__name__}})
+            log.warning("review call to the service failed: %s", type(exc).__name__,
+                        extra={"event": {"event": "review-forward-failed",
+                                         "error": type(exc).__name__}})
             return _json(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
                          **allow)
         if status == 200 and method == "GET":
