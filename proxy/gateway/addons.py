@@ -65,7 +65,7 @@ def make_addons(
     access = Access(state, grants=grants, now=now, identifier=identifier)
     addons: list[object] = [
         access,
-        Proceed(syncer, max_body_bytes=settings.max_body_bytes),  # before Reserved's 404
+        Proceed(syncer, lambda: state.current, max_body_bytes=settings.max_body_bytes),  # before Reserved's 404
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),
         Posts(lambda: state.current, now=now,
