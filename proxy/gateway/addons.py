@@ -65,7 +65,8 @@ def make_addons(
     access = Access(state, grants=grants, now=now, identifier=identifier)
     addons: list[object] = [
         access,
-        Proceed(syncer, lambda: state.current, max_body_bytes=settings.max_body_bytes),  # before Reserved's 404
+        # before Reserved, which answers 404 for the paths it does not know
+        Proceed(syncer, lambda: state.current, max_body_bytes=settings.max_body_bytes),
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),
         Posts(lambda: state.current, now=now,
