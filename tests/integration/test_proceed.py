@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from proxy.compliance.texthash import text_hash
 from proxy.gateway.addons import make_addons
+from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
 from proxy.store import audit
@@ -185,3 +186,39 @@ async def test_simulation_shows_and_records_but_never_refuses(tmp_path: Path) ->
         assert "personal-data" in entry.details["rules"]
         assert audit.query(svc.store, kind="block") == []
         assert "123 456" not in json.dumps(dict(entry.details))
+
+
+async def test_other_gateways_learn_of_it_and_of_its_use_another_user_cannot_use_it(
+        tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'sargs.db'}"
+    people = {**USERS, "dave": ("dave-pw", ["communicator"])}
+    dave = {"Proxy-Authorization": "Basic " + base64.b64encode(b"dave:dave-pw").decode()}
+    async with running_service(tmp_path / "service", database,
+                               gateway_token=SecretStr(TOKEN)) as svc:
+        settings = Settings(var_dir=tmp_path / "gateway", service_url=svc.url,
+                            gateway_token=SecretStr(TOKEN), gateway_metrics_port=0)
+        other = GatewaySync(svc.url, tmp_path / "gw-2", token=TOKEN, gateway="gw-2")
+        await other.start()
+        try:
+            async with (
+                fake_site() as site,
+                running_gateway(tmp_path, site.port, users=people, make=_make(settings),
+                                clock=Clock(datetime.now(UTC))) as gw,
+                aiohttp.ClientSession() as session,
+            ):
+                status, _ = await _proceed(session, gw, text=PHONE, way="justify",
+                                           reason="public-number")
+                assert status == 200
+                await _eventually(lambda: len(other.allowances) == 1, within=20)
+
+                body = json.dumps({"variables": {"tweet_text": PHONE}}).encode()
+                async with session.post(POST_URL, data=body, proxy=gw.proxy_url,
+                                        ssl=gw.ssl_context(), proxy_headers=dave,
+                                        headers={"Content-Type": "application/json"}) as r:
+                    assert r.status == 403  # carl's permission is not dave's
+                assert (await _post(session, gw, PHONE))[0] == 200
+                assert len(site.seen) == 1
+                # the use reaches the service, which tells every gateway: gone there too
+                await _eventually(lambda: len(other.allowances) == 0, within=30)
+        finally:
+            await other.stop()
