@@ -121,6 +121,7 @@
       const got = handlerOf(way);
       if (!got) return;
       togglePanel(state, true);
+      closeCard(state.ctx, null); // the form is in the panel: the card must not cover it
       const ui = state.ui;
       const doc = state.ctx.doc;
       const area = ui.ways;
@@ -244,7 +245,10 @@
       ui.list.replaceChildren(...state.findings.map((f) => {
         const [quote, ...rest] = explain(state, f);
         const item = h(doc, 'button', { type: 'button', class: 'item' }, quote, rest[0]);
-        const show = () => { state.hot = f; openCard(state, f, 'panel'); };
+        const show = () => { // not over an open form of a way forward (phones: it would cover it)
+          if (state.ui && state.ui.ways && !state.ui.ways.hidden) return;
+          state.hot = f; openCard(state, f, 'panel');
+        };
         const hide = () => { if (state.hot === f) state.hot = null; closeCard(state.ctx, 'panel'); };
         item.addEventListener('focus', show, { signal });
         item.addEventListener('blur', hide, { signal });
@@ -256,8 +260,8 @@
       ui.state.hidden = !said;
       ui.state.textContent = said;
       const all = link(doc, '', T.guidelines);
-      ui.foot.replaceChildren(h(doc, 'span', { text: config.enforced ? T.enforced : T.notEnforced }),
-        all ? h(doc, 'span', null, all) : null);
+      ui.foot.replaceChildren(...[h(doc, 'span', { text: config.enforced ? T.enforced : T.notEnforced }),
+        all ? h(doc, 'span', null, all) : null].filter(Boolean)); // replaceChildren(null) writes "null"
     }
 
     function togglePanel(state, open) {
