@@ -187,3 +187,30 @@ async def test_rule_on_trial_is_shown_and_recorded_but_never_refuses(
         assert entry.details["would"] == "block"
         assert entry.details["rules"] == ["personal-data"]
         assert PHONE not in str(dict(entry.details))
+
+
+async def test_acknowledge_a_warning_from_the_keyboard(
+        browser: Browser, tmp_path: Path) -> None:  # noqa: F811
+    insult = "Tu esi idiots, bet labs"  # offensive: warn; acknowledge allowed
+    async with stand(browser, tmp_path) as s:
+        page = await compose(s.context, insult)
+        event = await next_event(page, rule="offensive")
+        found = next(f for f in event["findings"] if f["rule"] == "offensive")
+        assert found["ways"] == ["acknowledge", "report", "review"]
+        await page.keyboard.press("Alt+Shift+S")  # the panel, with focus
+        panel = page.locator("sargs-guard .panel")
+        await panel.wait_for()
+        button = panel.get_by_role("button", name="Post anyway")
+        await button.focus()
+        await page.keyboard.press("Enter")
+        confirm = page.locator("sargs-guard .way-area").get_by_role("button", name="Confirm")
+        await confirm.wait_for()
+        assert await confirm.evaluate("(b) => b.getRootNode().activeElement === b")
+        await page.keyboard.press("Enter")
+        done = await next_event(page, kind="proceed")
+        assert done["way"] == "acknowledge"
+        assert done["allowed"] is True
+        (entry,) = audit.query(s.service.store, kind="post-override")
+        assert entry.details["way"] == "acknowledge"
+        assert "offensive" in entry.details["rules"]  # (and working-hours, in working hours)
+        assert "idiots" not in str(dict(entry.details))

@@ -143,6 +143,7 @@ async def test_report_on_a_finding_nobody_may_pass_records_it_and_lets_nothing_t
             assert status == 403
             assert "justify" not in refused["ways"]
             status, answer = await _proceed(session, gw, text=text, way="report",
+                                            rules=["classified"],
                                             reason="it is the name of a film")
             assert status == 200, answer
             assert answer["allowance"] is None
@@ -207,7 +208,7 @@ async def test_other_gateways_learn_of_it_and_of_its_use_another_user_cannot_use
                 aiohttp.ClientSession() as session,
             ):
                 status, _ = await _proceed(session, gw, text=PHONE, way="justify",
-                                           reason="public-number")
+                                           rules=["personal-data"], reason="public-number")
                 assert status == 200
                 await _eventually(lambda: len(other.allowances) == 1, within=20)
 
