@@ -142,6 +142,19 @@ async def test_report_on_a_finding_nobody_may_pass_records_it_and_lets_nothing_t
             status, refused = await _post(session, gw, text)
             assert status == 403
             assert "justify" not in refused["ways"]
+            # a plain form post (a page navigation) gets the refusal as a page, in lv
+            async with session.post(
+                    POST_URL, data=json.dumps({"variables": {"tweet_text": text}}),
+                    proxy=gw.proxy_url, ssl=gw.ssl_context(), proxy_headers=LOGIN,
+                    headers={"Content-Type": "application/json", "Accept": "text/html",
+                             "Sec-Fetch-Dest": "document", "Accept-Language": "lv"}) as r:
+                assert r.status == 403
+                assert r.headers["Content-Type"].startswith("text/html")
+                page = await r.text()
+            assert "Sargs nenosūtīja šo ierakstu" in page
+            assert "ziņot par kļūdainu atradumu" in page
+            assert f'href="{svc.url}/proceed?platform=x"' in page
+            assert "SLEPENI" not in page
             status, answer = await _proceed(session, gw, text=text, way="report",
                                             rules=["classified"],
                                             reason="it is the name of a film")
