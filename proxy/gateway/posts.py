@@ -19,7 +19,8 @@ method, path pattern, where the text sits), every text location present is extra
 
 The refusal names the findings' ways forward (``ways``) and where to take them: the
 guard's own ``/__sargs/api/v1/proceed`` on the page, or the service's ``/proceed`` page
-when the script never ran.
+when the script never ran (a post sent by a page navigation gets the refusal as a page,
+``templates/post_refused.html``).
 
 Draft text is never stored or logged. The account is taken as ``personal``: nothing in a
 request tells reliably that it posts as an institution's page. Media in the body
