@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from proxy.compliance.texthash import text_hash
 from proxy.gateway.addons import make_addons
+from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
@@ -189,6 +190,11 @@ async def test_simulation_shows_and_records_but_never_refuses(tmp_path: Path) ->
             status, _ = await _post(session, gw, PHONE)
             assert status == 200
             assert len(site.seen) == 1  # the platform got it
+            members = [m for a in gw.addons for m in getattr(a, "addons", [a])]
+            metrics = next(m for m in members if isinstance(m, GatewayMetrics))
+            scraped = metrics.registry_text()
+            assert 'rule="personal-data",severity="simulated-block"' in scraped
+            assert 'rule="personal-data",severity="block"' not in scraped
 
             def recorded() -> bool:
                 return bool(audit.query(svc.store, kind="post-simulated"))
