@@ -66,7 +66,8 @@ def make_addons(
     access = Access(state, grants=grants, now=now, identifier=identifier)
     addons: list[object] = [
         access,
-        Proceed(syncer, max_body_bytes=settings.max_body_bytes),  # before Reserved's 404
+        # before Reserved, which answers 404 for the paths it does not know
+        Proceed(syncer, lambda: state.current, max_body_bytes=settings.max_body_bytes),
         ReviewForward(syncer, max_body_bytes=settings.max_body_bytes),  # reviews, likewise
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),

@@ -19,7 +19,8 @@ method, path pattern, where the text sits), every text location present is extra
 
 The refusal names the findings' ways forward (``ways``) and where to take them: the
 guard's own ``/__sargs/api/v1/proceed`` on the page, or the service's ``/proceed`` page
-when the script never ran.
+when the script never ran (a post sent by a page navigation gets the refusal as a page,
+``templates/post_refused.html``).
 
 Draft text is never stored or logged. The account is taken as ``personal``: nothing in a
 request tells reliably that it posts as an institution's page. Media in the body
@@ -30,15 +31,18 @@ copyright reminders apply. If the check itself fails the post is refused (fail c
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import jinja2
 from mitmproxy import http
 
 from proxy.checkpool import CheckTimeout
@@ -159,9 +163,10 @@ def ways_forward(result: CheckResult) -> list[str]:
 
 
 def refusal(result: CheckResult, lang: str, origin: str | None = None,
-            service_url: str = "", platform: str = "") -> http.Response:
+            service_url: str = "", platform: str = "", html: bool = False) -> http.Response:
     """The JSON 403 a refused post gets; the message can be shown by the platform's page.
-    It names the ways forward (``ways``) and where to take them (``proceed``)."""
+    It names the ways forward (``ways``) and where to take them (``proceed``). A post sent
+    by a page navigation (a plain form: ``html``) gets the same as a page."""
     t = Translator("posts", lang)
     blocking = [f for f in result.findings if f.severity == "block" and not f.simulated]
     reasons = "; ".join(dict.fromkeys(f.message for f in blocking))
@@ -175,6 +180,14 @@ def refusal(result: CheckResult, lang: str, origin: str | None = None,
             message = f"{message} {t('ways_where', url=link)}"
     else:
         message = t("refused", reasons=reasons)
+    if html:
+        page = _refused_template().render(
+            lang=t.lang, t=t, findings=blocking, ways=ways, link=link)
+        return http.Response.make(403, page.encode(), {
+            "Content-Type": "text/html; charset=utf-8", "Content-Language": t.lang,
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                       "base-uri 'none'; form-action 'none'"})
     payload: dict[str, Any] = {
         "error": "refused",
         "verdict": result.verdict,
@@ -192,6 +205,14 @@ def refusal(result: CheckResult, lang: str, origin: str | None = None,
             "Vary": "Origin",
         }
     return http.Response.make(403, json.dumps(payload, ensure_ascii=False).encode(), headers)
+
+
+@functools.cache
+def _refused_template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, auto_reload=False)
+    return env.get_template("post_refused.html")
 
 
 def _json_error(status: int, error: str, message: str) -> http.Response:
@@ -326,8 +347,9 @@ class Posts:
         if result.verdict == "block":
             log.warning("post refused", extra={"event": facts})
             origin = self._origin(flow, compiled, platform)
+            page = flow.request.headers.get("Sec-Fetch-Dest", "") == "document"
             self._refuse(flow, "post-findings",
-                         refusal(result, lang, origin, self.service_url, platform))
+                         refusal(result, lang, origin, self.service_url, platform, html=page))
         else:
             log.info("post passed with findings", extra={"event": facts})
 

@@ -9,6 +9,9 @@ allowance, the gateway installs it at once (``BundleAllowances.install``): the u
 click on "Post" may come before the change stream brings it; other gateways get it by
 the stream.
 
+``GET /__sargs/api/v1/reasons`` gives the policy's reasons for ``justify`` in the user's
+language (the guard's list), from the gateway's own policy.
+
 Runs before :class:`proxy.gateway.reserved.Reserved` (which answers 404 for paths it
 does not know). Without a link to the service (a gateway alone) it answers 503: there is
 nobody to record the choice, so nothing is let through.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -27,11 +31,15 @@ from proxy.gateway.flowinfo import info, peek
 from proxy.gateway.reserved import cors
 from proxy.gateway.sync import GatewaySync
 from proxy.i18n import Translator
+from proxy.runtime import Compiled
 from proxy.store.allowances import Allowance
 
 log = logging.getLogger("sargs.gateway.proceed")
 
 PROCEED_PATH = "/__sargs/api/v1/proceed"
+REASONS_PATH = "/__sargs/api/v1/reasons"
+"""``GET``: the policy's reasons for ``justify`` in the user's language:
+``{"reasons": [{"id", "label"}], "minutes"}`` (the guard's reason list)."""
 SERVICE_PATH = "/api/v1/proceed"
 USER_HEADER = "X-Sargs-User"
 TIMEOUT = 15.0
@@ -51,8 +59,10 @@ class Proceed:
 
     name = "sargsproceed"
 
-    def __init__(self, sync: GatewaySync | None, *, max_body_bytes: int = 64 * 1024) -> None:
+    def __init__(self, sync: GatewaySync | None, compiled: Callable[[], Compiled], *,
+                 max_body_bytes: int = 64 * 1024) -> None:
         self.sync = sync
+        self.compiled = compiled
         self.max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
 
@@ -64,7 +74,8 @@ class Proceed:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        if flow.request.path.split("?", 1)[0] != PROCEED_PATH:
+        path = flow.request.path.split("?", 1)[0]
+        if path not in (PROCEED_PATH, REASONS_PATH):
             return
         record = peek(flow)
         if record is None or record.platform is None:
@@ -72,6 +83,10 @@ class Proceed:
         info(flow).generated = "reserved"
         headers = cors(flow)
         method = flow.request.method
+        if path == REASONS_PATH:
+            flow.response = (self._reasons(record.lang) if method in ("GET", "HEAD")
+                             else _json(405, {"error": f"method {method} not allowed"}))
+            return
         if method == "OPTIONS":
             flow.response = http.Response.make(204, b"", {"Allow": "POST, OPTIONS", **headers})
             return
@@ -105,6 +120,13 @@ class Proceed:
                                         "message": t("proceed_unavailable")}, **headers)
             return
         flow.response = await self._forward(data, user, t, headers)
+
+    def _reasons(self, lang: str) -> http.Response:
+        compliance = self.compiled().loaded.policy.compliance
+        return _json(200, {
+            "reasons": [{"id": key, "label": text.get(lang)}
+                        for key, text in compliance.reasons.items()],
+            "minutes": compliance.proceed_minutes})
 
     async def _forward(self, data: dict[str, Any], user: str, t: Translator,
                        headers: dict[str, str]) -> http.Response:

@@ -19,10 +19,13 @@ What it records (never the text; ``text_hash`` is ``proxy.compliance.texthash``)
   policy authors).
 
 Answer: ``{"allowance": {...} | null, "expires": ISO | null, "way", "rules",
-"reported"}``. Who asks: a signed-in user (a session with ``X-CSRF-Token``, or HTTP
-Basic), or a gateway with its bearer token naming the user it identified in
-``X-Sargs-User`` (the service trusts that name only with the gateway token; the gateway
-forwards ``/__sargs/api/v1/proceed`` from the platform page, ``proxy/gateway/proceed.py``).
+"reported"}``. ``GET/POST /proceed`` is the same as a page (a signed-in user pastes the
+post): the gateway's refusal links there for posts the guard never saw.
+
+Who asks: a signed-in user (a session with ``X-CSRF-Token``, or HTTP Basic), or a
+gateway with its bearer token naming the user it identified in ``X-Sargs-User`` (the
+service trusts that name only with the gateway token; the gateway forwards
+``/__sargs/api/v1/proceed`` from the platform page, ``proxy/gateway/proceed.py``).
 """
 
 from __future__ import annotations
@@ -33,20 +36,22 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from proxy.checkpool import CheckTimeout, CheckUnavailable
 from proxy.compliance.config import RuleId
 from proxy.compliance.model import MAX_TEXT, Attachment, CheckRequest, Lang
 from proxy.compliance.texthash import text_hash
-from proxy.i18n import negotiate
-from proxy.service import keys
+from proxy.i18n import Translator, negotiate
+from proxy.service import keys, openapi
 from proxy.service.auth import SESSION_COOKIE, require_user
 from proxy.service.bundle import gateway_authorized
 from proxy.service.check import CHECKPOOL
 from proxy.service.csrf import check_csrf
-from proxy.service.errors import json_error
+from proxy.service.errors import json_error, read_form, validation_details
+from proxy.service.pages import language, local_time, render
 from proxy.store import allowances, audit
+from proxy.store.users import User
 
 PROCEED = "/api/v1/proceed"
 USER_HEADER = "X-Sargs-User"
@@ -95,48 +100,63 @@ async def _who(request: web.Request) -> str:
     return user.name
 
 
-@routes.post(PROCEED)
-async def proceed(request: web.Request) -> web.Response:
-    user = await _who(request)
-    body = ProceedIn.model_validate_json(await request.read() or b"null")
-    app = request.app
+class ProceedOut(BaseModel):
+    """What a recorded way forward gives back."""
+
+    allowance: dict[str, Any] | None = Field(
+        description="The permission to post exactly this text once (id, user, platform, "
+                    "text_hash, kind, rules, issued_by, issued_at, expires_at), or null.")
+    expires: str | None
+    way: str
+    rules: list[str]
+    reported: bool
+
+
+class Refused(Exception):
+    """A way forward refused: the HTTP status, the field at fault and why."""
+
+    def __init__(self, status: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.field, self.message = status, field, message
+
+
+async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
+                   ) -> dict[str, Any]:
+    """Check the text again, record the way and issue the allowance (module docs);
+    ``Refused`` names the field."""
     compiled = app[keys.POLICY].current
     policy = compiled.loaded.policy
     if body.platform not in policy.platforms:
-        return _unprocessable("platform", f"unknown platform {body.platform!r}")
-    lang = body.lang or negotiate(request.headers.get("Accept-Language"))
+        raise Refused(422, "platform", f"unknown platform {body.platform!r}")
     draft = CheckRequest(text=body.text, platform=body.platform, attachments=body.attachments,
-                         lang=lang, at=datetime.now(UTC))
+                         lang=body.lang or lang, at=datetime.now(UTC))
     try:
         result = await app[CHECKPOOL].check(draft)
     except (CheckTimeout, CheckUnavailable) as exc:
-        response = json_error(503, str(exc))
-        response.headers["Retry-After"] = "1"
-        return response
+        raise Refused(503, "text", str(exc)) from None
     named = set(body.rules)
     relevant = [f for f in result.findings
                 if not f.simulated and f.severity in ("warn", "block")
                 and (not named or f.rule in named)]
     if not relevant:
-        return _unprocessable("text", "nothing to proceed past: Sargs finds nothing in this "
-                                      "text that refuses or warns" +
-                                      (" (of the rules named)" if named else ""))
+        raise Refused(422, "text", "nothing to proceed past: Sargs finds nothing in this text "
+                                   "that refuses or warns"
+                                   + (" (of the rules named)" if named else ""))
     barred = sorted({f.rule for f in relevant if body.way not in f.ways})
     if barred:
-        return _unprocessable("way", f"the policy does not allow {body.way!r} past "
-                                     f"{', '.join(barred)}")
+        raise Refused(422, "way", f"the policy does not allow {body.way!r} past "
+                                  f"{', '.join(barred)}")
     reason = (body.reason or "").strip()
     if body.way == "justify" and not reason:
-        return _unprocessable("reason", "give a reason: one of the policy's reasons or "
-                                        "your own words")
-    listed = reason in policy.compliance.reasons
+        raise Refused(422, "reason", "give a reason: one of the policy's reasons or your own "
+                                     "words")
     rules = sorted({str(f.rule) for f in relevant})
     hashed = text_hash(body.text)
     details: dict[str, Any] = {"way": body.way, "severity": max(
         (f.severity for f in relevant), key=lambda s: s.rank).value}
     if reason:
         details["reason"] = reason
-        details["reason_listed"] = listed
+        details["reason_listed"] = reason in policy.compliance.reasons
     store = app[keys.STORE]
     reported = body.way == "report"
     if reported:
@@ -147,20 +167,96 @@ async def proceed(request: web.Request) -> web.Response:
                      "policy": result.policy})
     passable = all({"acknowledge", "justify"} & set(f.ways) for f in relevant)
     if reported and not passable:
-        return web.json_response({"allowance": None, "expires": None, "way": body.way,
-                                  "rules": rules, "reported": True})
+        return {"allowance": None, "expires": None, "way": body.way, "rules": rules,
+                "reported": True}
     held = await asyncio.to_thread(allowances.active, store)
     if sum(1 for a in held if a.user == user) >= MAX_ACTIVE_PER_USER:
-        return json_error(429, "too many unused permissions to post: post or wait for them "
-                               "to expire")
+        raise Refused(429, "text", "too many unused permissions to post: post or wait for "
+                                   "them to expire")
     made = await asyncio.to_thread(
         allowances.issue, store, user=user, platform=body.platform, text_hash=hashed,
         kind="proceed", rules=rules, minutes=policy.compliance.proceed_minutes, actor=user,
         details={**details, "policy": result.policy})
-    return web.json_response({"allowance": made.to_json(),
-                              "expires": made.expires_at.isoformat(), "way": body.way,
-                              "rules": rules, "reported": reported})
+    return {"allowance": made.to_json(), "expires": made.expires_at.isoformat(),
+            "way": body.way, "rules": rules, "reported": reported}
+
+
+@routes.post(PROCEED)
+async def proceed(request: web.Request) -> web.Response:
+    user = await _who(request)
+    body = ProceedIn.model_validate_json(await request.read() or b"null")
+    try:
+        answer = await take_way(request.app, user, body,
+                                negotiate(request.headers.get("Accept-Language")))
+    except Refused as exc:
+        if exc.status == 422:
+            return _unprocessable(exc.field, exc.message)
+        response = json_error(exc.status, exc.message)
+        if exc.status == 503:
+            response.headers["Retry-After"] = "1"
+        return response
+    return web.json_response(answer)
+
+
+# --- the page, for posts the guard never saw (the gateway's refusal links here) ----------
+
+
+def _page(request: web.Request, user: User, values: dict[str, str], *,
+          errors: dict[str, str] | None = None, done: dict[str, Any] | None = None,
+          status: int = 200) -> web.Response:
+    lang = language(request)
+    policy = request.app[keys.POLICY].current.loaded.policy
+    compliance = policy.compliance
+    tp = Translator("proceed", lang)
+    return render(
+        request, "proceed.html", status=status, tp=tp, values=values, errors=errors or {},
+        done=done,
+        platforms=sorted(((pid, p.name) for pid, p in policy.platforms.items()),
+                         key=lambda x: x[1].lower()),
+        reasons=[(key, text.get(lang)) for key, text in compliance.reasons.items()],
+        minutes=compliance.proceed_minutes,
+        expires=(local_time(request, datetime.fromisoformat(done["expires"]))
+                 if done and done.get("expires") else ""))
+
+
+@routes.get("/proceed")
+async def proceed_page(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    values = {"platform": request.query.get("platform", ""), "way": "justify"}
+    return _page(request, user, values)
+
+
+@routes.post("/proceed")
+async def proceed_form(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    form = await read_form(request)
+    await check_csrf(request, str(form.get("csrf", "")))
+    values = {k: str(form.get(k, "")) for k in ("platform", "way", "reason", "note", "text")}
+    listed = values["reason"] not in ("", "other") and values["way"] == "justify"
+    reason = values["reason"] if listed else (values["note"].strip() or None)
+    try:
+        body = ProceedIn.model_validate({
+            "text": values["text"], "platform": values["platform"], "way": values["way"],
+            "reason": reason, "lang": language(request)})
+    except ValidationError as exc:
+        errors = {d["field"]: d["message"] for d in validation_details(exc)}
+        return _page(request, user, values, errors=errors, status=422)
+    try:
+        done = await take_way(request.app, user.name, body, language(request))
+    except Refused as exc:
+        return _page(request, user, values, errors={exc.field: exc.message},
+                     status=exc.status)
+    return _page(request, user, {**values, "text": ""}, done=done)
 
 
 def setup(app: web.Application) -> None:
     app.add_routes(routes)
+    openapi.document("POST", PROCEED, openapi.Op(
+        "Proceed past a finding: acknowledge, justify or report", "check",
+        body=ProceedIn, answer=ProceedOut, errors=(400, 401, 403, 413, 422, 429, 503),
+        description="A signed-in user (session with X-CSRF-Token, or HTTP Basic), or a "
+                    "gateway's bearer token with the user it identified in X-Sargs-User. "
+                    "The text is checked again; a way its findings do not allow is 422 "
+                    "naming 'way'. Records post-override or false-positive (the text's "
+                    "SHA-256, never the text) and issues a permission to post exactly this "
+                    "text once (compliance.proceed_minutes)."))

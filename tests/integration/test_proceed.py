@@ -18,6 +18,8 @@ from pydantic import SecretStr
 
 from proxy.compliance.texthash import text_hash
 from proxy.gateway.addons import make_addons
+from proxy.gateway.metrics import GatewayMetrics
+from proxy.gateway.sync import GatewaySync
 from proxy.runtime import PolicyState
 from proxy.settings import Settings
 from proxy.store import audit
@@ -141,7 +143,21 @@ async def test_report_on_a_finding_nobody_may_pass_records_it_and_lets_nothing_t
             status, refused = await _post(session, gw, text)
             assert status == 403
             assert "justify" not in refused["ways"]
+            # a plain form post (a page navigation) gets the refusal as a page, in lv
+            async with session.post(
+                    POST_URL, data=json.dumps({"variables": {"tweet_text": text}}),
+                    proxy=gw.proxy_url, ssl=gw.ssl_context(), proxy_headers=LOGIN,
+                    headers={"Content-Type": "application/json", "Accept": "text/html",
+                             "Sec-Fetch-Dest": "document", "Accept-Language": "lv"}) as r:
+                assert r.status == 403
+                assert r.headers["Content-Type"].startswith("text/html")
+                page = await r.text()
+            assert "Sargs nenosūtīja šo ierakstu" in page
+            assert "ziņot par kļūdainu atradumu" in page
+            assert f'href="{svc.url}/proceed?platform=x"' in page
+            assert "SLEPENI" not in page
             status, answer = await _proceed(session, gw, text=text, way="report",
+                                            rules=["classified"],
                                             reason="it is the name of a film")
             assert status == 200, answer
             assert answer["allowance"] is None
@@ -174,6 +190,11 @@ async def test_simulation_shows_and_records_but_never_refuses(tmp_path: Path) ->
             status, _ = await _post(session, gw, PHONE)
             assert status == 200
             assert len(site.seen) == 1  # the platform got it
+            members = [m for a in gw.addons for m in getattr(a, "addons", [a])]
+            metrics = next(m for m in members if isinstance(m, GatewayMetrics))
+            scraped = metrics.registry_text()
+            assert 'rule="personal-data",severity="simulated-block"' in scraped
+            assert 'rule="personal-data",severity="block"' not in scraped
 
             def recorded() -> bool:
                 return bool(audit.query(svc.store, kind="post-simulated"))
@@ -185,3 +206,39 @@ async def test_simulation_shows_and_records_but_never_refuses(tmp_path: Path) ->
         assert "personal-data" in entry.details["rules"]
         assert audit.query(svc.store, kind="block") == []
         assert "123 456" not in json.dumps(dict(entry.details))
+
+
+async def test_other_gateways_learn_of_it_and_of_its_use_another_user_cannot_use_it(
+        tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'sargs.db'}"
+    people = {**USERS, "dave": ("dave-pw", ["communicator"])}
+    dave = {"Proxy-Authorization": "Basic " + base64.b64encode(b"dave:dave-pw").decode()}
+    async with running_service(tmp_path / "service", database,
+                               gateway_token=SecretStr(TOKEN)) as svc:
+        settings = Settings(var_dir=tmp_path / "gateway", service_url=svc.url,
+                            gateway_token=SecretStr(TOKEN), gateway_metrics_port=0)
+        other = GatewaySync(svc.url, tmp_path / "gw-2", token=TOKEN, gateway="gw-2")
+        await other.start()
+        try:
+            async with (
+                fake_site() as site,
+                running_gateway(tmp_path, site.port, users=people, make=_make(settings),
+                                clock=Clock(datetime.now(UTC))) as gw,
+                aiohttp.ClientSession() as session,
+            ):
+                status, _ = await _proceed(session, gw, text=PHONE, way="justify",
+                                           rules=["personal-data"], reason="public-number")
+                assert status == 200
+                await _eventually(lambda: len(other.allowances) == 1, within=20)
+
+                body = json.dumps({"variables": {"tweet_text": PHONE}}).encode()
+                async with session.post(POST_URL, data=body, proxy=gw.proxy_url,
+                                        ssl=gw.ssl_context(), proxy_headers=dave,
+                                        headers={"Content-Type": "application/json"}) as r:
+                    assert r.status == 403  # carl's permission is not dave's
+                assert (await _post(session, gw, PHONE))[0] == 200
+                assert len(site.seen) == 1
+                # the use reaches the service, which tells every gateway: gone there too
+                await _eventually(lambda: len(other.allowances) == 0, within=30)
+        finally:
+            await other.stop()
