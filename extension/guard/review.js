@@ -2,8 +2,8 @@
  * Sargs compose guard, part: review before posting ("ask a superior").
  *
  * Registers the way forward `review` in the guard's registry of ways (S.ways.review,
- * which the panel's and the card's buttons call with {text, platform, account, findings})
- * and, until and besides those buttons, answers a bubbling
+ * {label, available, run(ctx)}: the panel's "Ask a superior" button calls run with the
+ * checked text; see client.js) and, for pages' own buttons, answers a bubbling
  *   CustomEvent("sargs:ask-review", {detail: {text}})
  * dispatched on an editor (or the document): either opens a small dialog of its own (an
  * open shadow root on a <sargs-review> element; never the page's DOM or styles).
@@ -274,8 +274,17 @@
     return dialog;
   }
 
+  // The panel's "Ask a superior" button (panel.js): offered where a gateway forwards the
+  // call in the user's name (the extension alone cannot), opens this part's own dialog.
   S.ways = S.ways || {};
-  S.ways.review = (ctx) => { open(ctx || {}); };
+  S.ways.review = {
+    label: (T, lang) => (TEXTS[lang] || TEXTS.en).title,
+    available: (c) => !!(c && c.enforced && c.backend),
+    run(ctx) {
+      if (ctx && typeof ctx.close === 'function') ctx.close();
+      open({ text: ctx && ctx.text, account: ctx && ctx.config && ctx.config.account });
+    },
+  };
   S.review = { open, close, TEXTS };
 
   document.addEventListener('sargs:ask-review', (event) => {

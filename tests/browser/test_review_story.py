@@ -95,9 +95,9 @@ async def ask_and_approve(browser: Browser, env: Env) -> tuple[BrowserContext, P
     await page.keyboard.type(DRAFT)
     event = await next_event(page, rule="personal-data")
     assert event["verdict"] == "block"
-    # "Ask a superior" (the panel's button calls the same handler: S.ways.review).
-    await page.locator(EDITOR).evaluate(
-        "e => e.dispatchEvent(new CustomEvent('sargs:ask-review', {bubbles: true}))")
+    # "Ask a superior": the panel's button for the finding's way forward.
+    await page.locator("sargs-guard .badge").click()
+    await page.locator("sargs-guard button.way[data-way=review]").first.click()
     dialog = page.locator("sargs-review [role=dialog]")
     await expect(dialog).to_contain_text("Jautāt vadītājam")
     await expect(dialog.locator(".quote")).to_have_text(DRAFT)
