@@ -218,3 +218,17 @@ async def test_reviewers_get_a_link_by_e_mail_never_the_draft(tmp_path: Path,
         told = message_from_bytes(mails[2], policy=policy.default)
         assert told["To"] == "anna@example.gov.lv"
         assert "returned" in told.get_body().get_content()  # type: ignore[union-attr]
+
+
+async def test_a_hostile_draft_is_shown_as_text(svc: Service) -> None:
+    hostile = '<img src=x onerror="alert(1)"><script>alert(2)</script> {{ 7*7 }}'
+    rid = (await (await _send(svc, text=hostile)).json())["id"]
+    async with svc.client() as peter:
+        await peter.login("peter", "peter-pw")
+        r = await peter.get(f"/reviews/{rid}")
+        assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    page = peter.last_page
+    assert "<script>alert(2)" not in page
+    assert "<img src=x" not in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "{{ 7*7 }}" in page  # not evaluated
