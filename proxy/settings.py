@@ -139,6 +139,17 @@ class Settings(BaseSettings):
         description="The CA certificate the /ca page offers (PEM); empty: CA_CERT, else the "
         "gateway's generated one in VAR_DIR/mitmproxy/ (the shared var dir).",
     )
+    # Review before posting
+    review_key_file: Path | None = Field(
+        default=None,
+        description="The key that seals drafts sent for review (AES-256-GCM; made at "
+        "first run, mode 0600); empty: VAR_DIR/review.key.",
+    )
+    review_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The review key (64 hex digits) instead of the key file; every service "
+        "node sharing a database needs the same one.",
+    )
     # Audit chain
     audit_key_file: Path | None = Field(
         default=None,
@@ -239,6 +250,10 @@ class Settings(BaseSettings):
     @property
     def audit_keys_path(self) -> Path:
         return self.audit_key_file or self.var_dir / "audit.keys"
+
+    @property
+    def review_key_path(self) -> Path:
+        return self.review_key_file or self.var_dir / "review.key"
 
     @property
     def audit_anchors_path(self) -> Path:

@@ -23,6 +23,16 @@
  * `enforced` is true only when the script came from the gateway's reserved path on the
  * page's own origin (/__sargs/...): only then is a gateway known to refuse blocked posts,
  * and only then does the guard say "blocks posting".
+ *
+ * Ways forward (issue 16): each finding carries `ways`, the actions the policy allows past
+ * it. `S.ways` is the registry of their handlers, `S.ways[way] = handler`, filled by the
+ * parts as they load (panel.js: acknowledge, justify, report; review.js: review). A
+ * handler is a function `run(ctx)` or an object `{label(T, lang), available(config),
+ * run(ctx)}`; panel.js shows one button per allowed way that has an available handler and
+ * calls it with ctx = {way, text, rules, findings, state, area, doc, h, T, config, lang,
+ * submit(extra), say(message, kind), close()}. `proceed(config, body)` posts to
+ * {backend}api/v1/proceed: behind the gateway its reserved path, which knows the user and
+ * asks the service; `__SARGS_CONFIG__.proceed(body)` may replace it (the extension).
  */
 (function (S) {
   'use strict';
@@ -73,6 +83,7 @@
       guidelines,
       guidelinesLater: typeof given.guidelines === 'function' ? given.guidelines : null,
       check: typeof given.check === 'function' ? given.check : null,
+      proceed: typeof given.proceed === 'function' ? given.proceed : null,
     };
   }
 
@@ -112,5 +123,55 @@
     return { result, findings };
   }
 
-  S.client = { readConfig, ask };
+  /** Whether a way forward can be recorded from here: behind the gateway (which knows the
+   *  user), or with the extension's own `proceed`. */
+  function canProceed(config) {
+    return !!(config.proceed || (config.enforced && config.backend));
+  }
+
+  /** POST the choice; resolves {status, answer} (status 0: it could not be sent). */
+  async function proceed(config, body) {
+    try {
+      if (config.proceed) {
+        const answer = await config.proceed(body);
+        return { status: answer && answer.error ? 422 : 200, answer: answer || {} };
+      }
+      if (!canProceed(config)) return { status: 0, answer: {} };
+      const resp = await fetch(`${config.backend}api/v1/proceed`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+        credentials: 'same-origin',
+      });
+      let answer = {};
+      try { answer = await resp.json(); } catch (e) { /* not JSON: status says enough */ }
+      return { status: resp.status, answer: answer && typeof answer === 'object' ? answer : {} };
+    } catch (e) {
+      return { status: 0, answer: {} };
+    }
+  }
+
+  let reasonsCache = null;
+  /** The policy's reasons for "justify" ({reasons: [{id, label}], minutes}), once. */
+  function reasons(config) {
+    if (!reasonsCache) {
+      reasonsCache = (async () => {
+        if (!config.enforced || !config.backend) return { reasons: [], minutes: 10 };
+        try {
+          const resp = await fetch(`${config.backend}api/v1/reasons`, { credentials: 'same-origin' });
+          const got = resp.ok ? await resp.json() : {};
+          return {
+            reasons: Array.isArray(got.reasons) ? got.reasons.filter((r) => r && typeof r.id === 'string') : [],
+            minutes: Number.isInteger(got.minutes) ? got.minutes : 10,
+          };
+        } catch (e) {
+          return { reasons: [], minutes: 10 };
+        }
+      })();
+    }
+    return reasonsCache;
+  }
+
+  S.ways = S.ways || {}; // way -> handler; see the header
+  S.client = { readConfig, ask, proceed, reasons, canProceed };
 }(globalThis.__sargsGuardParts = globalThis.__sargsGuardParts || {}));

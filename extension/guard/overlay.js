@@ -12,7 +12,8 @@
 
   const SEVERITIES = ['block', 'warn', 'info'];
   const ORDER = { block: 3, warn: 2, info: 1 };
-  const severity = (f) => (SEVERITIES.includes(f.severity) ? f.severity : 'warn');
+  // a simulated finding (a rule on trial) is information: it refuses nothing
+  const severity = (f) => (f.simulated ? 'info' : SEVERITIES.includes(f.severity) ? f.severity : 'warn');
 
   const CSS = `
     :host { all: initial; position: fixed; left: 0; top: 0; width: 0; height: 0;
@@ -72,6 +73,25 @@
     .card .msg { margin: 2px 0 6px; }
     .card .suggestion { margin-top: 8px; padding: 6px 8px; border-radius: 6px;
                         background: #eaf5ec; color: #1d4d2b; font-size: 13px; }
+    .ways { display: flex; flex-wrap: wrap; gap: 6px; margin-top: 8px; }
+    .way, .way-area button { font: 600 13px/1.2 system-ui, sans-serif; padding: 5px 10px;
+           border-radius: 6px; border: 1px solid #6b6b6b; background: #f4f4f4; color: #1b1b1b;
+           cursor: pointer; }
+    .way:hover, .way-area button:hover { background: #e8e8e8; }
+    .way-area button.primary { background: #0b57d0; border-color: #0842a0; color: #fff; }
+    .way-area button:disabled { opacity: .6; cursor: default; }
+    .way-area { margin: 0 0 10px; padding: 8px 10px; border-radius: 6px; background: #f3f6fb;
+                border: 1px solid #c9d6ea; }
+    .way-area h3 { margin: 0 0 6px; font-size: 14px; }
+    .way-area label { display: grid; gap: 2px; margin: 0 0 6px; font-size: 13px; }
+    .way-area select, .way-area textarea { font: 14px system-ui, sans-serif; width: 100%;
+           padding: 4px 6px; border: 1px solid #888; border-radius: 4px; color: #1b1b1b;
+           background: #fff; }
+    .way-area textarea { margin: 0 0 6px; resize: vertical; }
+    .way-area p { margin: 0 0 6px; font-size: 13px; }
+    .way-area .buttons { display: flex; gap: 8px; flex-wrap: wrap; }
+    .way-note { margin: 6px 0 0; font-size: 13px; }
+    .way-note.ok { color: #1d4d2b; } .way-note.error { color: #8b1a1a; }
     [hidden] { display: none !important; }
     .sr { position: absolute; width: 1px; height: 1px; overflow: hidden;
           clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap; }
@@ -230,7 +250,9 @@
       const panel = rt.makePanel(state, id);
       badge.addEventListener('click', () => rt.togglePanel(state, null), { signal });
       ctx.layer.append(marks, status, badge, panel.el);
-      state.ui = { marks, badge, status, panel: panel.el, list: panel.list, state: panel.state, foot: panel.foot };
+      state.ui = {
+        marks, badge, status, panel: panel.el, list: panel.list, state: panel.state, foot: panel.foot, ways: panel.ways,
+      };
       return state.ui;
     }
 

@@ -9,6 +9,15 @@
  *   - keyboard: moving the caret into underlined words (arrows, Home/End, a click), or
  *     focusing a finding in the panel, shows its card and outlines its underline.
  * Neither ever takes focus from the editor. Escape closes the card, then the panel.
+ *
+ * Ways forward: each finding shows a button per way its `ways` allow that has a handler
+ * in `S.ways` (client.js) available here. A button (in the card or the panel) opens the
+ * panel with the handler's form in its "ways" area. This part's own handlers:
+ * acknowledge (confirm), justify (a reason from the policy's list, or free text) and
+ * report (an optional note); each records the choice through `client.proceed` and says
+ * what happened ("you may post exactly this text once …"). The editor then gets a
+ * bubbling `sargs:proceed` event {way, rules, allowed}. A simulated finding (a rule on
+ * trial) is shown as information, "would block", with no ways.
  */
 (function (S) {
   'use strict';
@@ -27,6 +36,7 @@
     }
 
     const label = (sev) => (sev === 'block' && !config.enforced ? T.blockAdvice : T[sev]);
+    const labelOf = (f) => (f.simulated ? T.simulated(f.severity) : label(rt.severity(f)));
 
     function guidelineText(g) { // the contract's guideline is a string; tolerate {title, text}
       if (!g) return '';
@@ -56,7 +66,7 @@
       const parts = [
         quoted(state, f),
         h(doc, 'div', { class: 'msg' },
-          h(doc, 'span', { class: `sev ${sev}`, text: label(sev) }),
+          h(doc, 'span', { class: `sev ${sev}`, text: labelOf(f) }),
           h(doc, 'span', { text: String(f.message || f.rule) })),
       ];
       if (guideline) {
@@ -66,19 +76,166 @@
       if (typeof f.suggestion === 'string' && f.suggestion) {
         parts.push(h(doc, 'div', { class: 'suggestion', text: `${T.suggestion}: ${f.suggestion}` }));
       }
+      const ways = waysOf(f);
+      if (ways.length) {
+        parts.push(h(doc, 'div', { class: 'ways', role: 'group', 'aria-label': T.waysTitle },
+          ...ways.map((way) => {
+            const b = h(doc, 'button', { type: 'button', class: 'way', 'data-way': way, text: wayLabel(way) });
+            b.addEventListener('click', (e) => { e.stopPropagation(); openWay(state, f, way); }, { signal });
+            return b;
+          })));
+      }
       return parts;
     }
+
+    // -- ways forward ----------------------------------------------------------------------
+
+    const handlerOf = (way) => {
+      const got = S.ways[way];
+      if (typeof got === 'function') return { run: got };
+      return got && typeof got.run === 'function' ? got : null;
+    };
+
+    function wayLabel(way) {
+      const got = handlerOf(way);
+      if (got && typeof got.label === 'function') return String(got.label(T, config.lang));
+      return T[`way_${way}`] || way;
+    }
+
+    /** The ways shown for a finding: allowed by the policy, handled and available here. */
+    function waysOf(f) {
+      if (f.simulated || !Array.isArray(f.ways) || rt.severity(f) === 'info') return [];
+      return f.ways.filter((way) => {
+        const got = handlerOf(way);
+        return got && (typeof got.available !== 'function' || got.available(config));
+      });
+    }
+
+    /** Findings a way applies to at once: every enforced one that allows it. */
+    function coveredBy(state, way) {
+      return state.findings.filter((f) => !f.simulated && (f.severity === 'block' || f.severity === 'warn')
+        && Array.isArray(f.ways) && f.ways.includes(way));
+    }
+
+    function openWay(state, f, way) {
+      const got = handlerOf(way);
+      if (!got) return;
+      togglePanel(state, true);
+      closeCard(state.ctx, null); // the form is in the panel: the card must not cover it
+      const ui = state.ui;
+      const doc = state.ctx.doc;
+      const area = ui.ways;
+      const findings = coveredBy(state, way);
+      const rules = [...new Set(findings.map((x) => x.rule))];
+      const text = state.checkedText || '';
+      const note = h(doc, 'p', { class: 'way-note', role: 'status' });
+      const body = h(doc, 'div', { class: 'way-body' });
+      area.replaceChildren(h(doc, 'h3', { text: wayLabel(way) }), body, note);
+      area.hidden = false;
+      area.dataset.way = way;
+      const say = (message, kind) => {
+        note.textContent = message;
+        note.className = `way-note ${kind || ''}`;
+        rt.announce(state.ctx, message);
+        rt.requestRender();
+      };
+      const ctx = {
+        way, text, rules, findings, state, finding: f, area: body, doc, h, T, config, lang: config.lang,
+        say,
+        close() { area.hidden = true; area.replaceChildren(); rt.requestRender(); },
+        async submit(extra) {
+          if (state.stale || state.checkedText !== text) { say(T.staleText, 'error'); return null; }
+          say(T.sending, '');
+          const { status, answer } = await S.client.proceed(config, {
+            text, rules, way, lang: config.lang, ...(extra || {}),
+          });
+          if (status === 200) {
+            const allowed = !!answer.allowance;
+            const minutes = answer.expires ? Math.max(1, Math.round((Date.parse(answer.expires) - Date.now()) / 60000)) : 0;
+            if (allowed) state.allowedText = text;
+            say(allowed ? T.allowedOnce(minutes) : (answer.reported ? T.stillBlocked : T.reported), 'ok');
+            body.replaceChildren();
+            state.el.dispatchEvent(new CustomEvent('sargs:proceed', {
+              bubbles: true, composed: true, detail: { way, rules, allowed, reported: !!answer.reported },
+            }));
+            return answer;
+          }
+          const detail = Array.isArray(answer.details) && answer.details[0] ? answer.details[0].message : '';
+          say(`${T.proceedFailed} ${answer.message || detail || ''}`.trim(), 'error');
+          return null;
+        },
+      };
+      got.run(ctx);
+      const first = body.querySelector('select, textarea, input, button');
+      if (first) first.focus();
+    }
+
+    function form(ctx, fields, extra) {
+      const { doc, T: t } = ctx;
+      const ok = h(doc, 'button', { type: 'button', class: 'primary', text: t.send });
+      const cancel = h(doc, 'button', { type: 'button', text: t.cancel });
+      ok.addEventListener('click', async () => {
+        const given = extra();
+        if (given === null) return;
+        ok.disabled = true;
+        const done = await ctx.submit(given);
+        if (!done) ok.disabled = false;
+      }, { signal });
+      cancel.addEventListener('click', () => ctx.close(), { signal });
+      ctx.area.replaceChildren(...fields, h(doc, 'div', { class: 'buttons' }, ok, cancel));
+    }
+
+    const available = (c) => S.client.canProceed(c);
+    S.ways.acknowledge = S.ways.acknowledge || {
+      available,
+      run(ctx) {
+        form(ctx, [ctx.h(ctx.doc, 'p', { text: ctx.T.confirmAcknowledge })], () => ({}));
+      },
+    };
+    S.ways.justify = S.ways.justify || {
+      available,
+      run(ctx) {
+        const { doc, T: t } = ctx;
+        const select = h(doc, 'select', { class: 'reason' });
+        const other = h(doc, 'option', { value: '', text: t.reasonOther });
+        select.append(other);
+        const note = h(doc, 'textarea', { class: 'note', maxlength: '500', rows: '2' });
+        const idFor = `sargs-reason-${Math.random().toString(36).slice(2)}`;
+        note.id = idFor;
+        S.client.reasons(ctx.config).then((got) => {
+          for (const r of got.reasons) select.insertBefore(h(doc, 'option', { value: r.id, text: String(r.label || r.id) }), other);
+          if (got.reasons.length) select.value = got.reasons[0].id;
+        });
+        form(ctx, [
+          h(doc, 'label', null, h(doc, 'span', { text: t.reasonLabel }), select),
+          h(doc, 'label', { for: idFor }, h(doc, 'span', { text: t.noteLabel })), note,
+        ], () => {
+          const reason = select.value || note.value.trim();
+          if (!reason) { ctx.say(t.noteLabel, 'error'); note.focus(); return null; }
+          return { reason };
+        });
+      },
+    };
+    S.ways.report = S.ways.report || {
+      available,
+      run(ctx) {
+        const { doc, T: t } = ctx;
+        const note = h(doc, 'textarea', { class: 'note', maxlength: '500', rows: '2', 'aria-label': t.reportNote });
+        form(ctx, [h(doc, 'p', { text: t.reportNote }), note], () => (note.value.trim() ? { reason: note.value.trim() } : {}));
+      },
+    };
 
     function makePanel(state, id) {
       const doc = state.ctx.doc;
       const close = h(doc, 'button', { type: 'button', class: 'close', text: T.close });
       const line = h(doc, 'p', { class: 'state', hidden: '' });
+      const ways = h(doc, 'section', { class: 'way-area', hidden: '' });
       const list = h(doc, 'ul');
       const foot = h(doc, 'footer');
       const el = h(doc, 'section', { id, class: 'panel', tabindex: '-1', 'aria-label': T.panel, hidden: '' },
-        h(doc, 'header', null, h(doc, 'h2', { text: T.panel }), close), line, list, foot);
+        h(doc, 'header', null, h(doc, 'h2', { text: T.panel }), close), line, ways, list, foot);
       close.addEventListener('click', () => { closePanel(state); state.ui.badge.focus(); }, { signal });
-      return { el, list, state: line, foot };
+      return { el, list, state: line, foot, ways };
     }
 
     function fillPanel(state) {
@@ -88,7 +245,10 @@
       ui.list.replaceChildren(...state.findings.map((f) => {
         const [quote, ...rest] = explain(state, f);
         const item = h(doc, 'button', { type: 'button', class: 'item' }, quote, rest[0]);
-        const show = () => { state.hot = f; openCard(state, f, 'panel'); };
+        const show = () => { // not over an open form of a way forward (phones: it would cover it)
+          if (state.ui && state.ui.ways && !state.ui.ways.hidden) return;
+          state.hot = f; openCard(state, f, 'panel');
+        };
         const hide = () => { if (state.hot === f) state.hot = null; closeCard(state.ctx, 'panel'); };
         item.addEventListener('focus', show, { signal });
         item.addEventListener('blur', hide, { signal });
@@ -100,8 +260,8 @@
       ui.state.hidden = !said;
       ui.state.textContent = said;
       const all = link(doc, '', T.guidelines);
-      ui.foot.replaceChildren(h(doc, 'span', { text: config.enforced ? T.enforced : T.notEnforced }),
-        all ? h(doc, 'span', null, all) : null);
+      ui.foot.replaceChildren(...[h(doc, 'span', { text: config.enforced ? T.enforced : T.notEnforced }),
+        all ? h(doc, 'span', null, all) : null].filter(Boolean)); // replaceChildren(null) writes "null"
     }
 
     function togglePanel(state, open) {
@@ -116,6 +276,7 @@
 
     function closePanel(state) {
       if (!state.ui) return;
+      if (state.ui.ways && !state.ui.ways.hidden) { state.ui.ways.hidden = true; state.ui.ways.replaceChildren(); }
       if (!state.ui.panel.hidden) {
         state.ui.panel.hidden = true;
         state.ui.badge.setAttribute('aria-expanded', 'false');

@@ -9,11 +9,13 @@ The format is documented in docs/rules.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -40,6 +42,17 @@ RuleId = Literal[
 """The stable rule ids of the contract (DESIGN.md)."""
 
 RULE_IDS: tuple[str, ...] = get_args(RuleId)
+
+Way = Literal["acknowledge", "justify", "report", "review"]
+"""A way forward past a finding (issue 16): ``acknowledge`` (post anyway, recorded),
+``justify`` (post with a reason), ``report`` (the finding is wrong: a false positive),
+``review`` (ask a superior). No way at all means: edit the text."""
+
+WAYS: tuple[str, ...] = get_args(Way)
+
+Mode = Literal["enforce", "simulate"]
+"""``simulate``: findings are shown and recorded with what would have happened; nothing
+is refused."""
 
 TermLang = Literal["any", "en", "lv", "sv", "sq"]
 """Lexicons are keyed by language for the authors' sake; a draft is matched against all."""
@@ -150,8 +163,46 @@ class Pattern(_Strict):
         return value
 
 
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+WayList = Annotated[list[Way], AfterValidator(_unique)]
+
+
+class Ways(_Strict):
+    """The ways forward per severity; a severity left out takes the next level's
+    (rule → ``compliance.ways`` → the defaults ``DEFAULT_WAYS``). An empty list: none,
+    the text must be edited. ``info`` findings never have ways (information only)."""
+
+    warn: WayList | None = None
+    block: WayList | None = None
+
+    def of(self, severity: Severity) -> Sequence[str] | None:
+        if severity is Severity.warn:
+            return self.warn
+        if severity is Severity.block:
+            return self.block
+        return []
+
+
+DEFAULT_WAYS: dict[Severity, tuple[str, ...]] = {
+    Severity.warn: ("acknowledge", "report", "review"),
+    Severity.block: ("report", "review"),
+    Severity.info: (),
+}
+
+
 class Rule(_Strict):
     severity: SeverityField
+    ways: Ways | None = Field(
+        default=None, description="Ways forward past this rule's findings, per severity."
+    )
+    mode: Mode | None = Field(
+        default=None,
+        description="'simulate' shows and records this rule's findings but refuses nothing; "
+        "default: the policy's 'compliance.mode'.",
+    )
     message: Text
     messages: dict[str, Text] = Field(
         default_factory=dict, description="Messages for a detector's kinds (phone, iban, …)."
@@ -249,8 +300,34 @@ class Links(_Strict):
     )
 
 
+class Simulate(_Strict):
+    platforms: list[str] = Field(
+        default_factory=list,
+        description="Platform ids whose posts are checked in simulation (nothing refused).",
+    )
+
+
 class ComplianceConfig(_Strict):
     rules: dict[RuleId, Rule] = Field(default_factory=dict)
+    mode: Mode = Field(
+        default="enforce",
+        description="'simulate': every finding is shown and recorded, nothing refused.",
+    )
+    simulate: Simulate = Field(default_factory=Simulate)
+    ways: Ways = Field(
+        default_factory=Ways, description="Policy-wide ways forward per severity."
+    )
+    reasons: dict[str, Text] = Field(
+        default_factory=dict,
+        description="Reasons a user may pick when proceeding with a justification (id → "
+        "label); free text is always possible too.",
+    )
+    proceed_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=240,
+        description="How long a permission to post one text (after proceeding) lasts.",
+    )
     code_names: list[Term] = Field(
         default_factory=list, description="Institution code names (rule 'classified')."
     )
@@ -262,12 +339,23 @@ class ComplianceConfig(_Strict):
 def tightening_errors(
     base: ComplianceConfig, merged: ComplianceConfig
 ) -> list[tuple[tuple[str | int, ...], str]]:
-    """Places where an overlay lowered a severity set by the policy it extends."""
+    """Places where an overlay lowered a severity set by the policy it extends, or added
+    a way forward past a rule's findings that the base did not offer."""
     errors: list[tuple[tuple[str | int, ...], str]] = []
     for rule_id, rule in base.rules.items():
         now = merged.rules.get(rule_id)
         if now is None:
             continue
+        for severity in (Severity.warn, Severity.block):
+            was_ways = set(ways_of(base, rule_id, severity))
+            got_ways = ways_of(merged, rule_id, severity)
+            added = [w for w in got_ways if w not in was_ways]
+            if added:
+                errors.append((
+                    ("rules", rule_id, "ways", severity.value),
+                    f"adds {', '.join(added)}: an institution may take ways forward away, "
+                    "never add them",
+                ))
         for account in ("official", "personal"):
             was, got = rule.severity.of(account), now.severity.of(account)
             if got.rank < was.rank:
@@ -277,3 +365,25 @@ def tightening_errors(
                     "rule's severity, never lower it",
                 ))
     return errors
+
+
+def ways_of(config: ComplianceConfig, rule_id: str, severity: Severity) -> tuple[str, ...]:
+    """The ways forward past a finding of ``rule_id`` at ``severity``: the rule's, else
+    the policy's ``compliance.ways``, else ``DEFAULT_WAYS``."""
+    if severity is Severity.info:
+        return ()
+    rule = config.rules.get(rule_id)  # type: ignore[call-overload]
+    for ways in (rule.ways if rule else None, config.ways):
+        chosen = ways.of(severity) if ways is not None else None
+        if chosen is not None:
+            return tuple(chosen)
+    return DEFAULT_WAYS[severity]
+
+
+def simulated(config: ComplianceConfig, rule_id: str, platform: str | None) -> bool:
+    """Whether findings of ``rule_id`` on ``platform`` are simulated (shown, recorded,
+    never refused): the rule's ``mode``, else ``compliance.mode``; or the platform is in
+    ``compliance.simulate.platforms``."""
+    rule = config.rules.get(rule_id)  # type: ignore[call-overload]
+    mode = (rule.mode if rule is not None else None) or config.mode
+    return mode == "simulate" or (platform is not None and platform in config.simulate.platforms)

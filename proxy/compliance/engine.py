@@ -15,7 +15,10 @@ A check (docs/rules.md):
    marks those read through hidden or look-alike characters; a disguised word that
    matches nothing is an ``info`` finding of its own (``disguise``);
 4. adds the context rules: attachments (``minors-consent``, ``copyright``), the time of
-   day (``working-hours``), the account (``official-account``).
+   day (``working-hours``), the account (``official-account``);
+5. gives each finding its ways forward (``ways``: the rule's, the policy's or the
+   defaults, per severity) and marks it ``simulated`` where the rule, the policy or the
+   platform runs in simulation. The verdict counts the findings that are not simulated.
 
 Findings of one rule never overlap (the longest wins); findings of different rules may.
 They are ordered by position; draft-wide findings (start == end == 0) come first.
@@ -30,7 +33,15 @@ from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from proxy.compliance import disguise
-from proxy.compliance.config import ComplianceConfig, Rule, RuleId, Severity
+from proxy.compliance.config import (
+    ComplianceConfig,
+    Rule,
+    RuleId,
+    Severity,
+    Way,
+    simulated,
+    ways_of,
+)
 from proxy.compliance.detectors import Hit, Registry
 from proxy.compliance.model import CheckRequest, CheckResult, Finding
 from proxy.compliance.normalize import Draft
@@ -59,6 +70,10 @@ class Setting:
     """The institution's own domains (look-alike links)."""
     guidelines: Mapping[str, Localized] = field(default_factory=dict)
     """Guideline key → its text, shown with each finding of a rule that names it."""
+    review_official: bool = False
+    """Posts as an official account need a superior's review (policy
+    ``reviews.official_accounts``): an ``official-account`` finding of kind ``review``
+    whose only way forward is ``review``."""
 
 
 class _Institution(Protocol):
@@ -84,6 +99,11 @@ class PolicyLike(Protocol):
     def guidelines(self) -> Mapping[str, _Guideline]: ...
 
 
+REVIEW_KIND = "review"
+"""The kind of the ``official-account`` finding that asks for a review (not a refusal of
+the author's right: its message is the rule's ``messages.review``)."""
+
+
 class Engine:
     def __init__(self, config: ComplianceConfig, setting: Setting | None = None) -> None:
         self.config = config
@@ -94,6 +114,7 @@ class Engine:
         self.tz = ZoneInfo(self.setting.timezone)
         self.disguise = disguise.Disguise(self.rules)
         self._clean: dict[str, CheckResult] = {}
+        self._ways: dict[tuple[str, Severity], list[Way]] = {}
 
     @classmethod
     def from_policy(cls, policy: PolicyLike) -> Engine:
@@ -105,6 +126,8 @@ class Engine:
                 working_hours=tuple(institution.working_hours),
                 domains=tuple(institution.domains),
                 guidelines={key: g.text for key, g in policy.guidelines.items()},
+                review_official=bool(getattr(getattr(policy, "reviews", None),
+                                             "official_accounts", False)),
             ),
         )
 
@@ -117,8 +140,9 @@ class Engine:
         graded = [(hit, self._severity(hit, request.account)) for hit in kept]
         graded.sort(key=lambda g: (g[0].start, g[0].end, -g[1].rank, g[0].rule))
         findings = [self._finding(hit, severity, request) for hit, severity in graded]
-        verdict = max((severity for _, severity in graded), key=lambda s: s.rank)
-        return CheckResult(verdict=verdict.value, policy=policy_version, findings=findings)
+        enforced = [f.severity for f in findings if not f.simulated]
+        verdict = max(enforced, key=lambda s: s.rank).value if enforced else "ok"
+        return CheckResult(verdict=verdict, policy=policy_version, findings=findings)
 
     def clean(self, policy_version: str) -> CheckResult:
         """The answer for a draft without findings: one (frozen) object per version."""
@@ -150,6 +174,9 @@ class Engine:
             out.append(Hit("working-hours", 0, 0))
         if request.account == "official" and request.official_allowed is False:
             out.append(Hit("official-account", 0, 0))
+        elif request.account == "official" and request.official_allowed \
+                and self.setting.review_official:
+            out.append(Hit("official-account", 0, 0, REVIEW_KIND))
         return [hit for hit in out if hit.rule in self.rules]
 
     def in_working_hours(self, at: datetime) -> bool:
@@ -178,6 +205,10 @@ class Engine:
         if hit.disguised:
             message = f"{message} {disguise.message('disguised', lang)}"
         guideline = self.setting.guidelines.get(rule.guideline or "")
+        ways = self._ways.get((hit.rule, severity)) if hit.kind != REVIEW_KIND else ["review"]
+        if ways is None:
+            ways = self._ways[(hit.rule, severity)] = cast(
+                list[Way], list(ways_of(self.config, hit.rule, severity)))
         return Finding(
             rule=cast(RuleId, hit.rule),  # keys of ``rules`` are rule ids
             severity=severity,
@@ -185,6 +216,8 @@ class Engine:
             end=hit.end,
             message=message,
             guideline=guideline.get(lang) if guideline else "",
+            ways=ways,
+            simulated=simulated(self.config, hit.rule, request.platform),
         )
 
 

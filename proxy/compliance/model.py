@@ -2,7 +2,8 @@
 
 The shapes are the contract of ``sargs check`` and ``POST /api/v1/check`` (DESIGN.md):
 ``start``/``end`` count UTF-16 code units, end exclusive; ``verdict`` is the highest
-severity found, or ``ok``. A finding about the draft as a whole (an attachment, the
+severity found, or ``ok`` (a ``simulated`` finding does not count: it is information).
+A finding about the draft as a whole (an attachment, the
 time of day, the account) has ``start == end == 0``.
 """
 
@@ -13,7 +14,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from proxy.compliance.config import RuleId, Severity
+from proxy.compliance.config import RuleId, Severity, Way
 
 Lang = Literal["en", "lv", "sv", "sq"]
 Account = Literal["official", "personal"]
@@ -61,6 +62,16 @@ class Finding(BaseModel):
     end: int = Field(ge=0, description="Exclusive.")
     message: str
     guideline: str
+    ways: list[Way] = Field(
+        default_factory=list,
+        description="The ways forward the policy allows past this finding (acknowledge, "
+        "justify, report, review); empty: the text must be edited.",
+    )
+    simulated: bool = Field(
+        default=False,
+        description="The rule runs in simulation here: shown and recorded, never refused, "
+        "and not counted in the verdict.",
+    )
 
 
 class CheckResult(BaseModel):

@@ -27,7 +27,9 @@ from proxy.gateway.inject import Inject
 from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
+from proxy.gateway.proceed import Proceed
 from proxy.gateway.reserved import Reserved
+from proxy.gateway.reviewfwd import ReviewForward
 from proxy.gateway.sync import GatewaySync
 from proxy.runtime import Compiled, PolicyState
 from proxy.settings import Settings
@@ -78,10 +80,16 @@ def make_addons(
     pool = check_pool or CheckPool(lambda: state.current, budget=settings.check_seconds)
     addons: list[object] = [
         access,
+        # before Reserved, which answers 404 for the paths it does not know
+        Proceed(syncer, lambda: state.current, max_body_bytes=settings.max_body_bytes),
+        ReviewForward(syncer, max_body_bytes=settings.max_body_bytes),  # reviews, likewise
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now,
                  check=pool.check),
         Inject(lambda: state.current),
-        Posts(lambda: state.current, now=now, check=pool.check),
+        Posts(lambda: state.current, now=now, check=pool.check,
+              allowances=syncer.allowances if syncer is not None else None,
+              events=syncer.record if syncer is not None else None,
+              service_url=settings.public_service_url),
         DecisionLog(lambda: state.current.version),
     ]
     if syncer is not None:

@@ -31,6 +31,8 @@ class Hit:
 
     rule: str
     severity: str
+    simulated: bool = False
+    """Found by a rule in simulation: reported, never refused."""
 
 
 @dataclass(slots=True)
@@ -47,6 +49,8 @@ class FlowInfo:
     verdict: str | None = None
     """The outgoing-post check's verdict (``ok``/``info``/``warn``/``block``), if checked."""
     findings: list[Hit] = field(default_factory=list)
+    allowance: str | None = None
+    """The allowance that let this post through although its findings refuse it."""
     refused: str | None = None
     """Why Sargs refused the flow itself when it was not the access decision (a post's
     findings, an unreadable post, a host mismatch...): a short machine-readable reason."""

@@ -68,7 +68,8 @@ class GatewayMetrics:
         )
         self.findings = Counter(
             "sargs_gateway_findings",
-            "Findings of the server-side post check, by rule and severity.",
+            "Findings of the server-side post check, by rule and severity (a rule in "
+            "simulation: simulated-block, simulated-warn).",
             ("rule", "severity"), registry=self.registry,
         )
         self.latency = Histogram(
@@ -166,7 +167,7 @@ class GatewayMetrics:
             counter = self._decision_series[labels] = self.decisions.labels(*labels)
         counter.inc()
         for hit in record.findings:
-            key = (hit.rule, hit.severity)
+            key = (hit.rule, f"simulated-{hit.severity}" if hit.simulated else hit.severity)
             found = self._finding_series.get(key)
             if found is None:
                 found = self._finding_series[key] = self.findings.labels(*key)

@@ -8,7 +8,19 @@ method, path pattern, where the text sits), every text location present is extra
   ``{"error": "refused", "verdict", "findings": [...], "message"}`` with the message in the
   user's language; the post never reaches the platform;
 - ``warn`` (and ``info``) lets the post through unchanged, byte for byte, and logs one
-  line with the rule ids and their counts.
+  line with the rule ids and their counts;
+- a post that would be refused is let through once when an active allowance of this user
+  and platform matches the hash of its text (``proxy.compliance.texthash``: the post's
+  texts joined) and covers every blocking rule: the user proceeded with a reason, or a
+  reviewer approved that text. It is used at once here and reported (``allowance-use``);
+  a changed text, or the same text again, is refused as before;
+- a finding in simulation (``simulated``) refuses nothing: the post passes, and what
+  would have happened is reported (``post-simulated``: rules, ``would`` block or warn).
+
+The refusal names the findings' ways forward (``ways``) and where to take them: the
+guard's own ``/__sargs/api/v1/proceed`` on the page, or the service's ``/proceed`` page
+when the script never ran (a post sent by a page navigation gets the refusal as a page,
+``templates/post_refused.html``).
 
 Draft text is never stored or logged. The account is taken as ``personal``: nothing in a
 request tells reliably that it posts as an institution's page. Media in the body
@@ -19,17 +31,24 @@ copyright reminders apply. If the check itself fails the post is refused (fail c
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+import jinja2
 from mitmproxy import http
 
 from proxy.checkpool import CheckTimeout
 from proxy.compliance.model import MAX_TEXT, Attachment, CheckRequest, CheckResult, Finding
+from proxy.compliance.texthash import text_hash
+from proxy.gateway.bundle import BundleAllowances
 from proxy.gateway.extract import Request, Unreadable, all_texts, attachments
 from proxy.gateway.flowinfo import FlowInfo, Hit, info, peek
 from proxy.i18n import Translator
@@ -133,17 +152,50 @@ async def check_post(
     )
 
 
-def refusal(result: CheckResult, lang: str, origin: str | None = None) -> http.Response:
-    """The JSON 403 a refused post gets; the message can be shown by the platform's page."""
+def ways_forward(result: CheckResult) -> list[str]:
+    """The ways forward past every refusing finding: those all of them allow, in the
+    policy's order (an allowance must cover every blocking rule)."""
+    blocking = [f for f in result.findings if f.severity == "block" and not f.simulated]
+    if not blocking:
+        return []
+    common = [w for w in blocking[0].ways if all(w in f.ways for f in blocking[1:])]
+    return [str(w) for w in common]
+
+
+def refusal(result: CheckResult, lang: str, origin: str | None = None,
+            service_url: str = "", platform: str = "", html: bool = False) -> http.Response:
+    """The JSON 403 a refused post gets; the message can be shown by the platform's page.
+    It names the ways forward (``ways``) and where to take them (``proceed``). A post sent
+    by a page navigation (a plain form: ``html``) gets the same as a page."""
     t = Translator("posts", lang)
-    blocking = [f for f in result.findings if f.severity == "block"]
+    blocking = [f for f in result.findings if f.severity == "block" and not f.simulated]
     reasons = "; ".join(dict.fromkeys(f.message for f in blocking))
+    ways = ways_forward(result)
+    link = (f"{service_url.rstrip('/')}/proceed?" + urlencode({"platform": platform})
+            if service_url and ways else None)
+    if ways:
+        message = t("refused_ways", reasons=reasons,
+                    ways="; ".join(t(f"way_{w}") for w in ways))
+        if link:
+            message = f"{message} {t('ways_where', url=link)}"
+    else:
+        message = t("refused", reasons=reasons)
+    if html:
+        page = _refused_template().render(
+            lang=t.lang, t=t, findings=blocking, ways=ways, link=link)
+        return http.Response.make(403, page.encode(), {
+            "Content-Type": "text/html; charset=utf-8", "Content-Language": t.lang,
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                       "base-uri 'none'; form-action 'none'"})
     payload: dict[str, Any] = {
         "error": "refused",
         "verdict": result.verdict,
         "policy": result.policy,
         "findings": [f.model_dump(mode="json") for f in result.findings],
-        "message": t("refused", reasons=reasons),
+        "ways": ways,
+        "proceed": link,
+        "message": message,
     }
     headers = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"}
     if origin:
@@ -153,6 +205,14 @@ def refusal(result: CheckResult, lang: str, origin: str | None = None) -> http.R
             "Vary": "Origin",
         }
     return http.Response.make(403, json.dumps(payload, ensure_ascii=False).encode(), headers)
+
+
+@functools.cache
+def _refused_template() -> jinja2.Template:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, auto_reload=False)
+    return env.get_template("post_refused.html")
 
 
 def _json_error(status: int, error: str, message: str) -> http.Response:
@@ -195,9 +255,17 @@ class Posts:
         *,
         now: Callable[[], datetime] = _utcnow,
         check: Checker | None = None,
+        allowances: BundleAllowances | None = None,
+        events: Callable[[dict[str, Any]], None] | None = None,
+        service_url: str = "",
     ) -> None:
         self.compiled = compiled
         self.now = now
+        self.allowances = allowances
+        """Permissions to post one text once (the bundle's); ``None``: none are honoured."""
+        self.events = events
+        """Where ``post-simulated`` events go (the event spool), if anywhere."""
+        self.service_url = service_url
         self.check = check or thread_checker(compiled)
         """Where drafts are checked: give the shared process pool's ``check`` (``sargs
         run``); the default is a worker thread with a time budget."""
@@ -261,7 +329,11 @@ class Posts:
             self._refuse(flow, "post-check-failed", check_failed(lang))
             return
         record.verdict = result.verdict
-        record.findings = [Hit(f.rule, f.severity) for f in result.findings]
+        record.findings = [Hit(f.rule, f.severity, f.simulated) for f in result.findings]
+        user = subject.user if subject is not None else None
+        self._simulated(result, platform, user)
+        if result.verdict == "block" and self._allowed(record, result, texts, platform, user):
+            return
         if result.verdict == "ok":
             return
         facts = {
@@ -274,11 +346,45 @@ class Posts:
         }
         if result.verdict == "block":
             log.warning("post refused", extra={"event": facts})
-            self._refuse(
-                flow, "post-findings", refusal(result, lang, self._origin(flow, compiled, platform))
-            )
+            origin = self._origin(flow, compiled, platform)
+            page = flow.request.headers.get("Sec-Fetch-Dest", "") == "document"
+            self._refuse(flow, "post-findings",
+                         refusal(result, lang, origin, self.service_url, platform, html=page))
         else:
             log.info("post passed with findings", extra={"event": facts})
+
+    def _allowed(self, record: FlowInfo, result: CheckResult, texts: list[str],
+                 platform: str, user: str | None) -> bool:
+        """Whether an allowance lets this refused post through (it is then used)."""
+        if self.allowances is None or user is None:
+            return False
+        rules = {str(f.rule) for f in result.findings
+                 if f.severity == "block" and not f.simulated}
+        taken = self.allowances.take(user, platform, text_hash(" ".join(texts)), rules)
+        if taken is None:
+            return False
+        record.allowance = taken.id
+        log.info("post let through by an allowance", extra={"event": {
+            "event": "allowance-use", "platform": platform, "user": user,
+            "allowance": taken.id, "kind": taken.kind, "rules": sorted(rules)}})
+        return True
+
+    def _simulated(self, result: CheckResult, platform: str, user: str | None) -> None:
+        """Report what simulation would have done (rules and severity; never text)."""
+        found = [f for f in result.findings if f.simulated and f.severity != "info"]
+        if not found:
+            return
+        would = "block" if any(f.severity == "block" for f in found) else "warn"
+        rules = summary(result.model_copy(update={"findings": found}))
+        facts = {"event": "post-simulated", "platform": platform, "user": user,
+                 "would": would, "rules": rules, "policy": result.policy}
+        log.info("post checked in simulation", extra={"event": facts})
+        if self.events is not None:
+            self.events({"id": uuid.uuid4().hex, "kind": "post-simulated",
+                         "at": self.now().isoformat(), "user": user, "platform": platform,
+                         "details": {"rules": sorted(rules), "counts": rules,
+                                     "severity": would, "would": would,
+                                     "policy": result.policy}})
 
     @staticmethod
     def _refuse(flow: http.HTTPFlow, reason: str, response: http.Response) -> None:

@@ -45,8 +45,11 @@ class EventMaker:
 
     Reported: every refused page load or post, refused API/media calls (once per
     ``REPEAT_SECONDS`` per user, platform and clause), posts with ``warn`` findings, and
-    requests allowed only by a grant (once per ``REPEAT_SECONDS`` per grant). Allowed
-    requests by role are not events. Details carry rule ids, never text.
+    requests allowed only by a grant (once per ``REPEAT_SECONDS`` per grant), and posts
+    let through by an allowance (``allowance-use``, which the service records as the
+    allowance's use). Findings in simulation count for nothing here (``posts.py`` reports
+    them as ``post-simulated``). Allowed requests by role are not events. Details carry
+    rule ids, never text.
 
     A post refused for its content (or refused by Sargs for any reason after the access
     decision allowed it) is a ``block`` whose details name the findings' rules, not the
@@ -77,7 +80,7 @@ class EventMaker:
             return None
         user = record.subject.user if record.subject is not None else None
         request = kind.value if kind is not None else None
-        severities = {hit.severity for hit in record.findings}
+        severities = {hit.severity for hit in record.findings if not hit.simulated}
         details: dict[str, Any] = {"gateway": self.gateway, "action": decision.action.value}
         if not decision.allowed:  # refused by the access policy: the clause is the rule
             event_kind = "block"
@@ -85,6 +88,9 @@ class EventMaker:
             if kind not in (RequestKind.page, RequestKind.post) and self._repeat(
                     ("block", user, decision.platform, request, decision.rule.value)):
                 return None
+        elif record.allowance is not None:  # a refused post let through once (posts.py)
+            event_kind = "allowance-use"
+            details["allowance"] = record.allowance
         elif record.refused is not None or "block" in severities:
             event_kind = "block"  # allowed, then refused by Sargs itself (a post's content…)
             details["refused"] = record.refused or "content"
@@ -108,6 +114,7 @@ class EventMaker:
             details["verdict"] = record.verdict
         if record.findings:  # rule ids and severities, never text
             details["findings"] = [{"rule": h.rule, "severity": h.severity}
+                                   | ({"simulated": True} if h.simulated else {})
                                    for h in record.findings]
         return {"id": uuid.uuid4().hex, "kind": event_kind, "at": at.isoformat(),
                 "user": user, "platform": decision.platform, "details": details}

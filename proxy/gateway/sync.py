@@ -40,7 +40,14 @@ from typing import Any
 import aiohttp
 from mitmproxy import ctx, http
 
-from proxy.gateway.bundle import Bundle, BundleCache, BundleGrants, atomic_write, parse_bundle
+from proxy.gateway.bundle import (
+    Bundle,
+    BundleAllowances,
+    BundleCache,
+    BundleGrants,
+    atomic_write,
+    parse_bundle,
+)
 from proxy.gateway.flowinfo import peek
 from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.spool import EventMaker, Spool
@@ -97,6 +104,8 @@ class GatewaySync:
         self.policy_version = policy_version
         base = var_dir / "gateway"
         self.grants = BundleGrants(now)
+        self.allowances = BundleAllowances(now)
+        """Permissions to post one text once (``posts.py`` takes them)."""
         self.cache = BundleCache(base / "bundle.json")
         self.spool = Spool(base / "spool")
         self.events = EventMaker(gateway)
@@ -111,6 +120,7 @@ class GatewaySync:
         cached = self.cache.load()
         if cached is not None:  # enforce the last known grants before anything else
             self.grants.apply(cached)
+            self.allowances.apply(cached)
             log.info("enforcing the cached bundle until the service answers", extra={"event": {
                 "event": "bundle-cached", "version": cached.version,
                 "grants": len(cached.grants)}})
@@ -248,6 +258,7 @@ class GatewaySync:
         if current is not None and bundle.version < current.version and not force:
             return False  # an older read (a lagging node behind a load balancer)
         self.grants.apply(bundle)
+        self.allowances.apply(bundle)
         await asyncio.to_thread(self.cache.save, bundle)
         if self.metrics is not None:
             self.metrics.bundle_loaded()

@@ -361,6 +361,46 @@ class ApprovalRule(Strict):
     )
 
 
+class ReviewRule(Strict):
+    """Who reviews whose drafts (review before posting). Matches like ``ApprovalRule``: the
+    author holds one of ``roles``, is in one of ``departments``, posts to one of
+    ``platforms`` (an empty list matches anything). Nobody reviews their own draft."""
+
+    reviewers: list[str] = Field(
+        min_length=1,
+        description="User names, or role ids prefixed 'role:' (role:head, role:approver).",
+    )
+    roles: list[str] = Field(default_factory=list, description="Authors' roles; empty: any.")
+    platforms: list[str] = Field(default_factory=list, description="Platforms; empty: any.")
+    departments: list[str] = Field(
+        default_factory=list, description="Authors' departments; empty: any."
+    )
+
+
+class Reviews(Strict):
+    """Review before posting ("ask a superior"); see docs/reviews.md."""
+
+    rules: list[ReviewRule] = Field(
+        default_factory=list,
+        description="Who reviews whose drafts; empty: users with the approver role.",
+    )
+    retention_days: int = Field(
+        default=7, ge=1, le=365,
+        description="An undecided draft is deleted after this many days (decided ones at "
+        "once); the review's record goes then too.",
+    )
+    allowance_minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60,
+        description="How long an approval lets the author post exactly the reviewed text "
+        "(once).",
+    )
+    official_accounts: bool = Field(
+        default=False,
+        description="Posts as an official account always need a review: the check gives "
+        "an 'official-account' finding (block) whose only way forward is review.",
+    )
+
+
 class Guideline(Strict):
     title: LocalizedText
     text: LocalizedText
@@ -382,6 +422,7 @@ class Policy(Strict):
         default_factory=list,
         description="Who approves temporary access; empty: any user with the approver role.",
     )
+    reviews: Reviews = Field(default_factory=Reviews)
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -406,10 +447,19 @@ class Policy(Strict):
                             ("platforms", platform_id, kind, j),
                             f"{domain!r} already belongs to platform {owner[domain]!r}",
                         )
+        for j, platform_id in enumerate(self.compliance.simulate.platforms):
+            if platform_id not in known:
+                raise _RefError(("compliance", "simulate", "platforms", j),
+                                f"unknown platform {platform_id!r}")
         for i, rule in enumerate(self.approvals):
             for j, platform_id in enumerate(rule.platforms):
                 if platform_id not in known:
                     raise _RefError(("approvals", i, "platforms", j),
+                                    f"unknown platform {platform_id!r}")
+        for i, review in enumerate(self.reviews.rules):
+            for j, platform_id in enumerate(review.platforms):
+                if platform_id not in known:
+                    raise _RefError(("reviews", "rules", i, "platforms", j),
                                     f"unknown platform {platform_id!r}")
         for i, ip_range in enumerate(self.identity.ip_ranges):
             for j, role_id in enumerate(ip_range.roles):

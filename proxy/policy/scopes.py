@@ -10,6 +10,8 @@ A person here is anything with a ``name``, ``roles`` and a ``department`` (the s
   a rule must list the approver and match the requester's roles, the platform and the
   requester's department — empty lists match anything).
 - ``grant_cap_minutes``: the longest temporary access a requester may get.
+- ``may_review``: may approve or return one author's draft (review before posting): the
+  same shape over the policy's ``reviews.rules``; ``is_reviewer``: may see ``/reviews``.
 """
 
 from __future__ import annotations
@@ -76,3 +78,36 @@ def grant_cap_minutes(policy: Policy, requester: Person | None) -> int:
              if r in policy.roles]
     default = Role.model_fields["max_grant_hours"].default
     return int(max(hours, default=default)) * 60
+
+
+def may_review(policy: Policy, reviewer: Person, author: Person | None, platform: str,
+               author_name: str) -> bool:
+    """Whether ``reviewer`` may approve or return a draft of ``author`` for ``platform``:
+    never their own; ``admin`` reviews everything; without ``reviews.rules`` every
+    ``approver`` does; with rules, one must list the reviewer and match the author."""
+    if reviewer.name == author_name:
+        return False
+    if "admin" in reviewer.roles:
+        return True
+    rules = policy.reviews.rules
+    if not rules:
+        return "approver" in reviewer.roles
+    roles = set(author.roles) if author is not None else set()
+    department = author.department if author is not None else None
+    for rule in rules:
+        if rule.roles and not roles.intersection(rule.roles):
+            continue
+        if rule.platforms and platform not in rule.platforms:
+            continue
+        if rule.departments and department not in rule.departments:
+            continue
+        if _listed(rule.reviewers, reviewer):
+            return True
+    return False
+
+
+def is_reviewer(person: Person, policy: Policy) -> bool:
+    """May see the reviewer pages."""
+    if any(role in APPROVER_ROLES for role in person.roles):
+        return True
+    return any(_listed(r.reviewers, person) for r in policy.reviews.rules)

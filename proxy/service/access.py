@@ -313,13 +313,14 @@ async def get_exception(request: web.Request) -> web.Response:
 MAILS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("sargs.mail_tasks", set)
 
 
-def _mail_text(key: str, **values: object) -> str:
-    return "\n\n".join(text("service", key, lang, **values) for lang in LANGUAGES)
+def _mail_text(key: str, domain: str = "service", **values: object) -> str:
+    return "\n\n".join(text(domain, key, lang, **values) for lang in LANGUAGES)
 
 
 def send_mail(app: web.Application, to: str, subject_key: str, body_key: str,
-              **values: object) -> None:
-    """Send an e-mail in the background (all four languages), if SMTP is configured."""
+              *, domain: str = "service", **values: object) -> None:
+    """Send an e-mail in the background (all four languages), if SMTP is configured;
+    the texts come from ``proxy/locales/<domain>.yaml``."""
     settings = app[keys.SETTINGS]
     if not settings.smtp_host or not to:
         return
@@ -327,8 +328,8 @@ def send_mail(app: web.Application, to: str, subject_key: str, body_key: str,
     message["From"] = settings.smtp_from
     message["To"] = to
     message["Subject"] = " / ".join(
-        dict.fromkeys(text("service", subject_key, lang, **values) for lang in LANGUAGES))
-    message.set_content(_mail_text(body_key, **values))
+        dict.fromkeys(text(domain, subject_key, lang, **values) for lang in LANGUAGES))
+    message.set_content(_mail_text(body_key, domain, **values))
 
     async def deliver() -> None:
         try:

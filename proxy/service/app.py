@@ -27,6 +27,8 @@ from proxy.service import (
     openapi,
     pipeline,
     policywatch,
+    proceed,
+    reviews,
     script,
 )
 from proxy.settings import ROOT, Settings
@@ -74,12 +76,14 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     metrics.setup(app)  # GET /metrics, request latency (proxy/service/metrics.py)
     metricsauth.setup(app)  # /metrics behind its token (proxy/service/metricsauth.py)
     check.setup(app)  # POST /api/v1/check, GET /api/v1/policy/summary (proxy/service/check.py)
+    proceed.setup(app)  # POST /api/v1/proceed: ways forward (proxy/service/proceed.py)
     bundle.setup(app)  # grant bundle, change stream, gateway events (proxy/service/bundle.py)
     me.setup(app)  # /api/v1/me and /api/v1/guidelines for the extension (proxy/service/me.py)
     auth.setup(app)  # sessions, Basic, require_* (proxy/service/auth.py; CSRF: csrf.py)
     login.setup(app)  # the login and logout pages (proxy/service/login.py)
     access.setup(app)  # staff: request form, /api/v1/exceptions, My requests
     approve.setup(app)  # approvers: queue, decisions, grants (proxy/service/approve.py)
+    reviews.setup(app)  # review before posting: API, reviewer pages (proxy/service/reviews.py)
     auditpages.setup(app)  # approvers: audit log and dashboard (proxy/service/auditpages.py)
     housekeeping.setup(app)  # lapsing, audit retention (proxy/service/housekeeping.py)
     openapi.setup(app)  # GET /api/v1/openapi.json (proxy/service/openapi.py)

@@ -2,9 +2,10 @@
 the endpoint their decision events are delivered to (docs/scaling.md).
 
 - ``GET /api/v1/bundle``: ``{version, policy, digest, generated_at, grants: [{id, user,
-  platform, action, expires_at}]}`` — ``version`` is the store's change sequence, read in
-  the same transaction as the grants. ETag ``"<version>-<digest>"``; ``If-None-Match``
-  gets 304.
+  platform, action, expires_at}], allowances: [{id, user, platform, text_hash, kind, rules,
+  issued_by, issued_at, expires_at}]}`` — ``version`` is the store's change sequence, read
+  in the same transaction as the grants and the unused allowances (``allowances.py``).
+  ETag ``"<version>-<digest>"``; ``If-None-Match`` gets 304.
 - ``GET /api/v1/bundle/events``: server-sent events. ``event: version`` with ``data:
   {"version": N, "digest": …}`` at once and on every change; a ``: ping`` comment every
   10 s. ``?after=N`` instead long-polls: the answer (JSON ``{"version", "digest"}``) comes
@@ -203,6 +204,7 @@ class Bundler:
             "grants": [{"id": g.id, "user": g.user, "platform": g.platform,
                         "action": g.action, "expires_at": g.expires_at.isoformat()}
                        for g in snap.grants],
+            "allowances": [a.to_json() for a in snap.allowances],
         }
         body = json.dumps(data, separators=(",", ":")).encode()
         self._cache = (version, body)
@@ -307,7 +309,8 @@ async def bundle_events(request: web.Request) -> web.StreamResponse:
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    kind: Literal["block", "warn", "grant-use", "policy-reload", "login-failed"]
+    kind: Literal["block", "warn", "grant-use", "policy-reload", "login-failed",
+                  "allowance-use", "post-simulated"]
     at: AwareDatetime
     user: str | None = Field(default=None, max_length=128)
     platform: str | None = Field(default=None, max_length=64)

@@ -1,7 +1,8 @@
 """Background jobs every service node runs (each idempotent, so several nodes may):
 pending requests older than ``Settings.request_lapse_hours`` lapse, the audit log is
 pruned to ``Settings.audit_retention_days``, and the audit chain's head is anchored to
-``Settings.audit_anchor_file`` at start and every ``Settings.audit_anchor_minutes``."""
+``Settings.audit_anchor_file`` at start and every ``Settings.audit_anchor_minutes``;
+allowances expired a day ago are deleted (the audit log keeps their record)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from proxy.service import keys
-from proxy.store import StoreError, audit, auditverify, requests
+from proxy.store import StoreError, allowances, audit, auditverify, requests
 from proxy.store.requests import AccessRequest
 
 log = logging.getLogger("sargs.service.housekeeping")
@@ -50,6 +51,12 @@ async def prune_now(app: web.Application,
     return result
 
 
+async def purge_allowances_now(app: web.Application) -> int:
+    """Delete allowances that expired more than a day ago."""
+    before = datetime.now(UTC) - timedelta(days=1)
+    return await asyncio.to_thread(allowances.purge, app[keys.STORE], before)
+
+
 async def anchor_now(app: web.Application) -> auditverify.Anchor:
     settings = app[keys.SETTINGS]
     return await asyncio.to_thread(auditverify.anchor, app[keys.STORE],
@@ -78,6 +85,7 @@ async def _lapse_ctx(app: web.Application) -> AsyncIterator[None]:
             try:
                 await lapse_now(app)
                 await prune_now(app)
+                await purge_allowances_now(app)
                 if every and time.monotonic() - anchored >= every:
                     await anchor_now(app)
                     anchored = time.monotonic()

@@ -137,7 +137,7 @@ _SECURITY: dict[Security, list[dict[str, list[str]]]] = {
 _STATUS_TEXT = {200: "OK", 201: "Created", 204: "No content", 400: "Malformed body",
                 401: "Log in first", 403: "Not allowed", 404: "Not found",
                 409: "Already decided", 413: "Body too large",
-                415: "Not application/json",
+                415: "Not application/json", 429: "Too many (wait, or use what you have)",
                 422: "Invalid input (details name the fields)",
                 503: "Unavailable (the store; a check: over its budget or busy)"}
 

@@ -74,6 +74,16 @@ class Kind(StrEnum):
     user_password = "user-password"  # noqa: S105 (a kind name, not a password)
     user_roles = "user-roles"
     checkpoint = "checkpoint"
+    # issue 16 (coaching): ways forward, simulation, reviews (docs/storage.md)
+    post_override = "post-override"  # proceed with a reason: way, reason, rules, text_hash
+    false_positive = "false-positive"  # a finding reported as wrong: rules, text_hash
+    post_simulated = "post-simulated"  # what simulation would have done: rules, would
+    allowance_use = "allowance-use"  # a gateway let an allowed post through (once)
+    review_request = "review-request"
+    review_approve = "review-approve"
+    review_return = "review-return"
+    review_withdraw = "review-withdraw"  # the author took a pending review back
+    review_expire = "review-expire"  # retention ended before anyone decided
 
 
 @dataclass(frozen=True, slots=True)

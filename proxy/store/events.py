@@ -3,7 +3,9 @@
 A gateway spools its events (blocks, warnings…) on disk and delivers them in batches,
 retrying until the service acknowledges. Each event carries an id the gateway chose
 (a UUID); the store remembers ids it has recorded, so a batch delivered twice (the
-acknowledgement got lost) is recorded once. Every new event becomes one audit entry.
+acknowledgement got lost) is recorded once. Every new event becomes one audit entry. An
+``allowance-use`` event also marks its allowance used (``allowances.mark_used_in``), so
+the other gateways drop it with the next change.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from proxy.store import audit
-from proxy.store.common import aware, text_field, utcnow
+from proxy.store.allowances import mark_used_in
+from proxy.store.common import aware, bump_changes, text_field, utcnow
 from proxy.store.db import Store
 from proxy.store.schema import events
 
@@ -65,6 +68,11 @@ def record_events(store: Store, batch: Iterable[Event]) -> int:
         entries = audit.append_many_in(conn, [
             audit.Draft(e.kind, e.at, e.actor, e.user, e.platform,
                         details={**e.details, "event_id": e.id}) for e in new])
+        used = [e for e in new if e.kind == audit.Kind.allowance_use.value]
+        marked = [mark_used_in(conn, str(e.details.get("allowance", "")), e.actor or "gateway",
+                               aware(e.at, "at"), e.user) for e in used]
+        if any(m is not None for m in marked):
+            bump_changes(conn)  # the other gateways drop the allowance with the next bundle
         if new:
             conn.execute(sa.insert(events), [
                 {"event_id": e.id, "received_at": received, "audit_seq": entry.seq}

@@ -12,7 +12,7 @@ change, so a service node learns of changes made on other nodes by polling
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Row
 from proxy.policy.decide import Grant as PolicyGrant
 from proxy.policy.model import Action
 from proxy.store import audit
+from proxy.store.allowances import Allowance, active_in
 from proxy.store.common import aware, bump_changes, text_field
 from proxy.store.db import Store
 from proxy.store.errors import AlreadyDecided, NotFound
@@ -58,10 +59,12 @@ class Grant:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Active grants as of one change sequence."""
+    """Active grants (and allowances) as of one change sequence."""
 
     sequence: int
     grants: list[Grant]
+    allowances: list[Allowance] = field(default_factory=list)
+    """Unused, unexpired permissions to post one text once (``allowances.py``)."""
 
 
 def grant_from_row(row: Row[Any]) -> Grant:
@@ -102,9 +105,10 @@ def list_active(store: Store, now: datetime | None = None, *, user: str | None =
 
 
 def snapshot(store: Store, now: datetime | None = None) -> Snapshot:
-    """The change sequence and the active grants, read in one transaction."""
+    """The change sequence, the active grants and allowances, read in one transaction."""
+    now = aware(now)
     with store.read() as conn:
-        return Snapshot(_sequence(conn), _active(conn, aware(now)))
+        return Snapshot(_sequence(conn), _active(conn, now), active_in(conn, now))
 
 
 def get_grant(store: Store, grant_id: str) -> Grant | None:

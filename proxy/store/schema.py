@@ -161,3 +161,48 @@ sessions = sa.Table(
 )
 """Service login sessions. ``id`` is SHA-256 of the cookie's secret (a database reader
 cannot sign in with it); a session is valid while not ended and not expired."""
+
+allowances = sa.Table(
+    "allowances",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user", sa.String(128), nullable=False),
+    sa.Column("platform", sa.String(64), nullable=False),
+    sa.Column("text_hash", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("issued_by", sa.String(128), nullable=False),
+    sa.Column("issued_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.Column("used_by", sa.String(128)),
+    sa.Index("ix_allowances_expires", "expires_at"),
+)
+"""Permissions to post exactly one text once (``allowances.py``): bound to the user, the
+platform and the text's hash (``proxy.compliance.texthash``), never the text."""
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("user", sa.String(128), nullable=False),
+    sa.Column("platform", sa.String(64), nullable=False),
+    sa.Column("account", sa.String(16), nullable=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    sa.Column("text_hash", sa.String(64), nullable=False),
+    sa.Column("sealed", sa.LargeBinary),
+    sa.Column("key_id", sa.String(16)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("purge_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("comment", sa.Text),
+    sa.Column("allowance_id", sa.String(32)),
+    sa.Index("ix_reviews_status_created", "status", "created_at"),
+    sa.Index("ix_reviews_user_created", "user", "created_at"),
+    sa.Index("ix_reviews_purge_at", "purge_at"),
+)
+"""Drafts sent for review (``reviews.py``). ``sealed``: AES-GCM of the draft and the
+author's note under the review key (``reviewkey.py``, outside the database), NULL once the
+review is decided or its retention ends; ``purge_at``: when the row goes altogether."""

@@ -37,7 +37,11 @@ def test_contract_shape_and_utf16_offsets(monkeypatch, capsys) -> None:
     assert spans == [("personal-data", "block", 9, 17), ("offensive", "warn", 19, 24)]
     assert result["findings"][0]["message"].startswith("Tas izskatās pēc tālruņa")
     assert set(result["findings"][0]) == {"rule", "severity", "start", "end", "message",
-                                          "guideline"}
+                                          "guideline", "ways", "simulated"}
+    # the policy's ways forward: a phone number may be justified, an insult acknowledged
+    assert result["findings"][0]["ways"] == ["justify", "report", "review"]
+    assert result["findings"][1]["ways"] == ["acknowledge", "report", "review"]
+    assert result["findings"][0]["simulated"] is False
 
 
 def test_clean_draft_is_ok(monkeypatch, capsys) -> None:

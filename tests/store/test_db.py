@@ -16,7 +16,7 @@ def test_open_migrates_and_reopens(store_url: str) -> None:
     try:
         with store.read() as conn:
             version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-            assert version == "0002"
+            assert version == "0004"
     finally:
         store.close()
     open_store(store_url).close()  # a second start finds nothing to do
@@ -50,6 +50,6 @@ def test_empty_postgres_database_is_migrated(postgres_url: str) -> None:
         with store.read() as conn:
             tables = set(sa.inspect(conn).get_table_names())
         assert {"users", "requests", "grants", "audit_log", "audit_head", "counters",
-                "events", "sessions"} <= tables
+                "events", "sessions", "allowances"} <= tables
     finally:
         store.close()
