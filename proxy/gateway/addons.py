@@ -22,6 +22,7 @@ from proxy.gateway.access import Access, GrantSource, _utcnow
 from proxy.gateway.decisionlog import DecisionLog
 from proxy.gateway.identity import Identifier, UserDirectory
 from proxy.gateway.inject import Inject
+from proxy.gateway.lastrefusal import LastRefusals
 from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
@@ -64,6 +65,7 @@ def make_addons(
     access = Access(state, grants=grants, now=now, identifier=identifier)
     addons: list[object] = [
         access,
+        LastRefusals(now=now),  # its /__sargs/ path, before Reserved answers the rest
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now),
         Inject(),
         Posts(lambda: state.current, now=now),
