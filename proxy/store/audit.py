@@ -74,6 +74,14 @@ class Kind(StrEnum):
     user_password = "user-password"  # noqa: S105 (a kind name, not a password)
     user_roles = "user-roles"
     checkpoint = "checkpoint"
+    # Coaching (issue 16; docs/rules.md): never the post's text, only its hash.
+    post_override = "post-override"  # way, reason, rules, text_hash
+    false_positive = "false-positive"  # rules, text_hash
+    post_simulated = "post-simulated"  # rules, severity, would: block|warn
+    allowance_use = "allowance-use"
+    review_request = "review-request"
+    review_approve = "review-approve"
+    review_return = "review-return"  # comment length only
 
 
 @dataclass(frozen=True, slots=True)

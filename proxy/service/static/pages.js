@@ -95,4 +95,20 @@
       return shown;
     });
   }
+  // The reader's time zone, for times on the pages (proxy/service/localize.py).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("sargs_tz=" + zone) < 0) {
+      document.cookie = "sargs_tz=" + zone + "; path=/; max-age=31536000; samesite=strict";
+    }
+  } catch (e) { /* no Intl: the institution's zone */ }
+
+  // The request form: "other duration" only when chosen.
+  var duration = document.getElementById("duration");
+  var custom = duration && document.getElementById(duration.getAttribute("data-custom"));
+  if (custom) {
+    var toggle = function () { custom.hidden = duration.value !== "custom"; };
+    duration.addEventListener("change", toggle);
+    toggle();
+  }
 })();
