@@ -93,6 +93,7 @@ class Sentences:
             if d.get("access") in ("read", "allow") else "",
             "duration": self.duration(minutes) if isinstance(minutes, int | float) else "",
             "reason": str(d.get("reason") or "")[:300],
+            "said": f": “{' '.join(str(d['reason']).split())[:300]}”" if d.get("reason") else "",
             "roles": ", ".join(self.role_name(r) for r in roles if isinstance(r, str))
             if isinstance(roles, list) else "",
             "way": self.t(f"way_{way}") if way in ("acknowledge", "justify", "report")
@@ -110,7 +111,8 @@ class Sentences:
             text = self.t(key, **values)
         except KeyError:
             text = self.t("audit_other", **values)
-        return " ".join(text.split()).replace(" .", ".").replace("()", "").strip()
+        text = " ".join(text.split()).replace(" .", ".").replace("()", "").strip()
+        return text[:1].upper() + text[1:] if text.startswith(self.t("audit_someone")) else text
 
     def lines(self, entries: Iterable[AuditEntry]) -> tuple[list[Line], list[Line]]:
         """(people's decisions, what Sargs did) — the second with repeats collapsed."""

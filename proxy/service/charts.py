@@ -151,7 +151,7 @@ def line_chart(days: Sequence[date], series: Mapping[str, Sequence[int]], *,
     top_y = 10 + legend_h * ((len(names) + 2) // 3)
     total_h = height + top_y
     peak = _nice_max(max([1, *(max(v, default=0) for v in series.values())]))
-    plot_w = width - left - 10
+    plot_w = width - left - 24  # room for the last day's label
     plot_h = height - bottom - 10
     step = plot_w / max(1, len(days) - 1)
 

@@ -97,7 +97,7 @@ async def test_dashboard_shows_what_simulation_and_people_did_per_rule(
     # In the reader's language, by the rules' names; the same reason counted once, twice.
     assert "Skulle blockera (simulering)" in table
     assert ">Personuppgifter<" in table
-    assert "public figure&#39;s official number <span class=\"repeat\">(2 gånger)</span>" in table
+    assert "public figure&#39;s official number <span class=\"repeat\">(2)</span>" in table
 
 
 async def test_dashboard_says_so_when_nothing_was_coached(tmp_path: Path, store_url: str
