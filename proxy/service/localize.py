@@ -55,7 +55,7 @@ def duration(minutes: float, lang: str) -> str:
 def rule_name(policy: Policy, rule: str, lang: str) -> str:
     """A check rule's or access clause's name: the title of the guideline the rule cites,
     else the service's own word for an access clause, else the id."""
-    compliance = policy.compliance.rules.get(rule)
+    compliance = next((r for rid, r in policy.compliance.rules.items() if rid == rule), None)
     if compliance is not None and compliance.guideline:
         guideline = policy.guidelines.get(compliance.guideline)
         if guideline is not None:

@@ -98,7 +98,6 @@ async def fits(page: Page) -> bool:
 
 async def shot(page: Page, name: str, lang: str, width: int) -> None:
     if SCREENS:
-        Path(SCREENS).mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(Path(SCREENS) / f"pages-{name}-{lang}-{width}.png"),
                               full_page=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -42,8 +43,8 @@ async def env(tmp_path_factory: pytest.TempPathFactory
             yield gw, sites
 
 
-async def new_context(browser: Browser, gw: Gateway, user: str, locale: str = "en-US"
-                      ) -> BrowserContext:  # noqa: F811
+async def new_context(browser: Browser, gw: Gateway, user: str,  # noqa: F811
+                      locale: str = "en-US") -> BrowserContext:
     ctx = await browser.new_context(
         proxy={"server": gw.proxy_url, "username": user, "password": USERS[user][0]},
         ignore_https_errors=True, locale=locale, viewport={"width": 1000, "height": 800})
@@ -110,16 +111,32 @@ async def test_a_passed_post_or_a_page_load_shows_nothing(
     assert not await clean.locator(BOX).is_visible()
 
 
-async def test_the_explanation_is_in_the_users_language(
-    browser: Browser, env: tuple[Gateway, web.Application]  # noqa: F811
+TITLES = {"en": "Sargs did not send this post", "lv": "Sargs nenosūtīja šo ierakstu",
+          "sv": "Sargs skickade inte det här inlägget", "sq": "Sargs nuk e dërgoi këtë postim"}
+SCREENS = os.environ.get("SARGS_SCREENSHOTS", "")
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])
+@pytest.mark.parametrize("lang", list(TITLES))
+async def test_the_explanation_is_in_the_users_language_and_fits(
+    browser: Browser, env: tuple[Gateway, web.Application], lang: str,  # noqa: F811
+    width: int, height: int
 ) -> None:
-    ctx = await new_context(browser, env[0], "dina", locale="lv-LV")
+    ctx = await new_context(browser, env[0], "dina", locale=lang)
     try:
         page = await compose(ctx, DRAFT)
+        await page.set_viewport_size({"width": width, "height": height})
         await page.click("#post")
         box = page.locator(BOX)
         await box.wait_for()
-        assert "Sargs nenosūtīja šo ierakstu" in await box.inner_text()
+        assert TITLES[lang] in await box.inner_text()
+        rect = await box.bounding_box()
+        assert rect is not None
+        assert rect["x"] >= 0
+        assert rect["x"] + rect["width"] <= width
+        assert rect["y"] + rect["height"] <= height
+        if SCREENS:
+            await page.screenshot(path=str(Path(SCREENS) / f"guard-refusal-{lang}-{width}.png"))
     finally:
         await ctx.close()
 

@@ -210,8 +210,9 @@ POST_SCRIPT = """
         {method: 'POST', headers: {'Content-Type': b.type}, body: b.body});
       let data = {};
       try { data = await r.json(); } catch (e) { data = {}; }
+      const refused = data.message || ('Refused: ' + r.status);
       out.textContent = r.ok ? 'Posted'
-        : (cfg.generic ? 'Something went wrong. Try again.' : (data.message || ('Refused: ' + r.status)));
+        : (cfg.generic ? 'Something went wrong. Try again.' : refused);
       out.dataset.status = String(r.status);
     } catch (e) {
       out.textContent = 'Network error';
