@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 SCREENS = os.environ.get("SARGS_SCREENSHOTS", "")
 LANGS = ("en", "lv", "sv", "sq")
 WIDTHS = ((1280, 900), (390, 844))
-PAGES = ("access/request", "access/mine", "approvals", "grants", "audit", "dashboard",
+PAGES = ("", "guidelines", "ca", "access/request", "access/mine", "approvals", "grants", "audit", "dashboard",
          "sessions", "no-such-page")
 RAW_IDS = ("personal-data", "post-override", "false-positive", "review-approve", "grant-use",
            "duration_minutes", "None")
@@ -122,7 +122,7 @@ async def test_every_page_looks_finished(browser: Browser, svc: Service, lang: s
             shown = await page.locator("main").inner_text()
             if path in ("audit", "dashboard", "approvals"):
                 assert not [raw for raw in RAW_IDS if raw in shown], (path, shown)
-            await shot(page, path.replace("/", "-"), lang, width)
+            await shot(page, path.replace("/", "-") or "home", lang, width)
         # A page a staff member may not open: 403, as a page in their language.
         staff = await ctx.new_page()
         await ctx.clear_cookies()
