@@ -167,7 +167,8 @@
         class: 'refusal', role: 'alertdialog', 'aria-labelledby': 'sargs-refusal-title',
         lang: config.lang, tabindex: '-1',
       }, el(doc, 'header', null, el(doc, 'h2', { id: 'sargs-refusal-title', text: W.title }), closeBtn));
-      box.append(el(doc, 'p', { text: findings.length ? W.why : W.other }));
+      const said = typeof r.message === 'string' ? r.message : '';
+      box.append(el(doc, 'p', { text: findings.length ? W.why : (said || W.other) }));
       if (findings.length) {
         box.append(el(doc, 'h3', { text: W.found }));
         const list = el(doc, 'ul');
