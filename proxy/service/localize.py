@@ -52,6 +52,23 @@ def duration(minutes: float, lang: str) -> str:
     return " ".join(parts) or format_timedelta(timedelta(0), locale=lang, format="long")
 
 
+_BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"),
+             ("Chrome/", "Chrome"), ("Chromium/", "Chromium"), ("Safari/", "Safari"))
+_SYSTEMS = (("Android", "Android"), ("iPhone", "iOS"), ("iPad", "iPadOS"),
+            ("Windows", "Windows"), ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"),
+            ("Linux", "Linux"))
+
+
+def browser_of(agent: str) -> str:
+    """``Chrome · Linux`` from a User-Agent header, or the header cut short when neither
+    is known (the sessions page shows it; the header is the browser's own claim)."""
+    browser = next((name for token, name in _BROWSERS if token in agent), "")
+    system = next((name for token, name in _SYSTEMS if token in agent), "")
+    if "Headless" in agent and browser:
+        browser += " (headless)"
+    return " · ".join(p for p in (browser, system) if p) or agent[:60]
+
+
 def rule_name(policy: Policy, rule: str, lang: str) -> str:
     """A check rule's or access clause's name: the title of the guideline the rule cites,
     else the service's own word for an access clause, else the id."""

@@ -88,6 +88,7 @@ def render(request: web.Request, template: str, *, status: int = 200,
         "rule_name": lambda rule: localize.rule_name(policy, rule, lang),
         "role_name": lambda role: localize.role_name(policy, role, lang),
         "platform_name": lambda p: localize.platform_name(policy, p),
+        "browser_of": localize.browser_of,
         "lang_switch": [(code, LANGUAGE_NAMES[code], switch_url(request, code))
                       for code in LANGUAGES],
         "policy_name": policy.institution.name,
