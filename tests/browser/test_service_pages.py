@@ -26,8 +26,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 SCREENS = os.environ.get("SARGS_SCREENSHOTS", "")
 LANGS = ("en", "lv", "sv", "sq")
 WIDTHS = ((1280, 900), (390, 844))
-PAGES = ("", "guidelines", "ca", "access/request", "access/mine", "approvals", "grants", "audit", "dashboard",
-         "sessions", "no-such-page")
+PAGES = ("", "guidelines", "ca", "access/request", "access/mine", "approvals", "grants",
+         "audit", "dashboard", "sessions", "no-such-page")
 RAW_IDS = ("personal-data", "post-override", "false-positive", "review-approve", "grant-use",
            "duration_minutes", "None")
 
