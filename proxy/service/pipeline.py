@@ -20,12 +20,13 @@ typical post.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from aiohttp import web
 
 from proxy.service import cors, csrf, errors, metrics, metricsauth
-from proxy.service.auth import is_https
+from proxy.service.auth import SESSION_COOKIE, USER, current_user, is_https
 from proxy.service.errors import Handler
 from proxy.service.pages import render
 
@@ -58,7 +59,7 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         return response
     except web.HTTPException as exc:  # redirects, 401, 404, 405: aiohttp answers them
         status = exc.status
-        page = error_page(request, exc)
+        page = await error_page(request, exc)
         if page is not None:  # a browser asking for a page gets one, in its language
             if is_https(request):
                 page.headers["Strict-Transport-Security"] = HSTS
@@ -72,12 +73,16 @@ async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse
         metrics.observe(request, status, time.perf_counter() - started)
 
 
-def error_page(request: web.Request, exc: web.HTTPException) -> web.Response | None:
-    """403 and 404 as an HTML page in the reader's language, for a browser's GET."""
+async def error_page(request: web.Request, exc: web.HTTPException) -> web.Response | None:
+    """403 and 404 as an HTML page in the reader's language, for a browser's GET (with the
+    navigation of the user its session cookie names, if any)."""
     if exc.status not in (403, 404) or request.method not in ("GET", "HEAD"):
         return None
     if not errors.wants_html(request):
         return None
+    if USER not in request and SESSION_COOKIE in request.cookies:
+        with contextlib.suppress(web.HTTPException):
+            await current_user(request)
     return render(request, "error.html", status=exc.status, code=exc.status)
 
 

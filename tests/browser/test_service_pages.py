@@ -122,6 +122,8 @@ async def test_every_page_looks_finished(browser: Browser, svc: Service, lang: s
             shown = await page.locator("main").inner_text()
             if path in ("audit", "dashboard", "approvals"):
                 assert not [raw for raw in RAW_IDS if raw in shown], (path, shown)
+            if path == "no-such-page":  # a 404 page still knows who is logged in
+                assert await page.locator("form.logout").count() == 1
             await shot(page, path.replace("/", "-") or "home", lang, width)
         # A page a staff member may not open: 403, as a page in their language.
         staff = await ctx.new_page()
