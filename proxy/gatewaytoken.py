@@ -10,10 +10,9 @@ everywhere (or copy the file).
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
+from proxy.secretfile import read_or_create
 from proxy.settings import Settings
 
 FILE = "gateway.token"
@@ -25,25 +24,4 @@ def gateway_token(settings: Settings) -> str:
     configured = settings.gateway_token.get_secret_value().strip()
     if configured:
         return configured
-    return _read_or_create(Path(settings.var_dir) / FILE)
-
-
-def _read_or_create(path: Path) -> str:
-    """Written whole under a temporary name, then linked into place (``os.link`` fails when
-    the file exists): a concurrent reader never sees a half-written token."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process made it first: use theirs
-        finally:
-            temporary.unlink()
-    value = path.read_text().strip()
-    if len(value) < MIN_LENGTH:
-        raise RuntimeError(f"{path} holds no usable gateway token (delete it to make a new one)")
-    return value
+    return read_or_create(Path(settings.var_dir) / FILE, "gateway token", MIN_LENGTH)

@@ -31,8 +31,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +40,7 @@ from aiohttp import web
 
 from proxy.directory.negotiate import is_negotiate
 from proxy.policy.scopes import is_approver
+from proxy.secretfile import read_or_create
 from proxy.service import keys, negotiate
 from proxy.service.clients import LoginLimiter, client_address, too_many, trusted_networks
 from proxy.service.errors import wants_html
@@ -62,19 +61,7 @@ def load_secret(settings: Settings) -> bytes:
     configured = settings.secret_key.get_secret_value()
     if configured:
         return configured.encode()
-    path = Path(settings.var_dir) / "secret.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
-    value = path.read_text().strip()
-    if len(value) < 32:
-        raise RuntimeError(f"{path} holds no usable secret (delete it to make a new one)")
-    return value.encode()
+    return read_or_create(Path(settings.var_dir) / "secret.key", "secret").encode()
 
 
 @dataclass

@@ -14,12 +14,12 @@ Anything else gets a short 401 JSON (no ``WWW-Authenticate: Basic``: no login bo
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
 from aiohttp import web
 
+from proxy.secretfile import read_or_create
 from proxy.service import keys
 from proxy.service.errors import json_error
 from proxy.settings import Settings
@@ -31,19 +31,7 @@ def load_token(settings: Settings) -> str:
     configured = settings.metrics_token.get_secret_value()
     if configured:
         return configured
-    path = Path(settings.var_dir) / "metrics.token"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32) + "\n")
-    token = path.read_text().strip()
-    if len(token) < 16:
-        raise RuntimeError(f"{path} holds no usable token (delete it to make a new one)")
-    return token
+    return read_or_create(Path(settings.var_dir) / "metrics.token", "metrics token", 16)
 
 
 class Token:
