@@ -65,8 +65,10 @@ def local_time(request: web.Request, value: datetime | None) -> str:
 
 
 def switch_url(request: web.Request, lang: str) -> str:
-    """This page in another language (the switch's links keep the other query values)."""
-    query = {k: v for k, v in request.query.items() if k != "lang"}
+    """This page in another language. The links keep the other query values except the
+    addresses (``next``, ``url``): those are checked where they are used, and a page
+    never repeats an address it was given unchecked (tests/security)."""
+    query = {k: v for k, v in request.query.items() if k not in ("lang", "next", "url")}
     query["lang"] = lang
     return request.path + "?" + urlencode(query)
 
