@@ -15,6 +15,7 @@
  *   overlay.js  the <sargs-guard> shadow root: underlines, badge, status line, live region
  *   panel.js    the panel listing findings and the card explaining one where it is
  *   documents.js  documents, open shadow roots, same-origin frames; their events
+ *   refusal.js  the gateway's refusal of a post, explained by the guard
  *   main.js     tracking editors, debounced checks, events, documents and frames
  *
  * What it does: finds editors (textarea, text input, contenteditable, role="textbox";
@@ -65,6 +66,7 @@
   S.overlay(rt);
   S.panel(rt);
   S.documents(rt);
+  if (S.refusal) S.refusal(rt); // the gateway's refusals, explained (refusal.js)
   const { states, docs, observers } = rt;
 
   function deepActive(doc) {

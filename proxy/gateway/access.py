@@ -416,7 +416,8 @@ class Access:
         record.generated = "access"
         if html:
             flow.response = refusal.block_page(
-                explanation, decision, subject, record.lang, compiled.version, url
+                explanation, decision, subject, record.lang, compiled.version, url,
+                policy=policy,
             )
         else:
             flow.response = refusal.block_json(explanation, decision, record.lang)

@@ -24,6 +24,7 @@ from proxy.gateway.access import Access, GrantSource, _utcnow
 from proxy.gateway.decisionlog import DecisionLog
 from proxy.gateway.identity import LOGIN_FAILURES, Identifier, UserDirectory
 from proxy.gateway.inject import Inject
+from proxy.gateway.lastrefusal import LastRefusals
 from proxy.gateway.metrics import GatewayMetrics
 from proxy.gateway.negotiate import NegotiateLogins, negotiate_from_settings
 from proxy.gateway.posts import Posts
@@ -83,6 +84,7 @@ def make_addons(
         # before Reserved, which answers 404 for the paths it does not know
         Proceed(syncer, lambda: state.current, max_body_bytes=settings.max_body_bytes),
         ReviewForward(syncer, max_body_bytes=settings.max_body_bytes),  # reviews, likewise
+        LastRefusals(now=now),  # its /__sargs/ path, before Reserved answers the rest
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now,
                  check=pool.check),
         Inject(lambda: state.current),

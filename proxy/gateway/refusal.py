@@ -179,12 +179,18 @@ def block_page(
     lang: str,
     policy_version: str,
     url: str,
+    policy: Policy | None = None,
 ) -> http.Response:
+    """The HTML block page; with ``policy``, roles and the rule by name, not id."""
     t = Translator("gateway", lang)
+    roles = sorted(subject.roles)
+    if policy is not None:
+        roles = sorted(policy.roles[r].name.get(t.lang) if r in policy.roles else r
+                       for r in roles)
     details = [
         (t("label_user"), subject.user or t("anonymous")),
-        (t("label_roles"), ", ".join(sorted(subject.roles)) or "–"),
-        (t("label_rule"), str(decision.rule)),
+        (t("label_roles"), ", ".join(roles) or "–"),
+        (t("label_rule"), t("rule_" + str(decision.rule).replace("-", "_"))),
         (t("label_address"), url),
         (t("label_policy"), policy_version),
     ]

@@ -299,8 +299,23 @@ async def queue_page(request: web.Request) -> web.Response:
     approver = await require_approver(request)
     items = await decidable(request, approver)
     names = {pid: p.name for pid, p in policy_of(request).platforms.items()}
+    store = request.app[keys.STORE]
+    people = sorted({r.user for r, _, _ in items})
+
+    def histories() -> dict[str, list[AccessRequest]]:
+        """Each requester's earlier requests (newest first), for the approver to weigh."""
+        return {u: requests.list_requests(store, user=u, limit=HISTORY + len(items))
+                for u in people}
+
+    earlier = await asyncio.to_thread(histories)
     return render(request, "approvals.html", items=items, names=names, badge=len(items),
-                  msg=_msg(request), presets=(60, 240, 480, 1440, 4320))
+                  msg=_msg(request), presets=(60, 240, 480, 1440, 4320),
+                  history={u: [r for r in found if r.status != "pending"][:HISTORY]
+                           for u, found in earlier.items()})
+
+
+HISTORY = 5
+"""Earlier requests of a requester shown in the approvers' queue."""
 
 
 async def _form(request: web.Request) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from proxy.i18n import Translator
-from proxy.service import charts, keys
+from proxy.service import auditview, charts, keys, localize
 from proxy.service.access import policy_of
 from proxy.service.approve import pending_count
 from proxy.service.auth import require_approver
@@ -65,8 +65,20 @@ async def audit_page(request: web.Request) -> web.Response:
 
     entries, total = await asyncio.to_thread(load)
     query = {k: v for k, v in request.query.items() if k != "offset" and v}
-    return render(request, "audit.html", entries=entries, total=total, offset=offset,
-                  page=AUDIT_PAGE, query=query, kinds=[k.value for k in audit.Kind],
+    lang = language(request)
+    policy = policy_of(request)
+    t = Translator("service", lang)
+    sentences = auditview.Sentences(
+        t, rule_name=lambda r: localize.rule_name(policy, r, lang),
+        role_name=lambda r: localize.role_name(policy, r, lang),
+        platform_name=lambda p: localize.platform_name(policy, p),
+        duration=lambda m: localize.duration(m, lang))
+    human, machine = sentences.lines(entries)
+    kinds = [(k.value, t("kind_" + k.value.replace("-", "_"))) for k in audit.Kind]
+    return render(request, "audit.html", human=human, machine=machine, total=total,
+                  offset=offset, page=AUDIT_PAGE, query=query,
+                  kinds=sorted(kinds, key=lambda k: k[1].casefold()),
+                  details_text=auditview.details_text,
                   badge=await pending_count(request, approver))
 
 
@@ -105,10 +117,18 @@ async def dashboard_page(request: web.Request) -> web.Response:
         [(names.get(p, p), data.requests.get(p, 0), data.grants.get(p, 0))
          for p in sorted(set(data.requests) | set(data.grants))],
         (t("chart_requests"), t("chart_grants")), title=t("chart_per_platform"))
-    over_time = charts.line_chart(data.days, data.per_rule,
-                                  title=t("chart_per_rule"))
+    lang = t.lang
+    rule = {r: localize.rule_name(policy, r, lang) for _, r in data.per_rule}
+    rule |= {r: localize.rule_name(policy, r, lang) for r in data.coaching}
+    rule["(none)"] = t("rule_none")
+    labelled = {f"{t('kind_' + kind)} · {rule[r]}": series
+                for (kind, r), series in data.per_rule.items()}
+    over_time = charts.line_chart(data.days, labelled, title=t("chart_per_rule"))
+    coaching = sorted(data.coaching.items(), key=lambda item: rule[item[0]].casefold())
     return render(request, "dashboard.html", data=data, names=names,
                   per_platform=per_platform, over_time=over_time, days=DASHBOARD_DAYS,
+                  per_rule=sorted(labelled.items()), coaching=coaching, rule=rule,
+                  columns=charts.COACHING_COLUMNS,
                   badge=await pending_count(request, approver))
 
 

@@ -31,8 +31,29 @@ class DashboardData:
     pending: int = 0
     active: int = 0
     days: list[date] = field(default_factory=list)
-    per_rule: dict[str, list[int]] = field(default_factory=dict)
-    """Series ``"block · role"`` / ``"warn · personal-data"`` → count per day."""
+    per_rule: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """Series ``(kind, rule)`` (``("block", "role")``) → count per day."""
+    coaching: dict[str, Counter[str]] = field(default_factory=dict)
+    """Rule → counts of what people and simulation did about its findings: ``would-block``,
+    ``would-warn`` (simulation), ``override``, ``false-positive``, ``review-request``,
+    ``review-approve``, ``review-return``, ``allowance-use``."""
+    reasons: dict[str, Counter[str]] = field(default_factory=dict)
+    """Rule → the reasons given for overriding it, with how often each was given."""
+
+
+COACHING_KINDS = ("post-simulated", "post-override", "false-positive", "review-request",
+                  "review-approve", "review-return", "allowance-use")
+COACHING_COLUMNS = ("would-block", "would-warn", "override", "false-positive",
+                    "review-request", "review-approve", "review-return")
+"""The dashboard's coaching table, left to right (TASK-16's audit kinds)."""
+
+
+def _coaching_column(kind: str, details: Mapping[str, Any]) -> str:
+    if kind == "post-simulated":
+        return "would-warn" if details.get("would") == "warn" else "would-block"
+    if kind == "post-override":
+        return "override"
+    return kind
 
 
 def _rules(details: Mapping[str, Any]) -> list[str]:
@@ -72,8 +93,15 @@ def collect(store: Store, *, since: datetime, now: datetime) -> DashboardData:
         if day is None:
             continue
         for rule in _rules(e.details):
-            series = data.per_rule.setdefault(f"{e.kind} · {rule}", [0] * len(data.days))
+            series = data.per_rule.setdefault((e.kind, rule), [0] * len(data.days))
             series[day] += 1
+    for e in audit.query(store, kind=COACHING_KINDS, since=since, limit=_MAX_ROWS * 4):
+        column = _coaching_column(e.kind, e.details)
+        reason = e.details.get("reason")
+        for rule in _rules(e.details):
+            data.coaching.setdefault(rule, Counter())[column] += 1
+            if column == "override" and isinstance(reason, str) and reason.strip():
+                data.reasons.setdefault(rule, Counter())[" ".join(reason.split())[:120]] += 1
     return data
 
 
@@ -123,7 +151,7 @@ def line_chart(days: Sequence[date], series: Mapping[str, Sequence[int]], *,
     top_y = 10 + legend_h * ((len(names) + 2) // 3)
     total_h = height + top_y
     peak = _nice_max(max([1, *(max(v, default=0) for v in series.values())]))
-    plot_w = width - left - 10
+    plot_w = width - left - 24  # room for the last day's label
     plot_h = height - bottom - 10
     step = plot_w / max(1, len(days) - 1)
 

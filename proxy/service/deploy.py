@@ -27,8 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from proxy.i18n import LANGUAGES, Translator, negotiate
-from proxy.service import keys
+from proxy.i18n import LANGUAGES, Translator
+from proxy.service import keys, pages
 from proxy.settings import Settings
 
 routes = web.RouteTableDef()
@@ -208,10 +208,8 @@ FIREFOX_POLICY = json.dumps(
 
 
 def page_language(request: web.Request) -> str:
-    asked = request.query.get("lang", "")
-    if asked in LANGUAGES:
-        return asked
-    return negotiate(request.headers.get("Accept-Language"))
+    """As on every page: ``?lang=``, the language switch's cookie, Accept-Language."""
+    return pages.language(request)
 
 
 @routes.get("/ca")

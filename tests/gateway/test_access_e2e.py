@@ -290,6 +290,12 @@ async def test_block_page_speaks_the_users_language(env: Env, accept_language: s
     assert ("http://127.0.0.1:8081/access/request?platform=facebook&amp;url="
             "https%3A%2F%2Fwww.facebook.com%2Fgroups%2Fx") in body
     assert "secret" not in body
+    # Rule and roles by name, in the same language, not as policy ids.
+    rule = {"lv": "Jūsu lomai nav norādīts", "sv": "Inte listad för din roll",
+            "sq": "E palistuar për rolin tuaj", "en": "Not listed for your role"}[lang]
+    assert f"<dd>{rule}</dd>" in body
+    assert "<dd>default</dd>" not in body
+    assert "<dd>intern</dd>" not in body
 
 
 async def test_block_page_explains_the_time_window(env: Env) -> None:

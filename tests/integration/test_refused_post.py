@@ -135,5 +135,5 @@ async def test_a_refused_post_reaches_the_audit_log_the_metric_and_the_dashboard
             resp = await peter.get("/dashboard")
             assert resp.status == 200
             page = peter.last_page
-        assert "<tr><td>block · personal-data</td><td>5</td></tr>" in page
+        assert "<tr><td>Blocked · Personal data</td><td class=\"num\">5</td></tr>" in page
         assert PHONE not in page

@@ -107,7 +107,7 @@ async def test_the_form_from_the_block_page_and_my_requests_in_latvian(svc: Serv
         assert r.headers["Location"].startswith("/access/mine?sent=")
         r = await anna.get(r.headers["Location"])
         assert "Gaida apstiprinātāju" in anna.last_page
-        assert "1.5 h" in anna.last_page
+        assert "1 stunda 30 minūšu" in anna.last_page  # Babel: the user's language
     stored = await asyncio.to_thread(requests.list_requests, svc.store)
     assert [(s.access, s.duration_minutes) for s in stored] == [("allow", 90)]
 

@@ -155,9 +155,11 @@ async def test_audit_page_filters_and_csv(svc: Service) -> None:
         await peter.login("peter", "peter-pw")
         await peter.get("/audit?kind=reject")
         assert "=HYPERLINK(evil)" in peter.last_page  # escaped text, shown as is
-        assert "<td>request</td>" not in peter.last_page
+        assert "peter rejected anna&#39;s request for TikTok: =HYPERLINK(evil)" in peter.last_page
+        assert 'data-kind="request"' not in peter.last_page
         await peter.get("/audit?kind=request&user=anna")
-        assert "<td>request</td>" in peter.last_page
+        assert 'data-kind="request"' in peter.last_page
+        assert "anna asked for read and post on TikTok for 2 hours." in peter.last_page
         r = await peter.get("/audit.csv?kind=reject")
         assert r.headers["Content-Type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(await r.text())))

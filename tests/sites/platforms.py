@@ -210,7 +210,9 @@ POST_SCRIPT = """
         {method: 'POST', headers: {'Content-Type': b.type}, body: b.body});
       let data = {};
       try { data = await r.json(); } catch (e) { data = {}; }
-      out.textContent = r.ok ? 'Posted' : (data.message || ('Refused: ' + r.status));
+      const refused = data.message || ('Refused: ' + r.status);
+      out.textContent = r.ok ? 'Posted'
+        : (cfg.generic ? 'Something went wrong. Try again.' : refused);
       out.dataset.status = String(r.status);
     } catch (e) {
       out.textContent = 'Network error';
@@ -234,6 +236,7 @@ class Page:
     shadow_host: str = ""
     frame: bool = False
     csp: bool = False
+    generic: bool = False  # a failed post shows "Something went wrong", as X's page does
 
 
 PAGES: dict[str, Page] = {
@@ -347,6 +350,9 @@ PAGES["mastodon-post"] = dataclasses.replace(
     title="Mastodon (emptied after posting)",
     script=CLEAR_AFTER_POST % {"editor": json.dumps(PAGES["mastodon"].editor), "empty": '""'},
 )
+PAGES["x-generic"] = dataclasses.replace(
+    PAGES["x"], title="X (a generic error when posting fails)", generic=True
+)
 
 TAG_PARAMS = ("backend", "lang", "account", "platform", "readonly")
 
@@ -397,6 +403,7 @@ def _render(request: web.Request, name: str) -> web.Response:
         "form": page.form,
         "frame": page.frame,
         "shadowHost": page.shadow_host,
+        "generic": page.generic,
     }
     scripts = ""
     if page.script:

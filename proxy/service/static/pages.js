@@ -15,12 +15,13 @@
     });
   }
 
-  function localTime(iso, tz) {
+  // A time in the page's language and the reader's own zone, as the server writes them
+  // (proxy/service/localize.py; the zone cookie below tells the server the same zone).
+  function localTime(iso) {
     if (!iso) { return ""; }
     try {
-      return new Intl.DateTimeFormat("sv-SE", {
-        timeZone: tz || undefined, year: "numeric", month: "2-digit", day: "2-digit",
-        hour: "2-digit", minute: "2-digit"
+      return new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
+        dateStyle: "medium", timeStyle: "short"
       }).format(new Date(iso));
     } catch (e) { return iso; }
   }
@@ -40,7 +41,6 @@
 
   var mine = document.getElementById("sargs-mine");
   if (mine) {
-    var tz = mine.getAttribute("data-tz");
     var sent = mine.getAttribute("data-sent");
     var back = mine.getAttribute("data-return-url");
     var leaving = false;
@@ -50,7 +50,7 @@
         if (!row || row.getAttribute("data-status") === r.status) { return; }
         row.setAttribute("data-status", r.status);
         var cell = row.querySelector(".status");
-        var msg = fill(texts[r.status], {until: localTime(r.expires_at, tz), reason: r.reason});
+        var msg = fill(texts[r.status], {until: localTime(r.expires_at), reason: r.reason});
         cell.textContent = msg;
         cell.className = "status status-" + r.status;
         if (live) { live.textContent = msg; }
@@ -94,5 +94,21 @@
       if (fresh && live) { live.textContent = fill(texts["new"], {count: fresh}); }
       return shown;
     });
+  }
+  // The reader's time zone, for times on the pages (proxy/service/localize.py).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("sargs_tz=" + zone) < 0) {
+      document.cookie = "sargs_tz=" + zone + "; path=/; max-age=31536000; samesite=strict";
+    }
+  } catch (e) { /* no Intl: the institution's zone */ }
+
+  // The request form: "other duration" only when chosen.
+  var duration = document.getElementById("duration");
+  var custom = duration && document.getElementById(duration.getAttribute("data-custom"));
+  if (custom) {
+    var toggle = function () { custom.hidden = duration.value !== "custom"; };
+    duration.addEventListener("change", toggle);
+    toggle();
   }
 })();
