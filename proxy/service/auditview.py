@@ -22,8 +22,8 @@ from proxy.store.audit import AuditEntry
 
 HUMAN = frozenset({
     "request", "approve", "reject", "revoke", "post-override", "false-positive",
-    "review-request", "review-approve", "review-return", "user-add", "user-remove",
-    "user-password", "user-roles",
+    "review-request", "review-approve", "review-return", "review-withdraw", "user-add",
+    "user-remove", "user-password", "user-roles",
 })
 """Kinds that record a person's decision (shown first)."""
 

@@ -142,6 +142,10 @@ async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
         raise Refused(422, "text", "nothing to proceed past: Sargs finds nothing in this text "
                                    "that refuses or warns"
                                    + (" (of the rules named)" if named else ""))
+    if any(f.severity == "block" for f in relevant):
+        # Warnings never stop a post; a way is judged against what does (a working-hours
+        # warning must not bar a reason given for a phone number).
+        relevant = [f for f in relevant if f.severity == "block"]
     barred = sorted({f.rule for f in relevant if body.way not in f.ways})
     if barred:
         raise Refused(422, "way", f"the policy does not allow {body.way!r} past "

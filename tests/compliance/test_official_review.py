@@ -3,6 +3,7 @@ superior's review (an ``official-account`` finding whose only way forward is rev
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ import pytest
 from proxy.compliance.model import CheckRequest
 from proxy.runtime import PolicyState
 from tests.support.gateway import copy_policy
+
+SUNDAY = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+"""Outside working hours: a personal post then has no working-hours warning."""
 
 CLEAN = "Sveiki! Bibliotēka šodien atvērta līdz 19:00."
 
@@ -29,7 +33,7 @@ def _check(root: Path, policy: str, account: str, allowed: bool | None
     state = PolicyState(root / policy)
     result = state.current.engine.check(
         CheckRequest(text=CLEAN, account=account, platform="x",  # type: ignore[arg-type]
-                     official_allowed=allowed, lang="lv"), "v")
+                     official_allowed=allowed, lang="lv", at=SUNDAY), "v")
     return [(f.rule, f.severity, list(f.ways)) for f in result.findings]
 
 

@@ -52,17 +52,32 @@ class Stand:
     context: BrowserContext
 
 
+def no_working_hours(example: Path) -> Path:
+    """The example policy without working hours: these tests run at any time of day (the
+    service and the gateway use the real clock, for allowances), and a personal post in
+    working hours would add a working-hours warning and its buttons to every draft."""
+    policy = example / "policy.yaml"
+    lines = policy.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.strip() == "working_hours:")
+    end = start + 1
+    while lines[end].lstrip().startswith("- {days:"):
+        end += 1
+    policy.write_text("".join(lines[:start] + lines[end:]), encoding="utf-8")
+    return example
+
+
 @asynccontextmanager
 async def stand(browser: Browser, tmp: Path, policy: Path | None = None  # noqa: F811
                 ) -> AsyncIterator[Stand]:
-    state = PolicyState(policy) if policy else None
+    policy = policy or no_working_hours(copy_policy(tmp))
+    state = PolicyState(policy)
     database = f"sqlite:///{tmp / 'sargs.db'}"
     sites = make_site_app(None)
     async with running_service(tmp / "service", database, gateway_token=SecretStr(TOKEN),
                                policy=state) as svc, serve(sites) as sites_url:
         settings = Settings(var_dir=tmp / "gateway", service_url=svc.url,
                             gateway_token=SecretStr(TOKEN), gateway_metrics_port=0,
-                            **({"policy": policy} if policy else {}))
+                            policy=policy)
 
         def make(_: Settings, st: PolicyState, **kw: Any) -> list[object]:
             return make_addons(settings, st, sync=True, **kw)
@@ -163,7 +178,7 @@ async def test_post_with_a_reason_lets_exactly_that_text_through_once(
 
 async def test_rule_on_trial_is_shown_and_recorded_but_never_refuses(
         browser: Browser, tmp_path: Path) -> None:  # noqa: F811
-    example = copy_policy(tmp_path)
+    example = no_working_hours(copy_policy(tmp_path))
     (example / "trial.yaml").write_text(yaml.safe_dump(
         {"compliance": {"rules": {"personal-data": {"mode": "simulate"}}}}))
     async with stand(browser, tmp_path, example) as s:
