@@ -29,6 +29,7 @@
       report: 'Report that this finding is wrong.',
       review: 'Ask your superior to review the post.',
       waysWhere: 'Open the Sargs panel by the editor (Alt+Shift+S) for these choices.',
+      openPanel: 'Show these choices',
       guideline: 'Guideline',
       close: 'Close',
       other: 'The post could not be checked, so it was not sent. Try again in a moment.',
@@ -44,6 +45,7 @@
       report: 'Ziņojiet, ka šis atradums ir kļūdains.',
       review: 'Lūdziet vadītājam pārskatīt ierakstu.',
       waysWhere: 'Šīs izvēles ir Sargs panelī pie redaktora (Alt+Shift+S).',
+      openPanel: 'Rādīt šīs izvēles',
       guideline: 'Vadlīnija',
       close: 'Aizvērt',
       other: 'Ierakstu nevarēja pārbaudīt, tāpēc tas netika nosūtīts. Mēģiniet vēlreiz pēc brīža.',
@@ -59,6 +61,7 @@
       report: 'Anmäl att fyndet är fel.',
       review: 'Be din chef att granska inlägget.',
       waysWhere: 'Öppna Sargs-panelen vid redigeraren (Alt+Shift+S) för de här valen.',
+      openPanel: 'Visa valen',
       guideline: 'Riktlinje',
       close: 'Stäng',
       other: 'Inlägget kunde inte kontrolleras och skickades därför inte. Försök igen om en stund.',
@@ -74,6 +77,7 @@
       report: 'Raportoni që ky gjetje është e gabuar.',
       review: 'Kërkoni nga eprori juaj ta shqyrtojë postimin.',
       waysWhere: 'Hapni panelin e Sargs pranë redaktorit (Alt+Shift+S) për këto zgjedhje.',
+      openPanel: 'Shfaq këto zgjedhje',
       guideline: 'Udhëzimi',
       close: 'Mbyll',
       other: 'Postimi nuk mund të kontrollohej, prandaj nuk u dërgua. Provoni përsëri pas pak.',
@@ -189,7 +193,20 @@
         const todo = el(doc, 'ul', { class: 'ways' }, el(doc, 'li', { 'data-way': 'edit', text: W.edit }));
         for (const w of ways) todo.append(el(doc, 'li', { 'data-way': w, text: W[w] }));
         box.append(todo);
-        if (ways.length) box.append(el(doc, 'p', { class: 'g', text: W.waysWhere }));
+        // The choices are buttons in the editor's panel (panel.js, S.ways): open it there when
+        // the editor still holds the findings, else say where the panel is.
+        const editor = ways.length ? Array.from(rt.states.values())
+          .find((st) => st.ctx === ctx && st.el.isConnected && st.findings.length) : null;
+        if (editor) {
+          const open = el(doc, 'button', { type: 'button', class: 'open-panel', text: W.openPanel });
+          open.addEventListener('click', () => {
+            close(ctx);
+            rt.togglePanel(editor, true);
+            rt.render();
+            if (editor.ui) editor.ui.panel.focus();
+          }, { signal });
+          box.append(el(doc, 'p', null, open));
+        } else if (ways.length) box.append(el(doc, 'p', { class: 'g', text: W.waysWhere }));
       }
       closeBtn.addEventListener('click', () => close(ctx), { signal });
       box.addEventListener('keydown', (e) => { if (e.key === 'Escape') close(ctx); }, { signal });

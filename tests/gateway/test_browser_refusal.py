@@ -97,6 +97,24 @@ async def test_a_refused_post_shows_the_guards_explanation(
     await box.wait_for(state="hidden")
 
 
+async def test_the_explanation_opens_the_panel_with_the_ways_forward(
+    context: BrowserContext, env: tuple[Gateway, web.Application]
+) -> None:
+    page = await compose(context, DRAFT)
+    await page.click("#post")
+    box = page.locator(BOX)
+    await box.wait_for()
+    assert await box.locator("li[data-way=justify]").count() == 1
+    await box.get_by_role("button", name="Show these choices").click()
+    await box.wait_for(state="hidden")
+    panel = page.locator("sargs-guard .panel")
+    await panel.wait_for()
+    # the phone number's ways, as buttons: a reason, a report, a review (not "post anyway")
+    ways = panel.locator("button.way")
+    assert {await ways.nth(i).get_attribute("data-way") for i in range(await ways.count())} \
+        == {"justify", "report", "review"}
+
+
 async def test_a_passed_post_or_a_page_load_shows_nothing(
     context: BrowserContext, env: tuple[Gateway, web.Application]
 ) -> None:
