@@ -79,19 +79,19 @@ def make_addons(
     access = Access(state, grants=grants, now=now, identifier=identifier)
     owned = check_pool is None
     pool = check_pool or CheckPool(lambda: state.current, budget=settings.check_seconds)
+    # paths of their own under /__sargs/, answered when Reserved asks (reserved.py)
+    proceed = Proceed(syncer, lambda: state.current, max_body_bytes=settings.max_body_bytes)
+    reviews = ReviewForward(syncer, max_body_bytes=settings.max_body_bytes)
+    refusals = LastRefusals(now=now)
     addons: list[object] = [
         access,
-        # before Reserved, which answers 404 for the paths it does not know
-        Proceed(syncer, lambda: state.current, max_body_bytes=settings.max_body_bytes),
-        ReviewForward(syncer, max_body_bytes=settings.max_body_bytes),  # reviews, likewise
-        LastRefusals(now=now),  # its /__sargs/ path, before Reserved answers the rest
         Reserved(lambda: state.current, max_body_bytes=settings.max_body_bytes, now=now,
-                 check=pool.check),
+                 check=pool.check, answerers=(proceed, reviews, refusals)),
         Inject(lambda: state.current),
         Posts(lambda: state.current, now=now, check=pool.check,
               allowances=syncer.allowances if syncer is not None else None,
               events=syncer.record if syncer is not None else None,
-              service_url=settings.public_service_url),
+              service_url=settings.public_service_url, on_refusal=refusals.remember),
         DecisionLog(lambda: state.current.version),
     ]
     if syncer is not None:

@@ -16,8 +16,9 @@ localised message and each finding's rule, severity, message, guideline and ``wa
 never the post's text nor offsets into it. Kept in memory for ``KEEP`` seconds, at most
 ``MAX_USERS`` (user, platform) pairs (the oldest go first); nothing is written anywhere.
 
-This add-on must come before :class:`proxy.gateway.reserved.Reserved`, which answers every
-other ``/__sargs/`` path with 404.
+:class:`proxy.gateway.reserved.Reserved` asks it (``answer``) on the reserved path, and
+:class:`proxy.gateway.posts.Posts` tells it of each refusal (``remember``): no hook of its
+own on every flow.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from mitmproxy import http
 
-from proxy.gateway.flowinfo import peek
+from proxy.gateway.flowinfo import info, peek
 
 PATH = "/__sargs/api/v1/last-refusal"
 KEEP = 120.0
@@ -92,25 +93,26 @@ class LastRefusals:
         self.now = now
         self.kept: OrderedDict[tuple[str, str], Refusal] = OrderedDict()
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
-            return
+    def answer(self, flow: http.HTTPFlow) -> None:
+        """Its path (asked by ``Reserved``, on a platform host's reserved path)."""
         if flow.request.path.split("?", 1)[0] != PATH:
             return
-        record = peek(flow)
-        if record is None or record.platform is None:
-            return  # not a platform host: not ours (the reserved add-on says 404 too)
+        record = info(flow)
         record.generated = "reserved"
         if flow.request.method != "GET":
             flow.response = _json(405, {"error": f"method {flow.request.method} not allowed"})
             return
         user = record.subject.user if record.subject else None
-        kept = self.kept.get((user, record.platform)) if user else None
+        kept = self.kept.get((user, record.platform)) if user and record.platform else None
         if kept is not None and kept.age() > KEEP:
             kept = None
         flow.response = _json(200, {"refusal": kept.as_json() if kept else None})
 
-    def response(self, flow: http.HTTPFlow) -> None:
+    async def close(self) -> None:
+        """Nothing to close (``Reserved`` closes its answerers)."""
+
+    def remember(self, flow: http.HTTPFlow) -> None:
+        """Keep the refusal ``posts.py`` just answered (its ``on_refusal``)."""
         record = peek(flow)
         if record is None or record.generated != "posts" or not record.refused:
             return

@@ -258,8 +258,11 @@ class Posts:
         allowances: BundleAllowances | None = None,
         events: Callable[[dict[str, Any]], None] | None = None,
         service_url: str = "",
+        on_refusal: Callable[[http.HTTPFlow], None] | None = None,
     ) -> None:
         self.compiled = compiled
+        self.on_refusal = on_refusal
+        """Told of every post refused, its answer set (``LastRefusals.remember``)."""
         self.now = now
         self.allowances = allowances
         """Permissions to post one text once (the bundle's); ``None``: none are honoured."""
@@ -386,12 +389,13 @@ class Posts:
                                      "severity": would, "would": would,
                                      "policy": result.policy}})
 
-    @staticmethod
-    def _refuse(flow: http.HTTPFlow, reason: str, response: http.Response) -> None:
+    def _refuse(self, flow: http.HTTPFlow, reason: str, response: http.Response) -> None:
         record = info(flow)
         record.refused = reason
         record.generated = "posts"
         flow.response = response
+        if self.on_refusal is not None:
+            self.on_refusal(flow)
 
     def _unreadable(
         self, flow: http.HTTPFlow, mode: str, platform: str, why: str, lang: str

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from mitmproxy import http
 
-from proxy.gateway.flowinfo import info, peek
+from proxy.gateway.flowinfo import info
 from proxy.gateway.reserved import cors
 from proxy.gateway.sync import GatewaySync
 from proxy.i18n import Translator
@@ -66,21 +66,22 @@ class Proceed:
         self.max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
 
-    async def done(self) -> None:
+    async def close(self) -> None:
+        """Close the session to the service (``Reserved.done``)."""
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
-            return
+    def answer(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Its two paths (asked by ``Reserved``, on a platform host's reserved path)."""
         path = flow.request.path.split("?", 1)[0]
         if path not in (PROCEED_PATH, REASONS_PATH):
-            return
-        record = peek(flow)
-        if record is None or record.platform is None:
-            return  # not a platform host: the reserved add-on (or nobody) answers
-        info(flow).generated = "reserved"
+            return None
+        return self._answer(flow, path)
+
+    async def _answer(self, flow: http.HTTPFlow, path: str) -> None:
+        record = info(flow)
+        record.generated = "reserved"
         headers = cors(flow)
         method = flow.request.method
         if path == REASONS_PATH:

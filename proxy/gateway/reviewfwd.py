@@ -27,12 +27,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 import aiohttp
 from mitmproxy import http
 
-from proxy.gateway.flowinfo import info, peek
+from proxy.gateway.flowinfo import info
 from proxy.gateway.reserved import cors, page_origin
 from proxy.gateway.sync import GatewaySync
 from proxy.store.allowances import Allowance
@@ -62,24 +63,24 @@ class ReviewForward:
         self.max_body_bytes = max_body_bytes
         self._session: aiohttp.ClientSession | None = None
 
-    async def done(self) -> None:
+    async def close(self) -> None:
+        """Close the session to the service (``Reserved.done``)."""
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
-            return
+    def answer(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Its paths (asked by ``Reserved``, on a platform host's reserved path)."""
         path = flow.request.path.split("?", 1)[0]
-        if not path.startswith(PREFIX):
-            return
-        record = peek(flow)
-        if record is None or record.platform is None:
-            return  # not a platform host
-        match = _PATH.match(path)
+        match = _PATH.match(path) if path.startswith(PREFIX) else None
         if match is None:
-            return  # Reserved answers 404
-        info(flow).generated = "reserved"
+            return None  # not ours: Reserved answers (404)
+        return self._respond(flow, match)
+
+    async def _respond(self, flow: http.HTTPFlow, match: re.Match[str]) -> None:
+        record = info(flow)
+        record.generated = "reserved"
+        assert record.platform is not None  # Reserved asks on platform hosts only
         flow.response = await self._answer(flow, match, record.platform,
                                            record.subject.user if record.subject else None)
 
