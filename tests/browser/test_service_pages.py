@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page
 
-from proxy.store import audit, grants, requests
+from proxy.service.reviews import REVIEW_KEY
+from proxy.store import audit, grants, requests, reviews
 from tests.support.browser import browser, chromium_home  # noqa: F401 (fixtures)
 from tests.support.service import Service, running_service
 
@@ -27,7 +28,8 @@ SCREENS = os.environ.get("SARGS_SCREENSHOTS", "")
 LANGS = ("en", "lv", "sv", "sq")
 WIDTHS = ((1280, 900), (390, 844))
 PAGES = ("", "guidelines", "ca", "access/request", "access/mine", "approvals", "grants",
-         "audit", "dashboard", "sessions", "no-such-page")
+         "audit", "dashboard", "sessions", "reviews", "reviews/mine", "proceed?platform=x",
+         "no-such-page")
 RAW_IDS = ("personal-data", "post-override", "false-positive", "review-approve", "grant-use",
            "duration_minutes", "None")
 
@@ -61,6 +63,11 @@ async def seed(svc: Service) -> None:
             ("review-approve", {"rules": ["classified"]}),
         ]:
             audit.append(store, kind, actor="anna", user="anna", platform="x", details=details)
+        reviews.submit(store, svc.app[REVIEW_KEY], user="anna", platform="x",
+                       text="Rīt plkst. 10:00 ministre paziņos jauno budžetu. Jautājumi: "
+                            "+371 29 123 456.",
+                       note="Can this go out before the press conference?",
+                       rules=["embargo", "personal-data"])
         live = requests.create_request(store, "hedda", "linkedin", "allow", 480, "Job posting")
         requests.approve(store, live.id, "peter")
         assert grants.list_active(store, now + timedelta(minutes=1))
@@ -124,7 +131,13 @@ async def test_every_page_looks_finished(browser: Browser, svc: Service, lang: s
                 assert not [raw for raw in RAW_IDS if raw in shown], (path, shown)
             if path == "no-such-page":  # a 404 page still knows who is logged in
                 assert await page.locator("form.logout").count() == 1
-            await shot(page, path.replace("/", "-") or "home", lang, width)
+            await shot(page, path.replace("/", "-").split("?")[0] or "home", lang, width)
+        # The draft a reviewer reads (anna's, sealed until peter opens it).
+        await page.goto(f"{svc.url}/reviews")
+        await page.locator("li.review a.button").first.click()
+        await page.locator("blockquote.draft").wait_for()
+        assert await fits(page)
+        await shot(page, "review", lang, width)
         # A page a staff member may not open: 403, as a page in their language.
         staff = await ctx.new_page()
         await ctx.clear_cookies()
