@@ -35,6 +35,7 @@ from typing import Any
 from mitmproxy import http
 
 from proxy.gateway.flowinfo import info, peek
+from proxy.gateway.reserved import json_answer
 
 PATH = "/__sargs/api/v1/last-refusal"
 KEEP = 120.0
@@ -100,13 +101,13 @@ class LastRefusals:
         record = info(flow)
         record.generated = "reserved"
         if flow.request.method != "GET":
-            flow.response = _json(405, {"error": f"method {flow.request.method} not allowed"})
+            flow.response = json_answer(405, {"error": f"method {flow.request.method} not allowed"})
             return
         user = record.subject.user if record.subject else None
         kept = self.kept.get((user, record.platform)) if user and record.platform else None
         if kept is not None and kept.age() > KEEP:
             kept = None
-        flow.response = _json(200, {"refusal": kept.as_json() if kept else None})
+        flow.response = json_answer(200, {"refusal": kept.as_json() if kept else None})
 
     async def close(self) -> None:
         """Nothing to close (``Reserved`` closes its answerers)."""
@@ -130,6 +131,3 @@ class LastRefusals:
             self.kept.popitem(last=False)
 
 
-def _json(status: int, payload: dict[str, Any]) -> http.Response:
-    return http.Response.make(status, json.dumps(payload, ensure_ascii=False).encode(), {
-        "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"})

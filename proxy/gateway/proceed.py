@@ -28,7 +28,7 @@ import aiohttp
 from mitmproxy import http
 
 from proxy.gateway.flowinfo import info
-from proxy.gateway.reserved import cors
+from proxy.gateway.reserved import cors, json_answer
 from proxy.gateway.sync import GatewaySync
 from proxy.i18n import Translator
 from proxy.runtime import Compiled
@@ -46,12 +46,6 @@ TIMEOUT = 15.0
 """Seconds the service has to answer (it checks the text again)."""
 
 
-def _json(status: int, payload: dict[str, Any], **headers: str) -> http.Response:
-    return http.Response.make(
-        status, json.dumps(payload, ensure_ascii=False).encode(),
-        {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
-         **headers},
-    )
 
 
 class Proceed:
@@ -86,45 +80,45 @@ class Proceed:
         method = flow.request.method
         if path == REASONS_PATH:
             flow.response = (self._reasons(record.lang) if method in ("GET", "HEAD")
-                             else _json(405, {"error": f"method {method} not allowed"}))
+                             else json_answer(405, {"error": f"method {method} not allowed"}))
             return
         if method == "OPTIONS":
             flow.response = http.Response.make(204, b"", {"Allow": "POST, OPTIONS", **headers})
             return
         if method != "POST":
-            flow.response = _json(405, {"error": f"method {method} not allowed"})
+            flow.response = json_answer(405, {"error": f"method {method} not allowed"})
             return
         t = Translator("posts", record.lang)
         user = record.subject.user if record.subject is not None else None
         if not user:
-            flow.response = _json(403, {"error": "no-user", "message": t("proceed_no_user")},
+            flow.response = json_answer(403, {"error": "no-user", "message": t("proceed_no_user")},
                                   **headers)
             return
         raw = flow.request.get_content(strict=False) or b""
         if len(raw) > self.max_body_bytes:
-            flow.response = _json(413, {"error": "request body too large: at most "
+            flow.response = json_answer(413, {"error": "request body too large: at most "
                                                  f"{self.max_body_bytes} bytes"}, **headers)
             return
         try:
             data = json.loads(raw)
         except ValueError as exc:
-            flow.response = _json(400, {"error": f"body is not valid JSON: {exc}"}, **headers)
+            flow.response = json_answer(400, {"error": f"body is not valid JSON: {exc}"}, **headers)
             return
         if not isinstance(data, dict):
-            flow.response = _json(422, {"error": "invalid request: (body)", "details": [
+            flow.response = json_answer(422, {"error": "invalid request: (body)", "details": [
                 {"field": "(body)", "message": "must be a JSON object"}]}, **headers)
             return
         data["platform"] = record.platform  # the page's host decides, never the page
         data.setdefault("lang", record.lang)
         if self.sync is None:
-            flow.response = _json(503, {"error": "service-unreachable",
+            flow.response = json_answer(503, {"error": "service-unreachable",
                                         "message": t("proceed_unavailable")}, **headers)
             return
         flow.response = await self._forward(data, user, t, headers)
 
     def _reasons(self, lang: str) -> http.Response:
         compliance = self.compiled().loaded.policy.compliance
-        return _json(200, {
+        return json_answer(200, {
             "reasons": [{"id": key, "label": text.get(lang)}
                         for key, text in compliance.reasons.items()],
             "minutes": compliance.proceed_minutes})
@@ -147,7 +141,7 @@ class Proceed:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("proceed: the service cannot be reached", extra={"event": {
                 "event": "proceed-unreachable", "error": str(exc) or type(exc).__name__}})
-            return _json(503, {"error": "service-unreachable",
+            return json_answer(503, {"error": "service-unreachable",
                                 "message": t("proceed_unavailable")}, **headers)
         if status == 200:
             try:
@@ -158,11 +152,11 @@ class Proceed:
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 log.error("proceed: the service's answer is unreadable", extra={"event": {
                     "event": "proceed-unreadable", "error": str(exc)}})
-                return _json(502, {"error": "service-answer-unreadable",
+                return json_answer(502, {"error": "service-answer-unreadable",
                                    "message": t("proceed_unavailable")}, **headers)
         if status == 401:  # the gateway's token: not the user's fault, say so plainly
             log.error("proceed: the service refused this gateway's token")
-            return _json(503, {"error": "service-unreachable",
+            return json_answer(503, {"error": "service-unreachable",
                                "message": t("proceed_unavailable")}, **headers)
         return http.Response.make(
             status, body,

@@ -48,7 +48,8 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _json(status: int, payload: dict[str, Any], **headers: str) -> http.Response:
+def json_answer(status: int, payload: dict[str, Any], **headers: str) -> http.Response:
+    """A JSON answer the gateway gives itself (never cached)."""
     return http.Response.make(
         status,
         json.dumps(payload, ensure_ascii=False).encode(),
@@ -144,9 +145,9 @@ class Reserved:
         elif path == CHECK_PATH and method == "POST":
             return self._answer_check(flow, record)
         elif path in (SCRIPT_PATH, CHECK_PATH):
-            flow.response = _json(405, {"error": f"method {method} not allowed"})
+            flow.response = json_answer(405, {"error": f"method {method} not allowed"})
         else:
-            flow.response = _json(404, {"error": f"no such Sargs path: {path}"})
+            flow.response = json_answer(404, {"error": f"no such Sargs path: {path}"})
         return None
 
     async def _answer_check(self, flow: http.HTTPFlow, record: FlowInfo) -> None:
@@ -155,7 +156,7 @@ class Reserved:
     def _serve_script(self, flow: http.HTTPFlow) -> http.Response:
         found = self.script.get()
         if found is None:
-            return _json(404, {"error": "content script not installed"})
+            return json_answer(404, {"error": "content script not installed"})
         body, etag = found
         headers = {
             "Content-Type": "text/javascript; charset=utf-8",
@@ -175,13 +176,13 @@ class Reserved:
         raw = flow.request.get_content(strict=False) or b""
         if len(raw) > self.max_body_bytes:
             limit = self.max_body_bytes
-            return _json(413, {"error": f"request body too large: at most {limit} bytes"})
+            return json_answer(413, {"error": f"request body too large: at most {limit} bytes"})
         try:
             data = json.loads(raw)
         except ValueError as exc:
-            return _json(400, {"error": f"body is not valid JSON: {exc}"})
+            return json_answer(400, {"error": f"body is not valid JSON: {exc}"})
         if not isinstance(data, dict):
-            return _json(422, {"error": "invalid request: (body)", "details": [
+            return json_answer(422, {"error": "invalid request: (body)", "details": [
                 {"field": "(body)", "message": "must be a JSON object"}]})
         compiled = self.compiled()
         data.setdefault("platform", record.platform)
@@ -201,7 +202,7 @@ class Reserved:
                 for e in exc.errors()
             ]
             fields = ", ".join(d["field"] for d in details)
-            return _json(422, {"error": f"invalid request: {fields}", "details": details})
+            return json_answer(422, {"error": f"invalid request: {fields}", "details": details})
         try:
             result = await self.check(check)  # off the event loop, under the pool's budget
         except (CheckTimeout, CheckUnavailable, TimeoutError) as exc:
@@ -209,7 +210,7 @@ class Reserved:
             log.warning("reserved-path check not made", extra={"event": {
                 "event": "check-unavailable", "platform": record.platform,
                 "error": type(exc).__name__}})
-            return _json(503, {"error": reason}, **{"Retry-After": "1", **cors(flow)})
+            return json_answer(503, {"error": reason}, **{"Retry-After": "1", **cors(flow)})
         return http.Response.make(
             200,
             result.model_dump_json().encode(),

@@ -28,13 +28,12 @@ import json
 import logging
 import re
 from collections.abc import Awaitable
-from typing import Any
 
 import aiohttp
 from mitmproxy import http
 
 from proxy.gateway.flowinfo import info
-from proxy.gateway.reserved import cors, page_origin
+from proxy.gateway.reserved import cors, json_answer, page_origin
 from proxy.gateway.sync import GatewaySync
 from proxy.store.allowances import Allowance
 
@@ -46,11 +45,6 @@ TIMEOUT = 20.0
 """Seconds the service has to answer (it checks the text again)."""
 
 
-def _json(status: int, payload: dict[str, Any], **headers: str) -> http.Response:
-    return http.Response.make(
-        status, json.dumps(payload, ensure_ascii=False).encode(),
-        {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",
-         **headers})
 
 
 class ReviewForward:
@@ -93,22 +87,22 @@ class ReviewForward:
         if method == "OPTIONS":
             return http.Response.make(204, b"", {"Allow": f"{wanted}, OPTIONS", **allow})
         if method != wanted:
-            return _json(405, {"error": f"method {method} not allowed"}, Allow=wanted)
+            return json_answer(405, {"error": f"method {method} not allowed"}, Allow=wanted)
         if method == "POST":
             refused = self._refuse_post(flow)
             if refused is not None:
                 return refused
         if not user:
-            return _json(401, {"error": "the gateway does not know who you are: sign in to "
+            return json_answer(401, {"error": "the gateway does not know who you are: sign in to "
                                         "the proxy first"}, **allow)
         if self.sync is None:
-            return _json(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
+            return json_answer(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
                          **allow)
         body: bytes | None = None
         if method == "POST" and not withdraw:
             body = self._with_platform(flow.request.get_content(strict=False) or b"", platform)
             if body is None:
-                return _json(400, {"error": "body is not a JSON object"}, **allow)
+                return json_answer(400, {"error": "body is not a JSON object"}, **allow)
         headers = {"Authorization": f"Bearer {self.sync.token}", "X-Sargs-User": user,
                    "Accept-Language": flow.request.headers.get("Accept-Language", "en"),
                    "Content-Type": "application/json"}
@@ -125,7 +119,7 @@ class ReviewForward:
             log.warning("review call to the service failed: %s", type(exc).__name__,
                         extra={"event": {"event": "review-forward-failed",
                                          "error": type(exc).__name__}})
-            return _json(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
+            return json_answer(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
                          **allow)
         if status == 200 and method == "GET":
             self._install(payload)
@@ -149,14 +143,14 @@ class ReviewForward:
         request = flow.request
         if request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower() \
                 != "application/json":
-            return _json(415, {"error": "application/json only"})
+            return json_answer(415, {"error": "application/json only"})
         origin = request.headers.get("Origin")
         if origin is not None:
             host = origin.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
             if host != page_origin(flow).host:
-                return _json(403, {"error": "a review is sent from the platform's own page"})
+                return json_answer(403, {"error": "a review is sent from the platform's own page"})
         if len(request.raw_content or b"") > self.max_body_bytes:
-            return _json(413, {"error": f"at most {self.max_body_bytes} bytes"})
+            return json_answer(413, {"error": f"at most {self.max_body_bytes} bytes"})
         return None
 
     @staticmethod

@@ -15,6 +15,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from proxy.service.auditview import rules_of
 from proxy.store import audit, grants, requests
 from proxy.store.db import Store
 
@@ -58,18 +59,7 @@ def _coaching_column(kind: str, details: Mapping[str, Any]) -> str:
 
 def _rules(details: Mapping[str, Any]) -> list[str]:
     """The rule(s) a block or warn event names (``rule``, ``rules`` or ``findings``)."""
-    found: list[str] = []
-    rule = details.get("rule")
-    if isinstance(rule, str):
-        found.append(rule)
-    rules = details.get("rules")
-    if isinstance(rules, list):
-        found.extend(str(r) for r in rules if isinstance(r, str))
-    findings = details.get("findings")
-    if isinstance(findings, list):
-        found.extend(str(f["rule"]) for f in findings
-                     if isinstance(f, Mapping) and isinstance(f.get("rule"), str))
-    return list(dict.fromkeys(found)) or ["(none)"]
+    return rules_of(details) or ["(none)"]
 
 
 def collect(store: Store, *, since: datetime, now: datetime) -> DashboardData:

@@ -20,16 +20,15 @@ nodes that were given different keys by mistake write ids the other does not kno
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from proxy.secretfile import publish
 from proxy.store.errors import StoreError
 
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
@@ -68,23 +67,11 @@ def _parse(path: Path, text: str) -> list[bytes]:
 
 
 def _create(path: Path) -> None:
-    """Publish a new key file atomically: written under a private name, then linked into
-    place (another process starting at the same moment either wins or reads this one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write("# Sargs audit-chain keys, oldest first; the last one is current.\n"
-                      "# Keep every line: entries made under an old key are verified with "
-                      "it.\n"
-                      f"{secrets.token_hex(32)}\n")
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    """Publish a new key file (``proxy.secretfile.publish``: whole or not at all; another
+    process starting at the same moment either wins or reads this one)."""
+    publish(path, "# Sargs audit-chain keys, oldest first; the last one is current.\n"
+                  "# Keep every line: entries made under an old key are verified with it.\n"
+                  f"{secrets.token_hex(32)}\n")
 
 
 def load(path: Path | None, env_key: str = "", *, create: bool = True) -> KeyRing:

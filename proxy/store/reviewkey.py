@@ -19,9 +19,7 @@ pages say so and the author asks again); decided reviews hold no draft anyway.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from proxy.secretfile import publish
 from proxy.store.errors import StoreError
 
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
@@ -69,20 +68,8 @@ class ReviewKey:
 
 
 def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write("# Sargs review-draft key (AES-256-GCM). Keep it out of backups of "
-                      "the database.\n"
-                      f"{secrets.token_hex(32)}\n")
-            out.flush()
-            os.fsync(out.fileno())
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    publish(path, "# Sargs review-draft key (AES-256-GCM). Keep it out of backups of the "
+                  f"database.\n{secrets.token_hex(32)}\n")
 
 
 def _parse(where: str, text: str) -> bytes:
