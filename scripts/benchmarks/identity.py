@@ -167,14 +167,15 @@ async def _run() -> int:
                 later = {"negotiate": None, "basic": basic}
                 for mode, flow in flows.items():
                     flow.client_conn.peername = ("127.0.0.1", 50000)
-                    await access._identify(compiled, flow, first[mode])
-                    await access._identify(compiled, flow, later[mode])
+                    await access.clients.identify(compiled, flow.client_conn, first[mode])
+                    await access.clients.identify(compiled, flow.client_conn, later[mode])
                 steps: dict[str, list[float]] = {mode: [] for mode in flows}
                 for _ in range(rounds):
                     for mode, flow in flows.items():
                         n, t0 = 20_000, time.perf_counter()
                         for _ in range(n):
-                            await access._identify(compiled, flow, later[mode])
+                            await access.clients.identify(compiled, flow.client_conn,
+                                                          later[mode])
                         steps[mode].append((time.perf_counter() - t0) / n)
                 print("identification per request (access add-on), signed-on connection / "
                       "cached Basic login:")
