@@ -92,7 +92,9 @@ async def _gateway(port: int, origin_port: int, confdir: str, inject: bool) -> N
     state = PolicyState(ROOT / "policies" / "institutions" / "example")
     directory = MemoryDirectory({USER: (PASSWORD, ["communicator"])})
     master.addons.add(*make_addons(settings, state, directory=directory), MapToOrigin(origin_port))
-    opts.update(connection_strategy="lazy", sargs_inject=inject)
+    # the origin is on loopback: inside, so IT lists it (as the gateway benchmark does)
+    opts.update(connection_strategy="lazy", sargs_inject=inject,
+                sargs_allowed_upstreams=[f"127.0.0.1:{origin_port}"])
     task = asyncio.create_task(master.run())
     proxyserver: Any = master.addons.get("proxyserver")
     for _ in range(1000):
