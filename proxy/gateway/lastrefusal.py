@@ -129,5 +129,3 @@ class LastRefusals:
         self.kept[key] = refusal
         while len(self.kept) > MAX_USERS:
             self.kept.popitem(last=False)
-
-

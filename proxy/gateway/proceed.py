@@ -46,8 +46,6 @@ TIMEOUT = 15.0
 """Seconds the service has to answer (it checks the text again)."""
 
 
-
-
 class Proceed:
     """Forwards ``/__sargs/api/v1/proceed`` to the service (see the module docs)."""
 
@@ -92,12 +90,12 @@ class Proceed:
         user = record.subject.user if record.subject is not None else None
         if not user:
             flow.response = json_answer(403, {"error": "no-user", "message": t("proceed_no_user")},
-                                  **headers)
+                                        **headers)
             return
         raw = flow.request.get_content(strict=False) or b""
         if len(raw) > self.max_body_bytes:
             flow.response = json_answer(413, {"error": "request body too large: at most "
-                                                 f"{self.max_body_bytes} bytes"}, **headers)
+                                                       f"{self.max_body_bytes} bytes"}, **headers)
             return
         try:
             data = json.loads(raw)
@@ -112,7 +110,7 @@ class Proceed:
         data.setdefault("lang", record.lang)
         if self.sync is None:
             flow.response = json_answer(503, {"error": "service-unreachable",
-                                        "message": t("proceed_unavailable")}, **headers)
+                                              "message": t("proceed_unavailable")}, **headers)
             return
         flow.response = await self._forward(data, user, t, headers)
 
@@ -142,7 +140,7 @@ class Proceed:
             log.warning("proceed: the service cannot be reached", extra={"event": {
                 "event": "proceed-unreachable", "error": str(exc) or type(exc).__name__}})
             return json_answer(503, {"error": "service-unreachable",
-                                "message": t("proceed_unavailable")}, **headers)
+                                      "message": t("proceed_unavailable")}, **headers)
         if status == 200:
             try:
                 answer = json.loads(body)
@@ -153,11 +151,11 @@ class Proceed:
                 log.error("proceed: the service's answer is unreadable", extra={"event": {
                     "event": "proceed-unreadable", "error": str(exc)}})
                 return json_answer(502, {"error": "service-answer-unreadable",
-                                   "message": t("proceed_unavailable")}, **headers)
+                                         "message": t("proceed_unavailable")}, **headers)
         if status == 401:  # the gateway's token: not the user's fault, say so plainly
             log.error("proceed: the service refused this gateway's token")
             return json_answer(503, {"error": "service-unreachable",
-                               "message": t("proceed_unavailable")}, **headers)
+                                     "message": t("proceed_unavailable")}, **headers)
         return http.Response.make(
             status, body,
             {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store",

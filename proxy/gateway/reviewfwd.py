@@ -45,8 +45,6 @@ TIMEOUT = 20.0
 """Seconds the service has to answer (it checks the text again)."""
 
 
-
-
 class ReviewForward:
     """Forwards the guard's review calls to the service (see the module docs)."""
 
@@ -94,10 +92,10 @@ class ReviewForward:
                 return refused
         if not user:
             return json_answer(401, {"error": "the gateway does not know who you are: sign in to "
-                                        "the proxy first"}, **allow)
+                                              "the proxy first"}, **allow)
         if self.sync is None:
             return json_answer(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
-                         **allow)
+                               **allow)
         body: bytes | None = None
         if method == "POST" and not withdraw:
             body = self._with_platform(flow.request.get_content(strict=False) or b"", platform)
@@ -120,7 +118,7 @@ class ReviewForward:
                         extra={"event": {"event": "review-forward-failed",
                                          "error": type(exc).__name__}})
             return json_answer(503, {"error": "Sargs cannot be reached: the draft was NOT sent"},
-                         **allow)
+                               **allow)
         if status == 200 and method == "GET":
             self._install(payload)
         return http.Response.make(status, payload, {
