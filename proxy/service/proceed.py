@@ -16,7 +16,7 @@ What it records (never the text; ``text_hash`` is ``proxy.compliance.texthash``)
 * ``report``: a ``false-positive`` entry (rules, hash, the note if any), and an allowance
   only when every finding also allows ``acknowledge`` or ``justify`` (a block-severity
   finding the policy lets nobody past stays refused; the report still reaches the
-  policy authors).
+  policy authors). At most ``MAX_REPORTS_PER_HOUR`` per user (429 with ``Retry-After``).
 
 Answer: ``{"allowance": {...} | null, "expires": ISO | null, "way", "rules",
 "reported"}``. ``GET/POST /proceed`` is the same as a page (a signed-in user pastes the
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aiohttp import web
@@ -51,6 +51,7 @@ from proxy.service.csrf import check_csrf
 from proxy.service.errors import json_error, read_form, validation_details
 from proxy.service.pages import language, local_time, render
 from proxy.store import allowances, audit
+from proxy.store.db import Store
 from proxy.store.users import User
 
 PROCEED = "/api/v1/proceed"
@@ -59,6 +60,9 @@ USER_HEADER = "X-Sargs-User"
 MAX_REASON = 500
 MAX_ACTIVE_PER_USER = 20
 """Unused allowances one user may hold at once (each proceed issues one)."""
+MAX_REPORTS_PER_HOUR = 30
+"""Wrong-finding reports one user may file in an hour: each is an audit entry, and the
+log is not a place anyone may fill at will."""
 
 routes = web.RouteTableDef()
 
@@ -113,11 +117,24 @@ class ProceedOut(BaseModel):
 
 
 class Refused(Exception):
-    """A way forward refused: the HTTP status, the field at fault and why."""
+    """A way forward refused: the HTTP status, the field at fault and why (and, for 429,
+    the seconds until asking again makes sense)."""
 
-    def __init__(self, status: int, field: str, message: str) -> None:
+    def __init__(self, status: int, field: str, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.status, self.field, self.message = status, field, message
+        self.retry_after = retry_after
+
+
+def _reports_left(store: Store, user: str, now: datetime) -> int:
+    """Seconds until ``user`` may report a wrong finding again; 0: now (sync)."""
+    since = now - timedelta(hours=1)
+    if audit.count(store, kind=audit.Kind.false_positive, user=user,
+                   since=since) < MAX_REPORTS_PER_HOUR:
+        return 0
+    oldest = audit.query(store, kind=audit.Kind.false_positive, user=user, since=since,
+                         limit=1, newest_first=False)
+    return max(1, int((oldest[0].at - since).total_seconds()) + 1) if oldest else 1
 
 
 async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
@@ -126,6 +143,11 @@ async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
     ``Refused`` names the field."""
     compiled = app[keys.POLICY].current
     policy = compiled.loaded.policy
+    if body.way == "report":
+        wait = await asyncio.to_thread(_reports_left, app[keys.STORE], user, datetime.now(UTC))
+        if wait:
+            raise Refused(429, "way", f"at most {MAX_REPORTS_PER_HOUR} reports of wrong "
+                                      "findings an hour: try again later", retry_after=wait)
     if body.platform not in policy.platforms:
         raise Refused(422, "platform", f"unknown platform {body.platform!r}")
     draft = CheckRequest(text=body.text, platform=body.platform, attachments=body.attachments,
@@ -196,8 +218,8 @@ async def proceed(request: web.Request) -> web.Response:
         if exc.status == 422:
             return _unprocessable(exc.field, exc.message)
         response = json_error(exc.status, exc.message)
-        if exc.status == 503:
-            response.headers["Retry-After"] = "1"
+        if exc.status in (429, 503):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
     return web.json_response(answer)
 

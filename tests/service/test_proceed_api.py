@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from proxy.compliance.texthash import text_hash
+from proxy.service.proceed import MAX_REPORTS_PER_HOUR
 from proxy.store import allowances, audit
 from tests.support.service import Service, running_service
 
@@ -107,6 +108,24 @@ async def test_report_where_nobody_may_pass_issues_nothing(svc: Service) -> None
     (entry,) = audit.query(svc.store, kind="false-positive")
     assert entry.details["text_hash"] == text_hash(SECRET)
     assert "SLEPENI" not in json.dumps(dict(entry.details))
+
+
+async def test_reports_of_wrong_findings_are_limited_per_user(svc: Service) -> None:
+    """Each report is an audit entry: one user cannot fill the log with them."""
+    for _ in range(MAX_REPORTS_PER_HOUR):
+        audit.append(svc.store, audit.Kind.false_positive, actor="carl", user="carl",
+                     platform="x", details={"rules": ["classified"]})
+    body = {"text": SECRET, "platform": "x", "way": "report"}
+    async with aiohttp.ClientSession() as s, s.post(
+            svc.url + "/api/v1/proceed", json=body, headers=_gateway("carl")) as r:
+        assert r.status == 429
+        assert 0 < int(r.headers["Retry-After"]) <= 3600
+        assert "reports" in (await r.json())["error"]
+    assert audit.count(svc.store, kind="false-positive", user="carl") == MAX_REPORTS_PER_HOUR
+    # another user reports as before
+    status, answer = await _proceed(svc, body, **_gateway("dina"))
+    assert status == 200
+    assert answer["reported"] is True
 
 
 async def test_the_page_records_a_reason_for_a_post_the_guard_never_saw(svc: Service) -> None:
