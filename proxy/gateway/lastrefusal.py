@@ -109,9 +109,6 @@ class LastRefusals:
             kept = None
         flow.response = json_answer(200, {"refusal": kept.as_json() if kept else None})
 
-    async def close(self) -> None:
-        """Nothing to close (``Reserved`` closes its answerers)."""
-
     def remember(self, flow: http.HTTPFlow) -> None:
         """Keep the refusal ``posts.py`` just answered (its ``on_refusal``)."""
         record = peek(flow)

@@ -41,7 +41,6 @@ REASONS_PATH = "/__sargs/api/v1/reasons"
 """``GET``: the policy's reasons for ``justify`` in the user's language:
 ``{"reasons": [{"id", "label"}], "minutes"}`` (the guard's reason list)."""
 SERVICE_PATH = "/api/v1/proceed"
-USER_HEADER = "X-Sargs-User"
 TIMEOUT = 15.0
 """Seconds the service has to answer (it checks the text again)."""
 
@@ -56,13 +55,6 @@ class Proceed:
         self.sync = sync
         self.compiled = compiled
         self.max_body_bytes = max_body_bytes
-        self._session: aiohttp.ClientSession | None = None
-
-    async def close(self) -> None:
-        """Close the session to the service (``Reserved.done``)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def answer(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """Its two paths (asked by ``Reserved``, on a platform host's reserved path)."""
@@ -124,19 +116,11 @@ class Proceed:
     async def _forward(self, data: dict[str, Any], user: str, t: Translator,
                        headers: dict[str, str]) -> http.Response:
         assert self.sync is not None
-        if self._session is None:
-            auth = {"Authorization": f"Bearer {self.sync.token}"} if self.sync.token else {}
-            self._session = aiohttp.ClientSession(headers={
-                **auth, "User-Agent": f"sargs-gateway/{self.sync.gateway}"})
         try:
-            async with self._session.post(
-                self.sync.service_url + SERVICE_PATH, json=data,
-                headers={USER_HEADER: user},
-                timeout=aiohttp.ClientTimeout(total=TIMEOUT),
-            ) as resp:
-                status = resp.status
-                body = await resp.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            status, body = await self.sync.call(
+                "POST", SERVICE_PATH, user=user, body=json.dumps(data).encode(),
+                headers={"Content-Type": "application/json"}, seconds=TIMEOUT)
+        except (aiohttp.ClientError, TimeoutError, OSError, RuntimeError) as exc:
             log.warning("proceed: the service cannot be reached", extra={"event": {
                 "event": "proceed-unreachable", "error": str(exc) or type(exc).__name__}})
             return json_answer(503, {"error": "service-unreachable",

@@ -11,10 +11,11 @@ forwarded to the platform (a mitmproxy add-on, after the access add-on).
   away;
 - the paths of the add-ons given as ``answerers`` (ways forward ``proceed.py``, reviews
   ``reviewfwd.py``, the last refusal ``lastrefusal.py``): each one's ``answer(flow)`` is
-  asked first, on this path only, and each is closed when the gateway stops. They are not
-  add-ons of their own: every add-on in mitmproxy's chain costs every flow through the
-  gateway a look-up per event (about 55 k instructions per allowed page for these three,
-  0.6 % of a request: measured by ``./scripts/bench gateway``);
+  asked first, on this path only (those that call the service use the grant sync's session
+  to it, ``GatewaySync.call``). They are not add-ons of their own: every add-on in
+  mitmproxy's chain costs every flow through the gateway a look-up per event (about 55 k
+  instructions per allowed page for these three, 0.6 % of a request: measured by
+  ``./scripts/bench gateway``);
 - anything else under the path: 404 (405 for a wrong method), JSON.
 """
 
@@ -91,9 +92,6 @@ class Answerer(Protocol):
         """Set ``flow.response`` (or return a coroutine that will) for a path it owns;
         leave the flow alone for the others."""
 
-    async def close(self) -> None:
-        """Release what it holds (a session to the service); the gateway is stopping."""
-
 
 class Reserved:
     """Answers ``/__sargs/`` on platform hosts (see the module docs)."""
@@ -116,10 +114,6 @@ class Reserved:
         self.script = GuardScript([script] if script else None)  # None: extension/guard/*
         self.max_body_bytes = max_body_bytes
         self.now = now
-
-    async def done(self) -> None:
-        for answerer in self.answerers:
-            await answerer.close()
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """Answers the reserved path; a check is a coroutine mitmproxy awaits, every other

@@ -53,13 +53,6 @@ class ReviewForward:
     def __init__(self, sync: GatewaySync | None, *, max_body_bytes: int = 64 * 1024) -> None:
         self.sync = sync
         self.max_body_bytes = max_body_bytes
-        self._session: aiohttp.ClientSession | None = None
-
-    async def close(self) -> None:
-        """Close the session to the service (``Reserved.done``)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def answer(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """Its paths (asked by ``Reserved``, on a platform host's reserved path)."""
@@ -101,19 +94,14 @@ class ReviewForward:
             body = self._with_platform(flow.request.get_content(strict=False) or b"", platform)
             if body is None:
                 return json_answer(400, {"error": "body is not a JSON object"}, **allow)
-        headers = {"Authorization": f"Bearer {self.sync.token}", "X-Sargs-User": user,
-                   "Accept-Language": flow.request.headers.get("Accept-Language", "en"),
+        headers = {"Accept-Language": flow.request.headers.get("Accept-Language", "en"),
                    "Content-Type": "application/json"}
-        url = self.sync.service_url + "/api/v1/reviews" + (f"/{review_id}" if review_id else "") \
+        path = "/api/v1/reviews" + (f"/{review_id}" if review_id else "") \
             + ("/withdraw" if withdraw else "")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
         try:
-            async with self._session.request(method, url, data=body, headers=headers,
-                                             allow_redirects=False) as answer:
-                payload = await answer.read()
-                status = answer.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, payload = await self.sync.call(method, path, user=user, body=body,
+                                                   headers=headers, seconds=TIMEOUT)
+        except (aiohttp.ClientError, TimeoutError, OSError, RuntimeError) as exc:
             log.warning("review call to the service failed: %s", type(exc).__name__,
                         extra={"event": {"event": "review-forward-failed",
                                          "error": type(exc).__name__}})

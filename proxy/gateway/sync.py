@@ -239,6 +239,21 @@ class GatewaySync:
 
     # -- following the bundle --------------------------------------------------------------
 
+    async def call(self, method: str, path: str, *, user: str, body: bytes | None = None,
+                   headers: dict[str, str] | None = None, seconds: float = 15.0
+                   ) -> tuple[int, bytes]:
+        """One request to the service for ``user`` on this gateway's session (its token;
+        the user in ``X-Sargs-User``, which the service believes only with the token):
+        ``(status, body)`` within ``seconds``. Raises ``aiohttp.ClientError``,
+        ``TimeoutError`` or ``OSError`` when the service cannot be reached, ``RuntimeError``
+        before ``start``."""
+        session = self._session_or_fail()
+        async with session.request(
+                method, self.service_url + path, data=body, allow_redirects=False,
+                headers={"X-Sargs-User": user, **(headers or {})},
+                timeout=aiohttp.ClientTimeout(total=seconds)) as answer:
+            return answer.status, await answer.read()
+
     def _session_or_fail(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise RuntimeError("GatewaySync is not started")
