@@ -33,11 +33,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from proxy.i18n import LANGUAGES, Translator, text
 from proxy.policy.model import Policy
 from proxy.policy.scopes import grant_cap_minutes, may_decide
-from proxy.service import keys
+from proxy.service import keys, localize
 from proxy.service.auth import require_user, session_of
 from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
-from proxy.service.errors import json_error, read_form, validation_details, wants_html
-from proxy.service.pages import language, render
+from proxy.service.errors import (
+    form_errors,
+    json_error,
+    read_form,
+    wants_html,
+)
+from proxy.service.pages import DOMAIN, language, render
 from proxy.service.redirects import safe_platform_url
 from proxy.store import InvalidInput, StoreError, TooManyPending, grants, requests, users
 from proxy.store.requests import MAX_MINUTES, AccessRequest
@@ -176,6 +181,18 @@ async def request_form(request: web.Request) -> web.Response:
     return render(request, "request_form.html", **_form_context(request, user, values, {}))
 
 
+def _said(request: web.Request, user: User, errors: dict[str, str]) -> dict[str, str]:
+    """The policy's refusals of a request (``_create``) in the reader's language."""
+    lang = language(request)
+    t = Translator(DOMAIN, lang)
+    if "duration" in errors:
+        cap = grant_cap_minutes(policy_of(request), user)
+        errors["duration"] = t("form_at_most", le=localize.duration(cap, lang), lt="")
+    if "platform" in errors:
+        errors["platform"] = t("form_platform_closed")
+    return errors
+
+
 def _form_values(form: Any) -> dict[str, Any]:
     """The form's fields as ``ExceptionIn`` input (duration: a preset, or custom hours)."""
     duration: Any = form.get("duration", "")
@@ -239,7 +256,10 @@ async def create_exception(request: web.Request) -> web.StreamResponse:
     except ValidationError as exc:
         if not wants_html(request):
             raise
-        errors = {d["field"]: d["message"] for d in validation_details(exc)}
+        lang = language(request)
+        errors = form_errors(exc, Translator(DOMAIN, lang), lambda field, limit: (
+            localize.duration(limit, lang) if field == "duration" and isinstance(limit, int)
+            else str(limit)))
         return render(request, "request_form.html", status=422,
                       **_form_context(request, user, raw, errors))
     result = await _create(request, user, data)
@@ -247,7 +267,7 @@ async def create_exception(request: web.Request) -> web.StreamResponse:
         if not wants_html(request) or result.status >= 500:
             return result
         details = json.loads(result.text or "{}").get("details", [])
-        errors = {d["field"]: d["message"] for d in details}
+        errors = _said(request, user, {d["field"]: d["message"] for d in details})
         return render(request, "request_form.html", status=result.status,
                       **_form_context(request, user, raw, errors))
     if not wants_html(request):

@@ -50,6 +50,34 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
+FORM_ERRORS = {
+    "missing": "form_missing", "string_too_short": "form_too_short",
+    "string_too_long": "form_too_long", "greater_than_equal": "form_at_least",
+    "greater_than": "form_at_least", "less_than_equal": "form_at_most",
+    "less_than": "form_at_most", "int_parsing": "form_number", "int_type": "form_number",
+    "int_from_float": "form_number", "literal_error": "form_choice", "enum": "form_choice",
+}
+"""Pydantic's error types → texts of the ``service`` domain (others: ``form_invalid``)."""
+
+
+def form_errors(exc: ValidationError, t: Callable[..., str],
+                amount: Callable[[str, Any], str] = lambda field, value: str(value)
+                ) -> dict[str, str]:
+    """Field → what is wrong with it, in the reader's language (``t``), for the HTML
+    forms; the API answers keep pydantic's English. ``amount(field, limit)`` writes a
+    limit the way the form asks for it (minutes as a duration, say)."""
+    found: dict[str, str] = {}
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(body)"
+        limits = dict.fromkeys(("ge", "gt", "le", "lt", "min_length", "max_length"), "")
+        limits.update({k: amount(field, v) for k, v in (err.get("ctx") or {}).items()})
+        key = FORM_ERRORS.get(err["type"], "form_invalid")
+        if key == "form_too_short" and (err.get("ctx") or {}).get("min_length") == 1:
+            key = "form_missing"  # an empty required field
+        found.setdefault(field, t(key, **limits))
+    return found
+
+
 def answer(request: web.Request, exc: Exception) -> web.Response | None:
     """The answer for a domain error a handler raised, or None (not one of ours)."""
     if isinstance(exc, ValidationError):

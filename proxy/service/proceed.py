@@ -43,13 +43,13 @@ from proxy.compliance.config import RuleId
 from proxy.compliance.model import MAX_TEXT, Attachment, CheckRequest, Lang
 from proxy.compliance.texthash import text_hash
 from proxy.i18n import Translator, negotiate
-from proxy.service import keys, openapi
+from proxy.service import keys, localize, openapi
 from proxy.service.auth import SESSION_COOKIE, require_user
 from proxy.service.bundle import gateway_authorized
 from proxy.service.check import CHECKPOOL
 from proxy.service.csrf import check_csrf
-from proxy.service.errors import json_error, read_form, validation_details
-from proxy.service.pages import language, local_time, render
+from proxy.service.errors import form_errors, json_error, read_form
+from proxy.service.pages import DOMAIN, language, local_time, render
 from proxy.store import allowances, audit
 from proxy.store.db import Store
 from proxy.store.users import User
@@ -117,13 +117,15 @@ class ProceedOut(BaseModel):
 
 
 class Refused(Exception):
-    """A way forward refused: the HTTP status, the field at fault and why (and, for 429,
-    the seconds until asking again makes sense)."""
+    """A way forward refused: the HTTP status, the field at fault and why (in English for
+    the API; ``key`` and ``values`` say it in the reader's language on the page, from
+    ``proxy/locales/proceed.yaml``), and for 429 and 503 when to ask again."""
 
-    def __init__(self, status: int, field: str, message: str, retry_after: int = 1) -> None:
+    def __init__(self, status: int, field: str, message: str, key: str,
+                 retry_after: int = 1, **values: str) -> None:
         super().__init__(message)
         self.status, self.field, self.message = status, field, message
-        self.retry_after = retry_after
+        self.key, self.values, self.retry_after = key, values, retry_after
 
 
 def _reports_left(store: Store, user: str, now: datetime) -> int:
@@ -147,15 +149,16 @@ async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
         wait = await asyncio.to_thread(_reports_left, app[keys.STORE], user, datetime.now(UTC))
         if wait:
             raise Refused(429, "way", f"at most {MAX_REPORTS_PER_HOUR} reports of wrong "
-                                      "findings an hour: try again later", retry_after=wait)
+                                      "findings an hour: try again later", "err_reports",
+                          retry_after=wait, count=str(MAX_REPORTS_PER_HOUR))
     if body.platform not in policy.platforms:
-        raise Refused(422, "platform", f"unknown platform {body.platform!r}")
+        raise Refused(422, "platform", f"unknown platform {body.platform!r}", "err_platform")
     draft = CheckRequest(text=body.text, platform=body.platform, attachments=body.attachments,
                          lang=body.lang or lang, at=datetime.now(UTC))
     try:
         result = await app[CHECKPOOL].check(draft)
     except (CheckTimeout, CheckUnavailable) as exc:
-        raise Refused(503, "text", str(exc)) from None
+        raise Refused(503, "text", str(exc), "err_unavailable") from None
     named = set(body.rules)
     relevant = [f for f in result.findings
                 if not f.simulated and f.severity in ("warn", "block")
@@ -163,7 +166,7 @@ async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
     if not relevant:
         raise Refused(422, "text", "nothing to proceed past: Sargs finds nothing in this text "
                                    "that refuses or warns"
-                                   + (" (of the rules named)" if named else ""))
+                                   + (" (of the rules named)" if named else ""), "err_nothing")
     if any(f.severity == "block" for f in relevant):
         # Warnings never stop a post; a way is judged against what does (a working-hours
         # warning must not bar a reason given for a phone number).
@@ -171,11 +174,12 @@ async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
     barred = sorted({f.rule for f in relevant if body.way not in f.ways})
     if barred:
         raise Refused(422, "way", f"the policy does not allow {body.way!r} past "
-                                  f"{', '.join(barred)}")
+                                  f"{', '.join(barred)}", "err_way", rules=", ".join(
+                                      localize.rule_name(policy, r, lang) for r in barred))
     reason = (body.reason or "").strip()
     if body.way == "justify" and not reason:
         raise Refused(422, "reason", "give a reason: one of the policy's reasons or your own "
-                                     "words")
+                                     "words", "err_reason")
     rules = sorted({str(f.rule) for f in relevant})
     hashed = text_hash(body.text)
     details: dict[str, Any] = {"way": body.way, "severity": max(
@@ -198,7 +202,8 @@ async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
     held = await asyncio.to_thread(allowances.active, store)
     if sum(1 for a in held if a.user == user) >= MAX_ACTIVE_PER_USER:
         raise Refused(429, "text", "too many unused permissions to post: post or wait for "
-                                   "them to expire")
+                                   "them to expire", "err_too_many",
+                      retry_after=60 * policy.compliance.proceed_minutes)
     made = await asyncio.to_thread(
         allowances.issue, store, user=user, platform=body.platform, text_hash=hashed,
         kind="proceed", rules=rules, minutes=policy.compliance.proceed_minutes, actor=user,
@@ -265,13 +270,13 @@ async def proceed_form(request: web.Request) -> web.Response:
             "text": values["text"], "platform": values["platform"], "way": values["way"],
             "reason": reason, "lang": language(request)})
     except ValidationError as exc:
-        errors = {d["field"]: d["message"] for d in validation_details(exc)}
+        errors = form_errors(exc, Translator(DOMAIN, language(request)))
         return _page(request, user, values, errors=errors, status=422)
     try:
         done = await take_way(request.app, user.name, body, language(request))
     except Refused as exc:
-        return _page(request, user, values, errors={exc.field: exc.message},
-                     status=exc.status)
+        said = Translator("proceed", language(request))(exc.key, **exc.values)
+        return _page(request, user, values, errors={exc.field: said}, status=exc.status)
     return _page(request, user, {**values, "text": ""}, done=done)
 
 

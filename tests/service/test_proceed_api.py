@@ -139,8 +139,13 @@ async def test_the_page_records_a_reason_for_a_post_the_guard_never_saw(svc: Ser
         assert 'value="x" selected' in anna.last_page
         r = await anna.post_form("/proceed?lang=lv", {
             "platform": "x", "text": PHONE, "way": "acknowledge", "reason": "", "note": ""})
+        assert r.status == 422  # a phone number (block) cannot be acknowledged away
+        assert "Politika neļauj šādi apiet: Personas dati" in anna.last_page  # Latvian, by name
+        assert "does not allow" not in anna.last_page
+        r = await anna.post_form("/proceed?lang=lv", {
+            "platform": "x", "text": PHONE, "way": "justify", "reason": "other", "note": ""})
         assert r.status == 422
-        assert "acknowledge" in anna.last_page
+        assert "Norādiet iemeslu" in anna.last_page
         r = await anna.post_form("/proceed?lang=lv", {
             "platform": "x", "text": PHONE, "way": "justify", "reason": "other",
             "note": "Ministra preses sekretāra numurs"})
