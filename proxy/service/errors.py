@@ -36,8 +36,8 @@ async def read_form(request: web.Request
                                  content_type="application/json") from None
 
 
-def json_error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
+def json_error(status: int, error: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, **extra}, status=status)
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from proxy.compliance.model import CheckRequest, CheckResult
@@ -30,6 +30,9 @@ class Error(BaseModel):
     """Every error answer: a message, and for 422 the fields at fault."""
 
     error: str
+    message: str | None = Field(
+        default=None, description="What to tell the user, in their language (where an "
+        "endpoint has it: POST /api/v1/proceed).")
     details: list[dict[str, str]] | None = None
 
 

@@ -83,11 +83,6 @@ class ProceedIn(BaseModel):
     lang: Lang | None = None
 
 
-def _unprocessable(field: str, message: str) -> web.Response:
-    return json_error(422, f"invalid request: {field}",
-                      details=[{"field": field, "message": message}])
-
-
 async def _who(request: web.Request) -> str:
     """The user proceeding: named by a gateway (with its token), or signed in here."""
     if gateway_authorized(request):
@@ -216,13 +211,15 @@ async def take_way(app: web.Application, user: str, body: ProceedIn, lang: str
 async def proceed(request: web.Request) -> web.Response:
     user = await _who(request)
     body = ProceedIn.model_validate_json(await request.read() or b"null")
+    lang = body.lang or negotiate(request.headers.get("Accept-Language"))
     try:
-        answer = await take_way(request.app, user, body,
-                                negotiate(request.headers.get("Accept-Language")))
+        answer = await take_way(request.app, user, body, lang)
     except Refused as exc:
+        said = Translator("proceed", lang)(exc.key, **exc.values)  # for the guard to show
         if exc.status == 422:
-            return _unprocessable(exc.field, exc.message)
-        response = json_error(exc.status, exc.message)
+            return json_error(422, f"invalid request: {exc.field}", message=said,
+                              details=[{"field": exc.field, "message": exc.message}])
+        response = json_error(exc.status, exc.message, message=said)
         if exc.status in (429, 503):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response

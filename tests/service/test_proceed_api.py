@@ -97,6 +97,17 @@ async def test_refusals_name_the_field_and_issue_nothing(
     assert audit.count(svc.store, kind="post-override") == 0
 
 
+async def test_a_refusal_tells_the_guard_what_to_say_in_the_users_language(
+        svc: Service) -> None:
+    body = {"text": SECRET, "platform": "x", "way": "justify", "reason": "public", "lang": "sv"}
+    status, answer = await _proceed(svc, body, **_gateway("carl"))
+    assert status == 422
+    assert answer["details"] == [{"field": "way", "message":
+                                  "the policy does not allow 'justify' past classified"}]
+    assert answer["message"].startswith("Policyn tillåter inte den vägen förbi: ")
+    assert "classified" not in answer["message"]  # the rule by its name, not its id
+
+
 async def test_report_where_nobody_may_pass_issues_nothing(svc: Service) -> None:
     status, answer = await _proceed(svc, {"text": SECRET, "platform": "x", "way": "report",
                                           "rules": ["classified"], "reason": "a film's title"},
