@@ -21,9 +21,11 @@
 - The policy directory is polled (``sargs_reload_interval``); a valid change applies at
   once, a broken one is logged with file:line and the previous policy stays.
 
-(About 500 lines: the hooks, their options and the refusals they share; the pure parts
+Why this module is over 500 lines: it is one mitmproxy add-on, whose hooks (connect,
+TLS, headers, body), options and the refusals they share decide one flow together; split
+across files, a reader would follow one request through several. The pure parts already
 live in ``kinds.py``, ``hosts.py``, ``destinations.py``, ``extract.py``, ``clients.py``
-and ``proxy/policy``.)
+and ``proxy/policy``.
 """
 
 from __future__ import annotations

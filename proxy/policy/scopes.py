@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from proxy.policy.model import Policy, Role
+from proxy.policy.model import ApprovalRule, Policy, ReviewRule, Role
 
 APPROVER_ROLES = frozenset({"approver", "admin"})
 
@@ -40,6 +40,16 @@ def _listed(approvers: list[str], person: Person) -> bool:
                for a in approvers)
 
 
+def _applies(rule: ApprovalRule | ReviewRule, person: Person | None, platform: str) -> bool:
+    """Whether a rule takes in this person's request or draft for ``platform``: one of its
+    roles, its platforms and its departments (each list empty: anything)."""
+    roles = set(person.roles) if person is not None else set()
+    department = person.department if person is not None else None
+    return not ((rule.roles and not roles.intersection(rule.roles))
+                or (rule.platforms and platform not in rule.platforms)
+                or (rule.departments and department not in rule.departments))
+
+
 def is_approver(person: Person, policy: Policy | None = None) -> bool:
     """May see the approver pages."""
     if any(role in APPROVER_ROLES for role in person.roles):
@@ -57,18 +67,8 @@ def may_decide(policy: Policy, approver: Person, requester: Person | None, platf
         return True
     if not policy.approvals:
         return "approver" in approver.roles
-    roles = set(requester.roles) if requester is not None else set()
-    department = requester.department if requester is not None else None
-    for rule in policy.approvals:
-        if rule.roles and not roles.intersection(rule.roles):
-            continue
-        if rule.platforms and platform not in rule.platforms:
-            continue
-        if rule.departments and department not in rule.departments:
-            continue
-        if _listed(rule.approvers, approver):
-            return True
-    return False
+    return any(_applies(rule, requester, platform) and _listed(rule.approvers, approver)
+               for rule in policy.approvals)
 
 
 def grant_cap_minutes(policy: Policy, requester: Person | None) -> int:
@@ -92,18 +92,8 @@ def may_review(policy: Policy, reviewer: Person, author: Person | None, platform
     rules = policy.reviews.rules
     if not rules:
         return "approver" in reviewer.roles
-    roles = set(author.roles) if author is not None else set()
-    department = author.department if author is not None else None
-    for rule in rules:
-        if rule.roles and not roles.intersection(rule.roles):
-            continue
-        if rule.platforms and platform not in rule.platforms:
-            continue
-        if rule.departments and department not in rule.departments:
-            continue
-        if _listed(rule.reviewers, reviewer):
-            return True
-    return False
+    return any(_applies(rule, author, platform) and _listed(rule.reviewers, reviewer)
+               for rule in rules)
 
 
 def is_reviewer(person: Person, policy: Policy) -> bool:

@@ -28,6 +28,7 @@ from proxy.service import (
     pipeline,
     policywatch,
     proceed,
+    reviewpages,
     reviews,
     script,
 )
@@ -83,7 +84,8 @@ def create_app(settings: Settings, policy: PolicyState | None = None) -> web.App
     login.setup(app)  # the login and logout pages (proxy/service/login.py)
     access.setup(app)  # staff: request form, /api/v1/exceptions, My requests
     approve.setup(app)  # approvers: queue, decisions, grants (proxy/service/approve.py)
-    reviews.setup(app)  # review before posting: API, reviewer pages (proxy/service/reviews.py)
+    reviews.setup(app)  # review before posting: the API, decisions, retention
+    reviewpages.setup(app)  # and the reviewers' pages
     auditpages.setup(app)  # approvers: audit log and dashboard (proxy/service/auditpages.py)
     housekeeping.setup(app)  # lapsing, audit retention (proxy/service/housekeeping.py)
     openapi.setup(app)  # GET /api/v1/openapi.json (proxy/service/openapi.py)

@@ -120,6 +120,8 @@ async def decidable(request: web.Request, approver: User
 
 
 class Refused(Exception):
+    """A decision refused: the HTTP status, the page's message key and why (English)."""
+
     def __init__(self, status: int, key: str, message: str) -> None:
         super().__init__(message)
         self.status, self.key, self.message = status, key, message
@@ -140,7 +142,9 @@ async def _checked(request: web.Request, approver: User, request_id: str
     return found, requester
 
 
-async def _store_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+async def store_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` in a thread, the store's refusals of a decision as
+    ``Refused`` (access requests here, reviews in ``reviews.py``)."""
     try:
         return await asyncio.to_thread(fn, *args, **kwargs)
     except NotFound as exc:
@@ -161,7 +165,7 @@ async def approve_request(request: web.Request, approver: User, request_id: str,
     if minutes > cap:
         raise Refused(422, "msg_too_long", f"duration: at most {cap} minutes for this "
                                             "requester's roles")
-    decided, grant = await _store_call(requests.approve, request.app[keys.STORE], request_id,
+    decided, grant = await store_call(requests.approve, request.app[keys.STORE], request_id,
                                        approver.name, duration_minutes=minutes)
     notify_requester(request.app, decided,
                      requester.email if requester else None,
@@ -172,7 +176,7 @@ async def approve_request(request: web.Request, approver: User, request_id: str,
 async def reject_request(request: web.Request, approver: User, request_id: str,
                          reason: str) -> AccessRequest:
     _, requester = await _checked(request, approver, request_id)
-    decided: AccessRequest = await _store_call(requests.reject, request.app[keys.STORE],
+    decided: AccessRequest = await store_call(requests.reject, request.app[keys.STORE],
                                                request_id, approver.name, reason)
     notify_requester(request.app, decided, requester.email if requester else None)
     return decided
@@ -189,7 +193,7 @@ async def revoke_grant(request: web.Request, approver: User, grant_id: str,
             policy_of(request), approver, requester, grant.platform, grant.user):
         raise Refused(403, "msg_not_yours", "the approval policy does not let you revoke "
                                             "this grant")
-    revoked: grants.Grant = await _store_call(grants.revoke, store, grant_id, approver.name,
+    revoked: grants.Grant = await store_call(grants.revoke, store, grant_id, approver.name,
                                               reason)
     if requester is not None and grant.request_id:
         found = await asyncio.to_thread(requests.get_request, store, grant.request_id)

@@ -19,10 +19,9 @@ Calls through a gateway carry the gateway token and ``X-Sargs-User`` (the user t
 gateway identified from the connection); the service believes that header only with the
 token. Other callers log in (session with CSRF header, or HTTP Basic).
 
-Reviewers (``scopes.may_review``): ``/reviews`` (the queue), ``/reviews/{id}`` (the draft
-opened for them, the findings, the author's earlier reviews), ``POST /reviews/{id}/approve``
-and ``/return`` (forms with CSRF), and the same over JSON at
-``/api/v1/reviews/{id}/approve|return``. An approval issues an allowance of kind
+Reviewers (``scopes.may_review``): the pages in ``reviewpages.py`` (the queue, a draft opened
+for them, the approve and return forms), and the same decisions over JSON at
+``/api/v1/reviews/{id}/approve|return`` here (``decide``). An approval issues an allowance of kind
 ``review`` (``allowances.issue``) that lets exactly that text through once.
 
 Housekeeping runs ``reviews.purge`` every minute (retention: ``reviews.retention_days``).
@@ -45,29 +44,27 @@ from sqlalchemy.exc import SQLAlchemyError
 from proxy.checkpool import CheckTimeout, CheckUnavailable
 from proxy.compliance.model import CheckRequest, CheckResult
 from proxy.i18n import Translator
-from proxy.policy.scopes import is_approver, is_reviewer, may_review
+from proxy.policy.scopes import is_reviewer, may_review
 from proxy.service import keys
 from proxy.service.access import policy_of, read_json, send_mail
-from proxy.service.approve import pending_count
-from proxy.service.auth import current_user, require_user, session_of, unauthorized
+from proxy.service.approve import Refused, store_call
+from proxy.service.auth import require_user, session_of, unauthorized
 from proxy.service.bundle import gateway_authorized
 from proxy.service.check import CHECKPOOL
-from proxy.service.csrf import CSRF_FIELD, CSRF_HEADER, check_csrf
-from proxy.service.errors import json_error, read_form
+from proxy.service.csrf import CSRF_HEADER, check_csrf
+from proxy.service.errors import json_error
 from proxy.service.openapi import Op, Param, document
-from proxy.service.pages import language, render
+from proxy.service.pages import language
 from proxy.store import (
     AlreadyDecided,
     InvalidInput,
-    NotFound,
-    SelfDecision,
     StoreError,
     allowances,
     users,
 )
 from proxy.store import reviews as rv
 from proxy.store.allowances import Allowance
-from proxy.store.reviewkey import ReviewKey, ReviewKeyError, load
+from proxy.store.reviewkey import ReviewKey, load
 from proxy.store.users import User
 
 log = logging.getLogger("sargs.service.reviews")
@@ -119,13 +116,13 @@ def review_key(app: web.Application) -> ReviewKey:
     return app[REVIEW_KEY]
 
 
-def _t(request: web.Request) -> Translator:
+def texts(request: web.Request) -> Translator:
     return Translator("reviews", language(request))
 
 
 def out(request: web.Request, review: rv.Review, allowance: Allowance | None = None
         ) -> ReviewOut:
-    t = _t(request)
+    t = texts(request)
     message = t("state_" + review.status, reviewer=review.decided_by or "",
                 comment=review.comment or "")
     return ReviewOut(id=review.id, status=review.status, platform=review.platform,
@@ -171,7 +168,7 @@ def _invalid(field: str, message: str) -> web.Response:
                       details=[{"field": field, "message": message}])
 
 
-def _unavailable(exc: Exception) -> web.Response:
+def unavailable(exc: Exception) -> web.Response:
     log.error("store unavailable: %s", type(exc).__name__)  # never the draft
     return json_error(503, "the review could not be stored, so it was NOT sent: the "
                            "database is unavailable. Please try again in a minute.")
@@ -220,7 +217,7 @@ async def submit_api(request: web.Request) -> web.Response:
     except InvalidInput as exc:
         return _invalid(exc.field, exc.message)
     except (SQLAlchemyError, StoreError, OSError) as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
     _notify_reviewers(request, made, author, reviewers)
     return web.json_response({"id": made.id, "status": made.status,
                               "reviewers": len(reviewers),
@@ -257,20 +254,14 @@ async def withdraw_api(request: web.Request) -> web.Response:
     except AlreadyDecided as exc:
         return json_error(409, f"already {exc.status}")
     except (SQLAlchemyError, StoreError, OSError) as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
     return web.json_response(out(request, gone).model_dump(mode="json"))
 
 
 # --- deciding --------------------------------------------------------------------------------
 
 
-class Refused(Exception):
-    def __init__(self, status: int, key: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.key, self.message = status, key, message
-
-
-async def _decidable(request: web.Request, reviewer: User, review_id: str
+async def decidable(request: web.Request, reviewer: User, review_id: str
                      ) -> tuple[rv.Review, User | None]:
     store = request.app[keys.STORE]
     found = await asyncio.to_thread(rv.get, store, review_id)
@@ -288,27 +279,17 @@ async def _decidable(request: web.Request, reviewer: User, review_id: str
 async def decide(request: web.Request, reviewer: User, review_id: str, verdict: str,
                  comment: str) -> rv.Review:
     """Approve (issuing the allowance) or return one review; tell the author by e-mail."""
-    _, author = await _decidable(request, reviewer, review_id)
+    _, author = await decidable(request, reviewer, review_id)
     store = request.app[keys.STORE]
     policy = policy_of(request)
-    try:
-        if verdict == "approve":
-            decided, _ = await asyncio.to_thread(
-                rv.approve, store, review_id, reviewer.name, comment,
-                minutes=policy.reviews.allowance_minutes)
-        else:
-            if not comment.strip():
-                raise Refused(422, "msg_comment", "comment: say what to change")
-            decided = await asyncio.to_thread(rv.return_, store, review_id, reviewer.name,
-                                              comment)
-    except NotFound as exc:
-        raise Refused(404, "msg_not_found", str(exc)) from None
-    except SelfDecision as exc:
-        raise Refused(403, "msg_self", str(exc)) from None
-    except AlreadyDecided as exc:
-        raise Refused(409, "msg_done", f"already {exc.status}") from None
-    except InvalidInput as exc:
-        raise Refused(422, "msg_invalid", f"{exc.field}: {exc.message}") from None
+    decided: rv.Review
+    if verdict == "approve":
+        decided, _ = await store_call(rv.approve, store, review_id, reviewer.name, comment,
+                                      minutes=policy.reviews.allowance_minutes)
+    else:
+        if not comment.strip():
+            raise Refused(422, "msg_comment", "comment: say what to change")
+        decided = await store_call(rv.return_, store, review_id, reviewer.name, comment)
     if author is not None and author.email:
         settings = request.app[keys.SETTINGS]
         send_mail(request.app, author.email, "mail_decided_subject", "mail_decided_body",
@@ -335,7 +316,7 @@ async def _decide_api(request: web.Request, verdict: str) -> web.Response:
     except Refused as exc:
         return _refused_json(exc)
     except (SQLAlchemyError, StoreError, OSError) as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
     return web.json_response(out(request, decided).model_dump(mode="json"))
 
 
@@ -347,136 +328,6 @@ async def approve_api(request: web.Request) -> web.Response:
 @routes.post("/api/v1/reviews/{id}/return")
 async def return_api(request: web.Request) -> web.Response:
     return await _decide_api(request, "return")
-
-
-# --- reviewer pages --------------------------------------------------------------------------
-
-
-async def queue(request: web.Request, reviewer: User) -> list[tuple[rv.Review, User | None]]:
-    store = request.app[keys.STORE]
-    policy = policy_of(request)
-
-    def load_all() -> tuple[list[rv.Review], dict[str, User]]:
-        return (rv.list_reviews(store, status=rv.PENDING, limit=500),
-                {u.name: u for u in users.list_users(store)})
-
-    pending, people = await asyncio.to_thread(load_all)
-    return [(r, people.get(r.user)) for r in pending
-            if may_review(policy, reviewer, people.get(r.user), r.platform, r.user)]
-
-
-async def _badge(request: web.Request, user: User) -> int | None:
-    """The approvers' navigation (with their pending count), as the approver pages show
-    it; ``None`` for others."""
-    if not is_approver(user, policy_of(request)):
-        return None
-    return await pending_count(request, user)
-
-
-def _msg(request: web.Request) -> str:
-    key = request.query.get("msg", "")
-    return key if key.startswith("msg_") else ""
-
-
-@routes.get("/reviews")
-async def queue_page(request: web.Request) -> web.Response:
-    reviewer = await reviewer_of(request)
-    items = await queue(request, reviewer)
-    names = {pid: p.name for pid, p in policy_of(request).platforms.items()}
-    return render(request, "reviews.html", items=items, names=names, r=_t(request),
-                  msg=_msg(request), rule_names=_rule_names(request), mine=False,
-                  badge=await _badge(request, reviewer))
-
-
-def _rule_names(request: web.Request) -> dict[str, str]:
-    t = _t(request)
-    return {rule: t("rule_" + rule.replace("-", "_")) for rule in _RULES}
-
-
-_RULES = ("classified", "personal-data", "offensive", "partisan", "commercial", "embargo",
-          "speculation", "minors-consent", "copyright", "working-hours", "unsafe-link",
-          "official-account")
-
-
-def utf16_slice(text: str, start: int, end: int) -> str:
-    """``text[start:end]`` with ``start``/``end`` in UTF-16 code units (findings' unit)."""
-    data = text.encode("utf-16-le", "surrogatepass")
-    return data[2 * start:2 * end].decode("utf-16-le", "replace")
-
-
-@routes.get("/reviews/mine")
-async def mine_page(request: web.Request) -> web.Response:
-    user = await require_user(request)
-    found = await asyncio.to_thread(rv.list_reviews, request.app[keys.STORE], user=user.name,
-                                    limit=50)
-    names = {pid: p.name for pid, p in policy_of(request).platforms.items()}
-    return render(request, "reviews.html", items=[(x, user) for x in found], names=names,
-                  r=_t(request), msg="", rule_names=_rule_names(request), mine=True,
-                  badge=await _badge(request, user))
-
-
-@routes.get("/reviews/{id}")
-async def review_page(request: web.Request) -> web.Response:
-    reviewer = await reviewer_of(request)
-    t = _t(request)
-    try:
-        found, author = await _decidable(request, reviewer, request.match_info["id"])
-    except Refused as exc:
-        raise web.HTTPSeeOther(f"/reviews?msg={exc.key}") from None
-    store = request.app[keys.STORE]
-    draft: rv.Draft | None = None
-    unreadable = False
-    if found.status == rv.PENDING:
-        try:
-            draft = await asyncio.to_thread(rv.draft, store, review_key(request.app), found.id)
-        except ReviewKeyError as exc:
-            log.error("review %s: %s", found.id, exc)
-            unreadable = True
-    findings: list[tuple[str, str, str]] = []
-    if draft is not None:
-        with contextlib.suppress(CheckTimeout, CheckUnavailable):
-            result = await request.app[CHECKPOOL].check(CheckRequest(
-                text=draft.text, platform=found.platform, account=found.account,
-                lang=language(request)))
-            findings = [(f.rule, f.message, utf16_slice(draft.text, f.start, f.end))
-                        for f in result.findings]
-    history = await asyncio.to_thread(rv.list_reviews, store, user=found.user, limit=20)
-    names = {pid: p.name for pid, p in policy_of(request).platforms.items()}
-    reviews_policy = policy_of(request).reviews
-    return render(request, "review.html", review=found, author=author, draft=draft,
-                  retention=reviews_policy.retention_days,
-                  allowance_minutes=reviews_policy.allowance_minutes,
-                  unreadable=unreadable, findings=findings,
-                  history=[h for h in history if h.id != found.id], names=names, r=t,
-                  rule_names=_rule_names(request), msg=_msg(request),
-                  badge=await _badge(request, reviewer))
-
-
-async def _form_decide(request: web.Request, verdict: str) -> web.StreamResponse:
-    reviewer = await reviewer_of(request)
-    form = await read_form(request)
-    await check_csrf(request, str(form.get(CSRF_FIELD, "")))
-    comment = str(form.get("comment", "")).strip()[:rv.MAX_COMMENT]
-    review_id = request.match_info["id"]
-    try:
-        await decide(request, reviewer, review_id, verdict, comment)
-    except Refused as exc:
-        where = f"/reviews/{review_id}" if exc.key == "msg_comment" else "/reviews"
-        raise web.HTTPSeeOther(f"{where}?msg={exc.key}") from None
-    except (SQLAlchemyError, StoreError, OSError) as exc:
-        return _unavailable(exc)
-    raise web.HTTPSeeOther("/reviews?msg=msg_" + ("approved" if verdict == "approve"
-                                                   else "returned"))
-
-
-@routes.post("/reviews/{id}/approve")
-async def approve_form(request: web.Request) -> web.StreamResponse:
-    return await _form_decide(request, "approve")
-
-
-@routes.post("/reviews/{id}/return")
-async def return_form(request: web.Request) -> web.StreamResponse:
-    return await _form_decide(request, "return")
 
 
 # --- notifications and housekeeping ----------------------------------------------------------
@@ -524,12 +375,6 @@ async def _purge_ctx(app: web.Application) -> AsyncIterator[None]:
     await task
 
 
-async def pending_for(request: web.Request) -> int | None:
-    """How many reviews the logged-in user may decide (None: not a reviewer)."""
-    user = await current_user(request)
-    if user is None or not is_reviewer(user, policy_of(request)):
-        return None
-    return len(await queue(request, user))
 
 
 _ID = Param("id", "path", required=True)
