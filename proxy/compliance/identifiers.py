@@ -108,7 +108,9 @@ TEXT_SCHEMES = (
         re.compile(rf"(?<![a-z0-9])[a-z]{_S}?\d(?:{_S}?\d){{7}}{_S}?[a-z](?![a-z0-9])"),
         nipt.is_valid,
         context=re.compile(
-            r"\b(?:nipt|nuis|nid|numri?|nr|personal\w*|identifik\w*|letërnjoftim\w*|"
+            # "numri" / "nr", but not of a product or an order ("numri serial A30412345Z")
+            r"\b(?:nipt|nuis|nid|(?:numri?|nr)(?![.:]?\s*(?:serial|i\s+(?:serise|produktit|"
+            r"artikullit|porosise|fatures|modelit)))|personal\w*|identifik\w*|letërnjoftim\w*|"
             r"leternjoftim\w*|id|tax|tatim\w*|identity|card|karta?)\b"
         ),
     ),
@@ -119,12 +121,18 @@ TEXT_SCHEMES = (
         iban.is_valid,
     ),
 )
+_DOT = r"(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)"
+"""A dot as people write it in an address: ".", look-alikes, "[dot]", " dot "."""
 _EMAIL = re.compile(
-    r"(?<![\w.%+-])([\w.%+-]{1,64})"
+    rf"(?<![\w.%+-])((?:[\w%+-]{{1,64}}{_DOT}){{0,4}}[\w%+-]{{1,64}})"
     r"(@|\s?[\[({]\s?at\s?[\])}]\s?|\s(at)\s)"
-    r"((?:[\w-]{1,63}(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)){1,8}[a-z]{2,63})"
+    rf"((?:[\w-]{{1,63}}{_DOT}){{1,8}}[a-z]{{2,63}})"
     r"(?![\w-])"
 )
+_DOTS = re.compile(_DOT)
+_ADDRESS_LIKE = re.compile(rf"[_\d]|{_DOT}")
+"""What the part before " at " holds when it is an address ("anna.berzina", "anna dot
+berzina", "a_b", "anna77"), not a word ("meet at riga.lv")."""
 _AT = re.compile(r"at[\])}]| at [\w-]+(?:\.|\s?[\[(]dot|\sdot\s)")
 """What an address written with "at" holds (quick to look for: it starts with letters)."""
 _SEVEN_DIGITS = re.compile(rf"\d(?:{_S}{{0,3}}\d){{6}}")
@@ -132,7 +140,6 @@ _SEVEN_DIGITS = re.compile(rf"\d(?:{_S}{{0,3}}\d){{6}}")
 _AS_DIGITS = str.maketrans({"з": "3", "б": "6"})
 _DIGIT_LIKE = re.compile(r"(?<=\d)[зб]|[зб](?=\d)")
 """A letter that passes for a digit beside a digit ("12з456"): read as the digit."""
-_NOT_HOST = re.compile(r"[^\w-]+")
 _SEPARATORS = re.compile(rf"(?:{_S}|\s)+")
 
 
@@ -228,12 +235,12 @@ class Identifiers:
         while (m := _EMAIL.search(text, pos)) is not None:
             pos = m.end()
             local = m.group(1)
-            if m.group(3) and not re.search(r"[._\d]", local):
+            if m.group(3) and _ADDRESS_LIKE.search(local) is None:
                 # "meet at riga.lv": " at " only between address-like words; what
                 # follows may be an address of its own ("mail me at anna[at]x.com")
                 pos = m.start(4)
                 continue
-            address = f"{local}@{_NOT_HOST.sub('.', m.group(4))}"
+            address = f"{_DOTS.sub('.', local)}@{_DOTS.sub('.', m.group(4))}"
             if local in self.role_mailboxes or address in self.public_addresses:
                 continue
             out.append((m.start(), m.end(), "email"))

@@ -76,7 +76,8 @@ class Lexicon:
                 parts = [fold(w) for w in term.text.split(" ")]
                 bare = [w.rstrip("*") for w in parts]
                 regex = _gapped(bare, [w.endswith("*") for w in parts], term.gap)
-                add(max(bare, key=len), True, Entry(term.entry.rule, "gap", len(gapped)))
+                i = max(reversed(range(len(parts))), key=lambda k: len(bare[k]))
+                add(bare[i], parts[i].endswith("*"), Entry(term.entry.rule, "gap", len(gapped)))
                 gapped.append((regex, term.entry))
                 continue
             stem = term.text.endswith("*")
@@ -87,10 +88,14 @@ class Lexicon:
                 add("".join(words), stem, term.entry)
                 add("-".join(words), stem, term.entry)
                 if term.gap > 0:
-                    # looked for only where its longest word stands (short words such
-                    # as "to" or "të" are in most texts; most texts hold none of these)
-                    anchor = max(words, key=len)
-                    add(anchor, True, Entry(term.entry.rule, "gap", len(gapped)))
+                    # looked for only where its longest word stands, the last of equally
+                    # long ones (short words such as "to", "you" or "të" are in most
+                    # texts; "what a fool" waits for "fool")
+                    anchor = max(reversed(words), key=len)
+                    # a whole word unless it is a stem's: "you rat" is not looked
+                    # for where "your" stands
+                    stem_anchor = stem and anchor == words[-1]
+                    add(anchor, stem_anchor, Entry(term.entry.rule, "gap", len(gapped)))
                     stems = [False] * (len(words) - 1) + [stem]
                     gapped.append((_gapped(words, stems, term.gap), term.entry))
             elif not stem and inflections and term.entry.tag == "term":
@@ -147,8 +152,8 @@ class Lexicon:
         found = {(e, *draft.span(s, t)) for e, s, t in self.scan(draft.folded)}
         disguised = set()
         words = draft.words()
-        if words != draft.folded:
-            for e, s, t in self.scan(words):
+        for view in {words, draft.words_l()} if words != draft.folded else ():
+            for e, s, t in self.scan(view):
                 hit = (e, *draft.words_span(s, t))
                 if hit not in found and _letters(draft.typed(hit[1], hit[2])):
                     found.add(hit)
@@ -180,6 +185,8 @@ def _gapped(words: list[str], stems: list[bool], gap: int) -> str:
     """A regex for ``words`` with up to ``gap`` words between each two of them; a word
     whose ``stems`` flag is set matches any word it begins."""
     between = rf"(?:\W+\w+){{0,{gap}}}?\W+" if gap else r"\W+"
-    pieces = (re.escape(w) + (r"\w*" if stem else "") for w, stem in zip(words, stems, strict=True))
-    body = between.join(pieces)
-    return rf"(?<!\w){body}(?!\w)"
+    pieces = [re.escape(w) + (r"\w*" if stem else "") for w, stem in zip(words, stems, strict=True)]
+    # the look-behind after the first character: the expression is then looked for
+    # where that character is, not tried at every one
+    first = re.escape(words[0][0]) + r"(?<!\w.)" + pieces[0][len(re.escape(words[0][0])) :]
+    return between.join([first, *pieces[1:]]) + r"(?!\w)"

@@ -34,6 +34,9 @@ from itertools import chain, repeat
 
 from confusable_homoglyphs import categories, confusables
 
+_APOSTROPHES = frozenset("\u2019\u2018\u201b\u02bc\u2032\uff07")
+"""Typographic apostrophes and look-alikes, read as "'" ("you’re", "I’ll")."""
+
 # Letters that Unicode does not decompose into a base letter and a mark.
 _EXTRA = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe"})
 
@@ -41,6 +44,8 @@ LEET = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 )
 """Digits and symbols read as letters inside a word that also holds letters."""
+LEET_L = str.maketrans({**LEET, ord("1"): "l"})
+"""``LEET`` with the other letter a 1 stands for (``Draft.words_l``)."""
 
 
 def is_hidden(char: str) -> bool:
@@ -89,6 +94,8 @@ def fold_char(char: str) -> str:
         return str(unicodedata.decimal(char))
     if category == "Pd":
         return "-"
+    if char in _APOSTROPHES:
+        return "'"
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", char).casefold())
     text = "".join(c for c in text if not unicodedata.combining(c) and not c.isspace())
     text = text.translate(_EXTRA)
@@ -194,6 +201,7 @@ class Draft:
     _astral: list[int] | None = field(default=None, repr=False)
     """Code point indices of the characters outside the BMP (two UTF-16 units each)."""
     _words: tuple[str, list[int] | None] | None = field(default=None, repr=False)
+    _words_l: str | None = field(default=None, repr=False)
     visible: str = ""
     """The draft as typed less its format characters."""
     _cased: tuple[str, list[int] | None] | None = field(default=None, repr=False)
@@ -253,14 +261,20 @@ class Draft:
         if self._source is None:
             self._source = self._sources()
         source = self._source
+        if not source:  # each character folded to one, no spaces collapsed: same indices
+            return self.utf16(start), self.utf16(end)
         first = source[start]
         last = max(source[end - 1] + 1, source[end] if end < len(source) else len(self.text))
         return self.utf16(first), self.utf16(last)
 
     def _sources(self) -> list[int]:
-        """For each folded character, the index of the draft character it comes from."""
+        """For each folded character, the index of the draft character it comes from;
+        empty when that is its own index (most drafts)."""
         text = self.text
-        table = _table(set(text))
+        chars = set(text)
+        table = _table(chars)
+        if len(self.folded) == len(text) and all(len(table[ord(c)]) == 1 for c in chars):
+            return []
         lengths = map(len, map(table.__getitem__, map(ord, text)))
         source = list(chain.from_iterable(map(repeat, range(len(text)), lengths)))
         if len(source) == len(self.folded):
@@ -297,14 +311,18 @@ class Draft:
         """The folded text with disguised words read as words (see the module's doc);
         ``words_span`` maps its offsets to UTF-16."""
         if self._words is None:
-            view = self.folded
-            if _leet_hint(view):  # one character for one: the same offsets
-                view = _MIXED.sub(lambda m: m.group().translate(LEET), view)
-            if not _spelled_hint(view):
-                self._words = (view, None)
-            else:
-                self._words = _joined(view)
+            self._words = _word_view(self.folded, LEET)
         return self._words[0]
+
+    def words_l(self) -> str:
+        """The word view with each 1 inside a word read as "l" instead of "i" ("mu1ķis",
+        "stu1bs"), at the same offsets as ``words``; ``words`` itself when no word of the
+        draft holds a 1."""
+        if self._words_l is None:
+            words = self.words()
+            alternative = words != self.folded and "1" in self.folded
+            self._words_l = _word_view(self.folded, LEET_L)[0] if alternative else words
+        return self._words_l
 
     def words_span(self, start: int, end: int) -> tuple[int, int]:
         self.words()
@@ -379,6 +397,16 @@ def _cased(text: str, foreign: bool) -> tuple[str, list[int] | None]:
 
 def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
     return any(a <= span[0] and span[1] <= b for a, b in spans)
+
+
+def _word_view(folded: str, leet: dict[int, str]) -> tuple[str, list[int] | None]:
+    """``Draft.words`` read with ``leet``; second, each character's index in ``folded``
+    (None: the same indices). Digits and symbols are read one character for one, so
+    every ``leet`` gives the same indices."""
+    view = folded
+    if _leet_hint(view):
+        view = _MIXED.sub(lambda m: m.group().translate(leet), view)
+    return _joined(view) if _spelled_hint(view) else (view, None)
 
 
 def _joined(view: str) -> tuple[str, list[int]]:

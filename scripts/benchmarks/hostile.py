@@ -52,6 +52,7 @@ def shapes() -> dict[str, str]:
         "a.a.a …": _fill("a."),
         "a@a@ …": _fill("a@"),
         "x.y at z. …": _fill("a.b at c."),
+        "a dot b at c dot …": _fill("a dot b at c dot "),
         "1a1a …": _fill("1a"),
         "a b c … (spelled)": _fill("a "),
         "zero-width in words": _fill("a\u200b"),

@@ -57,7 +57,7 @@ def found(engine: tuple[Engine, str], text: str) -> list[tuple[str, str]]:
         ("mail jane.doe at example.com", "personal-data", "jane.doe at example.com"),
         ("NIPT: J91402501L", "personal-data", "J91402501L"),
         # case-sensitive patterns read look-alike capitals, digits and spelled capitals
-        ("SL\u0415\u0420\u0415NI pielikumi", "classified", "SL\u0415\u0420\u0415NI"),
+        ("Zīmogs SL\u0415\u0420\u0415NI uz vāka", "classified", "SL\u0415\u0420\u0415NI"),
         ("H\u0415\u041cLIG bilaga", "classified", "H\u0415\u041cLIG"),  # Cyrillic М
         ("SL3P3NI papīri", "classified", "SL3P3NI"),
         ("S L E P E N I papīri", "classified", "S L E P E N I"),
