@@ -229,6 +229,12 @@ class Rule(_Strict):
         "in a sentence one of them matches is dropped (a denial of a rumour, a reported "
         "poll figure).",
     )
+    unless_reach: Literal["sentence", "next-sentence"] = Field(
+        default="sentence",
+        description="What 'unless' reads: the finding's sentence, or that sentence and "
+        "the next (a denial often follows the rumour it denies: 'A rumour says the pool "
+        "closes. That is not true.').",
+    )
     quoted: Severity | None = Field(
         default=None,
         description="Severity of a finding inside quotation marks (a title of a work); "

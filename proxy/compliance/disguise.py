@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_left
 
@@ -43,6 +44,9 @@ class Disguise:
             if rule.unless
         }
         self.quoted = {rule_id: rule.quoted for rule_id, rule in rules.items() if rule.quoted}
+        self.next_sentence = {
+            rule_id for rule_id, rule in rules.items() if rule.unless_reach == "next-sentence"
+        }
         self.hidden_rule = HIDDEN_RULE in rules
 
     def review(self, draft: Draft, hits: list[Hit]) -> list[Hit]:
@@ -76,8 +80,9 @@ class Disguise:
         after = draft.typed(hit.end, hit.end + _REACH)
         ends = list(_END.finditer(before))
         before = before[ends[-1].end() :] if ends else before
-        end = _END.search(after)
-        after = after[: end.start() + 1] if end else after
+        sentences = 2 if hit.rule in self.next_sentence else 1
+        ends = list(itertools.islice(_END.finditer(after), sentences))
+        after = after[: ends[-1].start() + 1] if len(ends) == sentences else after
         if unless and any(u.search(fold(before + draft.typed(hit.start, hit.end) + after))
                           for u in unless):
             return True

@@ -56,9 +56,11 @@ _RUN = re.compile(rf"(?<![\w+/])\+?\(?\d(?:{_S}{{1,3}}\d|\d){{0,{MAX_RUN - 1}}}"
 _GROUP = re.compile(r"\d+")
 _CARD_SHAPED = re.compile(r"\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?")
 """One number in groups of four: never read as several."""
-_NOT_A_NUMBER = re.compile(  # dates, times, time ranges
+_NOT_A_NUMBER = re.compile(  # dates, times, time ranges, years, case numbers
     r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\.?|\d{4}\.\d{1,2}\.\d{1,2}\.?"
     r"|\d{1,2}[.:]\d{2} ?- ?\d{1,2}[.:]\d{2}|\d{1,2}[.:]\d{2}"
+    # a range of years ("2027–2028"), a case number of a year ("KS 2026/1143")
+    r"|(?:19|20)\d\d ?- ?(?:19|20)\d\d|(?:19|20)\d\d/\d{1,6}"
 )
 _TIME_RANGE = re.compile(r"([01]\d|2[0-3])([0-5]\d) ?- ?([01]\d|2[0-4])([0-5]\d)")
 """Office hours written without a colon ("0830-1700")."""

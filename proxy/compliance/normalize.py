@@ -294,15 +294,22 @@ class Draft:
         """The draft as typed, case kept, with disguised words read as words: letters of
         other scripts as the Latin letters they imitate ("SLЕРЕNI"), digits and symbols
         between letters as letters ("SL3P3NI", "V0te"), spelled-out capitals joined
-        ("S L E P E N I"). For the case-sensitive patterns (a marking in capitals).
-        Second: each character's code point index in the draft, or None when the view
-        has the draft's own indices. The view is the draft itself when nothing is
-        disguised (most drafts)."""
+        ("S L E P E N I"), format characters left out ("SLE\u200dPENI"). For the
+        case-sensitive patterns (a marking in capitals). Second: each character's code
+        point index in the draft, or None when the view has the draft's own indices.
+        The view is the draft itself when nothing is disguised (most drafts)."""
         if self._cased is None:
             text = self.text
+            hidden = len(self.visible) != len(text)
             # no digit beside a letter, no spelled-out word (``words``): nothing to read
-            plain = not self.foreign and self.words() == self.folded
-            self._cased = (text, None) if plain else _cased(text, self.foreign)
+            if not hidden and not self.foreign and self.words() == self.folded:
+                self._cased = (text, None)
+            else:
+                view, index = _cased(self.visible, self.foreign)
+                if hidden:  # indices in the visible text → indices in the draft
+                    kept = [i for i, c in enumerate(text) if c not in _FORMAT_CHARS]
+                    index = [kept[i] for i in (range(len(view)) if index is None else index)]
+                self._cased = (view, index)
         return self._cased
 
     # --- the word view ------------------------------------------------------------------

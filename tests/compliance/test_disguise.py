@@ -80,6 +80,12 @@ def found(engine: tuple[Engine, str], text: str) -> list[tuple[str, str]]:
         ("Ky raport është sekret.", "classified", "raport është sekret"),
         # a stem in each word of a term: both words inflect
         ("Tas bija slepenajos dokumentos.", "classified", "slepenajos dokumentos"),
+        # a 1 read as l, a typographic apostrophe, format characters inside capitals
+        ("Tu esi mu1ķis.", "offensive", "mu1ķis"),
+        ("You’re stupid, mate.", "offensive", "You’re stupid"),
+        ("Protokols ar atzīmi SLE‍PENI.", "classified", "SLE‍PENI"),
+        ("Write to anna dot berzina at gmail dot com", "personal-data",
+         "anna dot berzina at gmail dot com"),
     ],
 )
 def test_disguised_violations_are_found_where_typed(
@@ -104,6 +110,10 @@ def test_disguised_violations_are_found_where_typed(
         "Passengers last year: 21 345 678, a record.",
         "ISBN 978-9934-0-1234-1 is the new handbook.",
         "Server 10.20.30.40 answers again.",
+        "Scholarships for 2027\u20132028 open in February.",
+        "Ange diarienummer KS 2026/1143 n\u00e4r du kontaktar oss.",
+        "We meet at riga dot lv tomorrow.",
+        "Numri serial A30412345Z n\u00eb kuti.",
     ],
 )
 def test_hard_negatives_stay_clean_of_personal_data(engine: tuple[Engine, str], text: str) -> None:
@@ -140,3 +150,12 @@ def test_two_numbers_in_one_run_are_both_found(engine: tuple[Engine, str]) -> No
     assert found(engine, text) == [
         ("personal-data", "29123456"), ("personal-data", "29123457")
     ]
+
+
+def test_a_denial_in_the_next_sentence_cancels_the_rumour(engine: tuple[Engine, str]) -> None:
+    rumour = "Det g\u00e5r ett rykte om att biblioteket st\u00e4nger."
+    assert ("speculation", "rykte") in found(engine, rumour + " Vi vet mer p\u00e5 m\u00e5ndag.")
+    assert found(engine, rumour + " Det \u00e4r inte sant, vi har \u00f6ppet.") == []
+    # two sentences on, a denial is about something else
+    later = " Vi vet mer p\u00e5 m\u00e5ndag. Att vi h\u00f6jer avgiften \u00e4r inte sant."
+    assert ("speculation", "rykte") in found(engine, rumour + later)
