@@ -125,6 +125,29 @@ Term = Annotated[str, BeforeValidator(_check_term)]
 Terms = dict[TermLang, list[Term]]
 
 
+class Near(_Strict):
+    """A second expression that must match close to the first one (in the same view of
+    the draft): "a recommendation near the name of a café"."""
+
+    regex: str
+    within: int = Field(
+        default=100,
+        ge=1,
+        le=300,
+        description="Characters before the match's start or after its end in which 'regex' "
+        "must match.",
+    )
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
 class Pattern(_Strict):
     """A regular expression run on the draft as typed (case-sensitive unless told), or on
     the folded draft (``fold: true``).
@@ -146,6 +169,11 @@ class Pattern(_Strict):
         description="Words (folded: case and diacritics ignored) one of which every match "
         "contains: the expression runs only on drafts that hold one. A long expression "
         "then costs nothing on most drafts.",
+    )
+    near: Near | None = Field(
+        default=None,
+        description="A match counts only when this expression matches within 'within' "
+        "characters of it (each expression is run once over the draft).",
     )
 
     @model_validator(mode="before")

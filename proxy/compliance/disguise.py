@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import re
 from bisect import bisect_left
+from collections import Counter
 
 from proxy import i18n
 from proxy.compliance.config import Rule
@@ -27,6 +28,8 @@ HIDDEN_RULE = "unsafe-link"
 _OWN_KINDS = ("disguised", HIDDEN_KIND, "unread")
 _REACH = 300
 """Characters read on each side of a hit for its sentence."""
+MAX_CONTEXTS = 64
+"""Hits of one rule whose sentences are read for ``unless`` and quotes, per draft."""
 _END = re.compile(r"[.!?\n]\s")
 _OPEN, _CLOSE = "“„«‘‚", "”»’"
 
@@ -51,7 +54,15 @@ class Disguise:
 
     def review(self, draft: Draft, hits: list[Hit]) -> list[Hit]:
         if self.unless or self.quoted:
-            hits = [h for h in hits if not self._context(draft, h)]
+            # the sentences around a rule's first hits are read; past MAX_CONTEXTS (a
+            # draft of one word repeated) its hits stand as found: linear, fail closed
+            read: Counter[str] = Counter()
+            kept = []
+            for hit in hits:
+                read[hit.rule] += 1
+                if read[hit.rule] > MAX_CONTEXTS or not self._context(draft, hit):
+                    kept.append(hit)
+            hits = kept
         spans = draft.disguised()
         if not spans:
             return hits

@@ -60,7 +60,7 @@ _NOT_A_NUMBER = re.compile(  # dates, times, time ranges, years, case numbers
     r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}\.?|\d{4}\.\d{1,2}\.\d{1,2}\.?"
     r"|\d{1,2}[.:]\d{2} ?- ?\d{1,2}[.:]\d{2}|\d{1,2}[.:]\d{2}"
     # a range of years ("2027–2028"), a case number of a year ("KS 2026/1143")
-    r"|(?:19|20)\d\d ?- ?(?:19|20)\d\d|(?:19|20)\d\d/\d{1,6}"
+    r"|(?:19|20)\d\d ?- ?(?:19|20)\d\d|(?:19|20)\d\d/\d{1,6}(?:-\d{1,4})?"
 )
 _TIME_RANGE = re.compile(r"([01]\d|2[0-3])([0-5]\d) ?- ?([01]\d|2[0-4])([0-5]\d)")
 """Office hours written without a colon ("0830-1700")."""
@@ -69,7 +69,7 @@ _THOUSANDS = re.compile(r"\d{1,3}(?: \d{3}){2,}")
 _IPV4 = re.compile(r"(?:[1-9]\d{0,2}|0)(?:\.(?:[1-9]\d{0,2}|0)){3}")
 _PHONE_WORD = re.compile(
     r"\b(?:call|phone\w*|tel|tel\.|telephone|mob\w*|cell|zvan\w*|tālr\w*|talr\w*|"
-    r"ring|telefon\w*|numri)\b(?:\W+\w+){0,3}?\W*$"
+    r"ring|telefon\w*|numri|text|sms\w*|whatsapp|viber|telegram|signal|messenger)\b(?:\W+\w+){0,3}?\W*$"
 )
 _MONEY_BEFORE = re.compile(r"(?:[€$£]|\b(?:eur|euro|eiro|usd|sek|kr|lek|all|chf))\s?\(?$")
 _AFTER = re.compile(

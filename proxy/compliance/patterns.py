@@ -2,12 +2,15 @@
 
 When an expression has a group, the finding covers group 1 only (the context around it,
 such as "personal number:", is not underlined). With ``requires`` (words one of which
-every match contains), the expression runs only on drafts holding one of them.
+every match contains), the expression runs only on drafts holding one of them. With
+``near``, a match counts only when a second expression matches close to it; each
+expression runs once over the draft, so the pair costs what the two cost alone.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 
 from ahocorasick_rs import AhoCorasick
 
@@ -28,14 +31,18 @@ class PatternDetector:
         self.kind = pattern.kind
         self.on_folded = pattern.fold
         self.requires = [w for w in (fold(r) for r in pattern.requires) if w]
+        self.regex = self._compile(pattern.regex, pattern)
+        near = pattern.near
+        self.near = None if near is None else (self._compile(near.regex, pattern), near.within)
+
+    @staticmethod
+    def _compile(regex: str, pattern: Pattern) -> re.Pattern[str]:
         if pattern.fold:
             # The folded draft has no capitals: only an expression with capitals of its
             # own needs IGNORECASE (which costs ten times as much on a long draft).
-            regex = fold_pattern(pattern.regex)
-            capitals = _CAPITAL.search(regex) is not None
-            self.regex = re.compile(regex, re.IGNORECASE if capitals else 0)
-        else:
-            self.regex = re.compile(pattern.regex, re.IGNORECASE if pattern.ignore_case else 0)
+            regex = fold_pattern(regex)
+            return re.compile(regex, re.IGNORECASE if _CAPITAL.search(regex) else 0)
+        return re.compile(regex, re.IGNORECASE if pattern.ignore_case else 0)
 
     def find(self, draft: Draft) -> list[Hit]:
         """Matches in the draft, then those only its disguised reading holds (the word
@@ -64,6 +71,11 @@ class PatternDetector:
             start, end = m.span(group)
             if end > start:
                 out.append((start, end))
+        if out and self.near is not None:
+            regex, within = self.near
+            marks = [(m.start(), m.end()) for m in regex.finditer(text)]
+            ends = [e for _, e in marks]  # in order too: matches do not overlap
+            out = [(s, e) for s, e in out if _close(marks, ends, s - within, e + within)]
         return out
 
     def _disguised(self, found: list[Hit], spans: list[tuple[int, int]]) -> list[Hit]:
@@ -101,3 +113,10 @@ class Patterns:
             if not needs or not needs.isdisjoint(present):
                 out += pattern.find(draft)
         return out
+
+
+def _close(marks: list[tuple[int, int]], ends: list[int], low: int, high: int) -> bool:
+    """Whether a match of ``marks`` lies within ``[low, high]`` (one that ends after
+    ``low`` and starts before ``high``)."""
+    i = bisect_right(ends, low)
+    return i < len(marks) and marks[i][0] < high

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.compliance.config import Links, PersonalData
+from proxy.compliance.config import Links, Pattern, PersonalData
 from proxy.compliance.identifiers import Identifiers
 from proxy.compliance.lexicon import Entry, Lexicon, Term
 from proxy.compliance.links import LinkChecker, edit_distance, skeleton
 from proxy.compliance.normalize import Draft
+from proxy.compliance.patterns import PatternDetector
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +111,21 @@ def test_skeleton_and_distance() -> None:
     assert skeleton("rnk") == "mk"
     assert edit_distance("example", "exmaple") == 1
     assert edit_distance("example", "samples", 1) == 2
+
+
+def test_a_pattern_with_near_counts_only_close_to_its_second_expression() -> None:
+    pattern = Pattern.model_validate({
+        "regex": r"\bhighly recommend\w*", "fold": True,
+        "near": {"regex": r"\b(?:bakery|cafe\w*)\b", "within": 40},
+    })
+    detector = PatternDetector("commercial", pattern)
+
+    def found(text: str) -> list[str]:
+        draft = Draft(text)
+        return [draft.typed(h.start, h.end) for h in detector.find(draft)]
+
+    assert found("New bakery on Elm street, highly recommend!") == ["highly recommend"]
+    assert found("Highly recommended: the Café Rīga by the river") == ["Highly recommended"]
+    assert found("Vaccination is highly recommended for everyone over 65.") == []
+    far = "Our bakery course starts in May. " + "Bring a notebook and a pen. " * 3
+    assert found(far + "We highly recommend it.") == []
