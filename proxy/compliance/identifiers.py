@@ -123,8 +123,8 @@ TEXT_SCHEMES = (
         iban.is_valid,
     ),
 )
-_DOT = r"(?:[.\u3002\u00b7]|\s?[\[({]\s?dot\s?[\])}]\s?|\sdot\s)"
-"""A dot as people write it in an address: ".", look-alikes, "[dot]", " dot "."""
+_DOT = r"(?:[.\u3002\u00b7]|\s?[\[({]\s?(?:dot|\.)\s?[\])}]\s?|\sdot\s)"
+"""A dot as people write it in an address: ".", look-alikes, "[dot]", "[.]", " dot "."""
 _EMAIL = re.compile(
     rf"(?<![\w.%+-])((?:[\w%+-]{{1,64}}{_DOT}){{0,4}}[\w%+-]{{1,64}})"
     r"(@|\s?[\[({]\s?at\s?[\])}]\s?|\s(at)\s)"

@@ -66,6 +66,7 @@ class Lexicon:
     def __init__(self, terms: Iterable[Term], inflections: bool = True) -> None:
         keyed: dict[tuple[str, bool], set[Entry]] = {}
         gapped: list[tuple[str, Entry]] = []
+        joined: set[str] = set()
 
         def add(key: str, stem: bool, entry: Entry) -> None:
             if key:
@@ -86,6 +87,7 @@ class Lexicon:
             words = key.split(" ")
             if len(words) > 1:
                 add("".join(words), stem, term.entry)
+                joined.add("".join(words))
                 add("-".join(words), stem, term.entry)
                 if term.gap > 0:
                     # looked for only where its longest word stands, the last of equally
@@ -110,6 +112,9 @@ class Lexicon:
         self.size = len(keyed)
         keys = sorted({key for key, _ in keyed})
         self._keys = keys
+        self._joined = [key in joined for key in keys]
+        """Per key: a multi-word term written joined, which may also end a hashtag
+        ("#DraftBudget2027" holds "budget2027")."""
         self._variants = [
             [(stem, tuple(keyed[(key, stem)])) for stem in (False, True) if (key, stem) in keyed]
             for key in keys
@@ -129,7 +134,8 @@ class Lexicon:
             n = len(text)
             variants = self._variants
             for i, start, end in self._automaton.find_matches_as_indexes(text, overlapping=True):
-                if start > 0 and _word(text[start]) and _word(text[start - 1]):
+                inside = start > 0 and _word(text[start]) and _word(text[start - 1])
+                if inside and not (self._joined[i] and _in_hashtag(text, start)):
                     continue
                 open_end = end < n and _word(text[end - 1]) and _word(text[end])
                 for stem, entries in variants[i]:
@@ -174,6 +180,15 @@ class Lexicon:
             if entry.tag == "term"
             and not any(a <= start and end <= b for a, b in shields.get(entry.rule, ()))
         ]
+
+
+def _in_hashtag(text: str, start: int) -> bool:
+    """Whether ``start`` is inside a word that begins with "#" (at most 64 characters
+    back)."""
+    i = start - 1
+    while i >= 0 and start - i <= 64 and _word(text[i]):
+        i -= 1
+    return i >= 0 and text[i] == "#"
 
 
 def _letters(word: str) -> bool:

@@ -57,6 +57,8 @@ def shapes() -> dict[str, str]:
         "buy now … (a rule with unless)": _fill("buy now "),
         "café, highly recommend … (near)": _fill("cafe highly recommend "),
         "Labour has … (party patterns)": _fill("Labour has "),
+        "partija kauns … (near)": _fill("partija kauns "),
+        "#abcbudget2027 … (hashtags)": _fill("#abcbudget2027 "),
         "1a1a …": _fill("1a"),
         "a b c … (spelled)": _fill("a "),
         "zero-width in words": _fill("a\u200b"),
