@@ -77,7 +77,7 @@ class Lexicon:
                 parts = [fold(w) for w in term.text.split(" ")]
                 bare = [w.rstrip("*") for w in parts]
                 regex = _gapped(bare, [w.endswith("*") for w in parts], term.gap)
-                i = max(reversed(range(len(parts))), key=lambda k: len(bare[k]))
+                i = _anchor(bare)
                 add(bare[i], parts[i].endswith("*"), Entry(term.entry.rule, "gap", len(gapped)))
                 gapped.append((regex, term.entry))
                 continue
@@ -90,10 +90,8 @@ class Lexicon:
                 joined.add("".join(words))
                 add("-".join(words), stem, term.entry)
                 if term.gap > 0:
-                    # looked for only where its longest word stands, the last of equally
-                    # long ones (short words such as "to", "you" or "të" are in most
-                    # texts; "what a fool" waits for "fool")
-                    anchor = max(reversed(words), key=len)
+                    # looked for only where one of its words stands (``_anchor``)
+                    anchor = words[_anchor(words)]
                     # a whole word unless it is a stem's: "you rat" is not looked
                     # for where "your" stands
                     stem_anchor = stem and anchor == words[-1]
@@ -180,6 +178,17 @@ class Lexicon:
             if entry.tag == "term"
             and not any(a <= start and end <= b for a, b in shields.get(entry.rule, ()))
         ]
+
+
+def _anchor(words: list[str]) -> int:
+    """The word a multi-word term waits for: one with a digit (a year is rare in a post:
+    "budžeta projekt* 2027" waits for "2027"), else the longest, the last of equally long
+    ones (short words such as "to", "you" or "të" are in most texts; "what a fool" waits
+    for "fool")."""
+    return max(
+        reversed(range(len(words))),
+        key=lambda k: (any(c.isdigit() for c in words[k]), len(words[k])),
+    )
 
 
 def _in_hashtag(text: str, start: int) -> bool:
