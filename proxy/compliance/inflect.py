@@ -4,7 +4,8 @@ A one-word term stands for its lemma: "slepenība" also matches "slepenības" an
 "slepenībai", "idiot" matches "idiots". At policy load each such term gets its lemma in
 the languages of its list ("any": all four) and the first letters the lemma's forms
 share (``prefix``); while reading a draft, a word that begins with those letters is
-lemmatised (as typed, with its diacritics) and matches when its lemma is the term's.
+lemmatised (as typed, with its diacritics) and matches when its lemma is the term's, diacritics
+included ("Pasta" is not a form of Swedish "påstå").
 simplemma's dictionaries are loaded at policy load (``load``), not by the first draft.
 """
 
@@ -32,12 +33,15 @@ def load(lang: str) -> None:
 
 
 def lemma(word: str, lang: str) -> str:
-    """The folded lemma of ``word`` (as typed) in ``lang``."""
-    return fold(simplemma.lemmatize(word, lang=lang))
+    """The lemma of ``word`` (as typed) in ``lang``, in lower case with its diacritics:
+    folded, Swedish "påstå" would be Italian "pasta"."""
+    return simplemma.lemmatize(word, lang=lang).casefold()
 
 
-def prefix(folded_lemma: str) -> str:
-    """The letters a word's forms are expected to begin with (empty: too short a word)."""
-    if len(folded_lemma) < MIN_PREFIX + 1:
+def prefix(lemma: str) -> str:
+    """The folded letters a word's forms are expected to begin with (empty: too short a
+    word)."""
+    folded = fold(lemma)
+    if len(folded) < MIN_PREFIX + 1:
         return ""
-    return folded_lemma[: max(MIN_PREFIX, len(folded_lemma) - 3)]
+    return folded[: max(MIN_PREFIX, len(folded) - 3)]

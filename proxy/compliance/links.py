@@ -8,7 +8,8 @@ through Unicode's confusables (Cyrillic and Greek letters, via ``normalize.fold`
 digits that pass for letters (0→o, 1→l, rn→m …), equals an
 institution's name under another suffix, differs from it by one edit (names of five
 letters or more), or carries it with extra words ("example-gov.lv"), or a host that
-puts an institution domain in front of another ("example.gov.lv.login.top").
+puts an institution domain in front of another ("example.gov.lv.login.top"), also with
+dashes for its dots ("mk.gov-lv.info").
 
 Links are read in the draft as typed with its hidden characters removed
 (``normalize.HIDDEN``), so "bit\u200b.ly" is "bit.ly".
@@ -175,8 +176,9 @@ class LinkChecker:
         if any(registered == own[0] for own in self.own):
             return None
         shape = skeleton(label)
+        dotted = f".{host.replace('-', '.')}."  # "mk.gov-lv.info" reads "mk.gov.lv.info"
         for own_registered, own_label, own_skeleton in self.own:
-            if f".{own_registered}." in f".{sub}.":
+            if f".{own_registered}." in f".{sub}." or f".{own_registered}." in dotted:
                 return "look-alike"
             if shape == own_skeleton:
                 return "look-alike"
