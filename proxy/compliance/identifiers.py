@@ -71,6 +71,13 @@ _PHONE_WORD = re.compile(
     r"\b(?:call|phone\w*|tel|tel\.|telephone|mob\w*|cell|zvan\w*|tālr\w*|talr\w*|"
     r"ring|telefon\w*|numri|text|sms\w*|whatsapp|viber|telegram|signal|messenger)\b(?:\W+\w+){0,3}?\W*$"
 )
+_SERVICE_NUMBERS = frozenset({
+    phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.SHARED_COST,
+    phonenumbers.PhoneNumberType.PREMIUM_RATE,
+    phonenumbers.PhoneNumberType.UAN,
+})
+"""Numbers of services, not of persons ("numri i gjelbër 0800 0808")."""
 _MONEY_BEFORE = re.compile(r"(?:[€$£]|\b(?:eur|euro|eiro|usd|sek|kr|lek|all|chf))\s?\(?$")
 _AFTER = re.compile(
     r"^\s?(?:[%‰€$£]|(?:eur|euro|eiro|usd|sek|kr|kronor|lek|leke|leké|chf|procent\w*|"
@@ -261,6 +268,8 @@ class Identifiers:
             except phonenumbers.NumberParseException:
                 continue
             if phonenumbers.is_valid_number(number):
+                if phonenumbers.number_type(number) in _SERVICE_NUMBERS:
+                    return False  # a free, shared-cost or premium line is a service's
                 e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
                 return e164 not in self.public and str(number.national_number) not in self.public
         return False

@@ -114,6 +114,10 @@ def test_disguised_violations_are_found_where_typed(
         "Ange diarienummer KS 2026/1143 n\u00e4r du kontaktar oss.",
         "We meet at riga dot lv tomorrow.",
         "Numri serial A30412345Z n\u00eb kuti.",
+        # a service's line: a toll-free number, or one named as such
+        "Questions? +44 800 123 4567 answers day and night.",
+        "Telefononi falas n\u00eb numrin e gjelb\u00ebr 0800 0808.",
+        "Reservdel 4417-220-0391 \u00e4r best\u00e4lld.",
     ],
 )
 def test_hard_negatives_stay_clean_of_personal_data(engine: tuple[Engine, str], text: str) -> None:
