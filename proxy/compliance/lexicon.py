@@ -172,12 +172,14 @@ class Lexicon:
         for entry, start, end in found:
             if entry.tag == "except":
                 shields.setdefault(entry.rule, []).append((start, end))
-        return [
-            Hit(entry.rule, start, end, ref=entry.ref, disguised=(entry, start, end) in disguised)
-            for entry, start, end in sorted(found, key=lambda f: (f[1], f[2], f[0].rule))
-            if entry.tag == "term"
-            and not any(a <= start and end <= b for a, b in shields.get(entry.rule, ()))
-        ]
+        out = []
+        for entry, start, end in sorted(found, key=lambda f: (f[1], f[2], f[0].rule)):
+            shield = shields.get(entry.rule)
+            if entry.tag != "term" or (shield and any(a <= start and end <= b for a, b in shield)):
+                continue
+            disguise = bool(disguised) and (entry, start, end) in disguised
+            out.append(Hit(entry.rule, start, end, ref=entry.ref, disguised=disguise))
+        return out
 
 
 def _anchor(words: list[str]) -> int:

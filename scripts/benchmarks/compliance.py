@@ -47,6 +47,7 @@ counts (about a minute), ``BENCH_COUNT_REQUESTS`` (default 400). Without wrk
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import random
@@ -529,6 +530,8 @@ def main() -> None:
     engine = Engine.from_policy(loaded.policy)
     big_policy = _inflated(loaded.policy, 10)
     big = Engine.from_policy(big_policy)
+    gc.collect()
+    gc.freeze()  # as a check worker does with its engines (proxy/checkpool.py)
     print("== compliance engine (example institution, all twelve rules)")
     print(f"lexicon terms: {_term_count(loaded.policy)} normal, {_term_count(big_policy)} ×10; "
           f"{DRAFTS} different drafts per length, in turn")
