@@ -103,8 +103,9 @@ async def test_proceed_with_a_reason_lets_exactly_that_text_through_once(
             assert (await _post(session, gw, PHONE))[0] == 403
             assert len(site.seen) == 1
 
-            def recorded() -> bool:
-                return bool(audit.query(svc.store, kind="allowance-use"))
+            def recorded() -> bool:  # the gateway reports both as they happen, not at once
+                return (bool(audit.query(svc.store, kind="allowance-use"))
+                        and len(audit.query(svc.store, kind="block")) >= 3)
 
             await _eventually(recorded, within=30)
         entries = audit.query(svc.store, newest_first=False)
