@@ -249,8 +249,9 @@ class Identifiers:
                 # follows may be an address of its own ("mail me at anna[at]x.com")
                 pos = m.start(4)
                 continue
-            address = f"{_DOTS.sub('.', local)}@{_DOTS.sub('.', m.group(4))}"
-            if local in self.role_mailboxes or address in self.public_addresses:
+            name = _DOTS.sub(".", local)  # "info dot desk" is "info.desk"
+            address = f"{name}@{_DOTS.sub('.', m.group(4))}"
+            if name in self.role_mailboxes or address in self.public_addresses:
                 continue
             out.append((m.start(), m.end(), "email"))
         return out

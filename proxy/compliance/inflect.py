@@ -4,8 +4,8 @@ A one-word term stands for its lemma: "slepenība" also matches "slepenības" an
 "slepenībai", "idiot" matches "idiots". At policy load each such term gets its lemma in
 the languages of its list ("any": all four) and the first letters the lemma's forms
 share (``prefix``); while reading a draft, a word that begins with those letters is
-lemmatised (as typed, with its diacritics) and matches when its lemma is the term's, diacritics
-included ("Pasta" is not a form of Swedish "påstå").
+lemmatised (as typed, with its diacritics) and matches when its lemma is the term's,
+diacritics included ("Pasta" is not a form of Swedish "påstå").
 simplemma's dictionaries are loaded at policy load (``load``), not by the first draft.
 """
 
