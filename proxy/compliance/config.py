@@ -125,11 +125,23 @@ Term = Annotated[str, BeforeValidator(_check_term)]
 Terms = dict[TermLang, list[Term]]
 
 
+def _compiles(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+"""A regular expression that compiles (a pattern's, or its 'near' one)."""
+
+
 class Near(_Strict):
     """A second expression that must match close to the first one (in the same view of
     the draft): "a recommendation near the name of a café"."""
 
-    regex: str
+    regex: Regex
     within: int = Field(
         default=100,
         ge=1,
@@ -137,15 +149,6 @@ class Near(_Strict):
         description="Characters before the match's start or after its end in which 'regex' "
         "must match.",
     )
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 class Pattern(_Strict):
@@ -156,7 +159,7 @@ class Pattern(_Strict):
     around it, such as "personal number:", is not underlined).
     """
 
-    regex: str
+    regex: Regex
     ignore_case: bool = False
     fold: bool = Field(
         default=False,
@@ -180,15 +183,6 @@ class Pattern(_Strict):
     @classmethod
     def _short(cls, value: Any) -> Any:
         return {"regex": value} if isinstance(value, str) else value
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
 
 
 def _unique(values: list[str]) -> list[str]:

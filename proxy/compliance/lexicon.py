@@ -103,7 +103,7 @@ class Lexicon:
                     inflect.load(lang)
                     lemma = inflect.lemma(term.text, lang)
                     start = inflect.prefix(lemma)
-                    if start and fold(lemma).startswith(start) and key.startswith(start[:3]):
+                    if start and key.startswith(start[:3]):
                         entry = term.entry
                         add(start, True, Entry(entry.rule, "lemma", entry.ref, lemma, lang))
         self.rules = frozenset(entry.rule for entries in keyed.values() for entry in entries)
