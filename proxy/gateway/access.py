@@ -1,5 +1,11 @@
 """The access addon: identity, destinations, per-role decisions and refusals.
 
+Why this module is over 500 lines: it is one mitmproxy add-on, whose hooks (connect,
+TLS, headers, body), options and the refusals they share decide one flow together; split
+across files, a reader would follow one request through several. The pure parts already
+live in ``kinds.py``, ``hosts.py``, ``destinations.py``, ``extract.py``, ``clients.py``
+and ``proxy/policy``.
+
 - Every request and every ``CONNECT`` needs an identity (``identity.py``: a login or a
   configured address range), catalog host or not; a 407 asks for the proxy login at
   ``CONNECT``, where browsers can answer it.
@@ -20,12 +26,6 @@
   later add-ons (and the decision log) read it there.
 - The policy directory is polled (``sargs_reload_interval``); a valid change applies at
   once, a broken one is logged with file:line and the previous policy stays.
-
-Why this module is over 500 lines: it is one mitmproxy add-on, whose hooks (connect,
-TLS, headers, body), options and the refusals they share decide one flow together; split
-across files, a reader would follow one request through several. The pure parts already
-live in ``kinds.py``, ``hosts.py``, ``destinations.py``, ``extract.py``, ``clients.py``
-and ``proxy/policy``.
 """
 
 from __future__ import annotations
