@@ -149,6 +149,11 @@ class Near(_Strict):
         description="Characters before the match's start or after its end in which 'regex' "
         "must match.",
     )
+    same_sentence: bool = Field(
+        default=False,
+        description="'regex' must also match in the match's own sentence (sentences end at "
+        ". ! ? or a line break before white space).",
+    )
 
 
 class Pattern(_Strict):

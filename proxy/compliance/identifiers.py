@@ -71,6 +71,17 @@ _PHONE_WORD = re.compile(
     r"\b(?:call|phone\w*|tel|tel\.|telephone|mob\w*|cell|zvan\w*|tālr\w*|talr\w*|"
     r"ring|telefon\w*|numri|text|sms\w*|whatsapp|viber|telegram|signal|messenger)\b(?:\W+\w+){0,3}?\W*$"
 )
+_MY_PHONE = re.compile(
+    r"\b(?:(?:my|mans|manu|mana|min|mitt|mina)\s+(?:(?:private|personal|own|new|privatais|"
+    r"privato|personigais|personigo|jaunais|jauno|privata|privat|nya)\s+)?"
+    r"(?:mobile|mob|cell|cellphone|phone|number|mobil\w*|talr\w*|numur\w*|telefon\w*|nummer)"
+    r"|(?:call|ring|text|phone|message|whatsapp|sms)\s+me|zvan\w*\s+man|rakst\w*\s+man"
+    r"|ring\s+mig|sms\w*\s+mig|messa\s+mig|(?:celular\w*|numr\w*|telefon\w*)\s+(?:im|tim)"
+    r"|me\s+(?:telefono\w*|merr\w*|shkrua\w*))\b(?:\W+\w+){0,3}?\W*$"
+)
+"""Words that make the number after them the writer's own ("text me on my mobile …",
+"zvaniet man", "ring mig på", "më telefononi"): read as a phone even when no region
+the policy names validates it (a foreign or a made-up number is still not to be posted)."""
 _SERVICE_NUMBERS = frozenset({
     phonenumbers.PhoneNumberType.TOLL_FREE,
     phonenumbers.PhoneNumberType.SHARED_COST,
@@ -261,8 +272,10 @@ class Identifiers:
             self._marker.search(text, max(0, start - 40), start) is not None
         )
 
-    def phone(self, digits: str, plus: bool) -> bool:
-        """Whether phonenumbers reads ``digits`` as a valid number not published."""
+    def phone(self, digits: str, plus: bool, mine: bool = False) -> bool:
+        """Whether phonenumbers reads ``digits`` as a valid number not published; with
+        ``mine`` (the words before it say it is the writer's), also a number no region
+        validates."""
         for region in [None] if plus else self.regions:
             try:
                 number = phonenumbers.parse(("+" if plus else "") + digits, region)
@@ -273,7 +286,7 @@ class Identifiers:
                     return False  # a free, shared-cost or premium line is a service's
                 e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
                 return e164 not in self.public and str(number.national_number) not in self.public
-        return False
+        return mine
 
 
 class _NumberReader:
@@ -283,7 +296,7 @@ class _NumberReader:
         self.ids = ids
         self.text = text
         self.left = BUDGET
-        self.known: dict[tuple[str, bool], str | None] = {}
+        self.known: dict[tuple[str, bool, bool], str | None] = {}
         self.unread: tuple[int, int] | None = None
 
     def spend(self, units: int) -> bool:
@@ -308,7 +321,8 @@ class _NumberReader:
             return []
         plus = text[run.start()] == "+"
         digits = "".join(text[s:e] for s, e in groups)
-        found = self._kind(digits, plus)
+        mine = _MY_PHONE.search(text, max(0, run.start() - 48), run.start()) is not None
+        found = self._kind(digits, plus, mine)
         if found:
             return [(run.start(), run.end(), found)]
         if _CARD_SHAPED.fullmatch(run.group()):
@@ -350,15 +364,15 @@ class _NumberReader:
             return _PHONE_WORD.search(self.text, max(0, start - 32), start) is not None
         return True
 
-    def _kind(self, digits: str, plus: bool) -> str | None:
-        key = (digits, plus)
+    def _kind(self, digits: str, plus: bool, mine: bool = False) -> str | None:
+        key = (digits, plus, mine)
         if key in self.known:
             return self.known[key]
-        kind = self._validate(digits, plus)
+        kind = self._validate(digits, plus, mine)
         self.known[key] = kind
         return kind
 
-    def _validate(self, digits: str, plus: bool) -> str | None:
+    def _validate(self, digits: str, plus: bool, mine: bool) -> str | None:
         if not plus:
             for scheme in NUMBER_SCHEMES:
                 if scheme.shape.fullmatch(digits):
@@ -369,7 +383,7 @@ class _NumberReader:
         if 7 <= len(digits) <= 15 and not _yyyymmdd(digits):
             if not self.spend(1 if plus else len(self.ids.regions)):
                 return "unread"
-            return "phone" if self.ids.phone(digits, plus) else None
+            return "phone" if self.ids.phone(digits, plus, mine) else None
         return None
 
 

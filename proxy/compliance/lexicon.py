@@ -156,9 +156,14 @@ class Lexicon:
         found = {(e, *draft.span(s, t)) for e, s, t in self.scan(draft.folded)}
         disguised = set()
         words = draft.words()
-        for view in {words, draft.words_l()} if words != draft.folded else ():
+        views = []
+        if words != draft.folded:
+            views = [(view, draft.words_span) for view in {words, draft.words_l()}]
+        if draft.words_apart() != words:
+            views.append((draft.words_apart(), draft.apart_span))
+        for view, span in views:
             for e, s, t in self.scan(view):
-                hit = (e, *draft.words_span(s, t))
+                hit = (e, *span(s, t))
                 if hit not in found and _letters(draft.typed(hit[1], hit[2])):
                     found.add(hit)
                     disguised.add(hit)

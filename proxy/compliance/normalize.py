@@ -202,6 +202,7 @@ class Draft:
     """Code point indices of the characters outside the BMP (two UTF-16 units each)."""
     _words: tuple[str, list[int] | None] | None = field(default=None, repr=False)
     _words_l: str | None = field(default=None, repr=False)
+    _apart: tuple[str, list[int] | None] | None = field(default=None, repr=False)
     visible: str = ""
     """The draft as typed less its format characters."""
     _cased: tuple[str, list[int] | None] | None = field(default=None, repr=False)
@@ -331,6 +332,26 @@ class Draft:
             self._words_l = _word_view(self.folded, LEET_L)[0] if alternative else words
         return self._words_l
 
+    def words_apart(self) -> str:
+        """The word view with a one-letter word kept apart from the letters spelled one by
+        one after it ("is a m o r o n" read as "is a moron"; ``words`` reads "amoron",
+        and must, for "a s s h o l e"); ``apart_span`` maps its offsets to UTF-16.
+        ``words`` itself when no spelled-out word starts so."""
+        if self._apart is None:
+            self.words()
+            assert self._words is not None
+            apart = self._words[1] is not None and _APART_HINT.search(self.folded) is not None
+            self._apart = _word_view(self.folded, LEET, apart=True) if apart else self._words
+        return self._apart[0]
+
+    def apart_span(self, start: int, end: int) -> tuple[int, int]:
+        self.words_apart()
+        assert self._apart is not None
+        index = self._apart[1]
+        if index is None:
+            return self.span(start, end)
+        return self.span(index[start], index[end - 1] + 1)
+
     def words_span(self, start: int, end: int) -> tuple[int, int]:
         self.words()
         assert self._words is not None
@@ -406,25 +427,46 @@ def _within(span: tuple[int, int], spans: list[tuple[int, int]]) -> bool:
     return any(a <= span[0] and span[1] <= b for a, b in spans)
 
 
-def _word_view(folded: str, leet: dict[int, str]) -> tuple[str, list[int] | None]:
+def _word_view(
+    folded: str, leet: dict[int, str], apart: bool = False
+) -> tuple[str, list[int] | None]:
     """``Draft.words`` read with ``leet``; second, each character's index in ``folded``
     (None: the same indices). Digits and symbols are read one character for one, so
-    every ``leet`` gives the same indices."""
+    every ``leet`` gives the same indices; ``apart``: see ``_joined``."""
     view = folded
     if _leet_hint(view):
         view = _MIXED.sub(lambda m: m.group().translate(leet), view)
-    return _joined(view) if _spelled_hint(view) else (view, None)
+    return _joined(view, apart) if _spelled_hint(view) else (view, None)
 
 
-def _joined(view: str) -> tuple[str, list[int]]:
-    """``view`` with spelled-out words joined, and each character's index in ``view``."""
+_APART_HINT = re.compile(r"(?<![\w.])[aeiou] [a-z0-9@$](?:[ .*_-][a-z0-9@$]){3}")
+"""A word of one letter and a space before four letters spelled out (``_joined``)."""
+_ONE_LETTER_WORDS = frozenset("aeiou")
+"""Words of one letter ("a", "i", Swedish "i", "å" and "ö" folded, Albanian "e", "u")."""
+
+
+def _joined(view: str, apart: bool = False) -> tuple[str, list[int]]:
+    """``view`` with spelled-out words joined, and each character's index in ``view``;
+    with ``apart``, a one-letter word and a space before four or more spelled letters
+    stay as they are (``Draft.words_apart``)."""
     pieces: list[str] = []
     index: list[int] = []
     done = 0
     for m in _SPELLED.finditer(view):
         pieces.append(view[done : m.start()])
         index.extend(range(done, m.start()))
-        for i in range(m.start(), m.end(), 2):
+        first = m.start()
+        # with ``apart``: a one-letter word, a space and four or more spelled letters
+        if (
+            apart
+            and view[first] in _ONE_LETTER_WORDS
+            and view[first + 1] == " "
+            and m.end() - first >= 9
+        ):
+            pieces.append(view[first : first + 2])
+            index.extend((first, first + 1))
+            first += 2
+        for i in range(first, m.end(), 2):
             pieces.append(view[i])
             index.append(i)
         done = m.end()

@@ -18,6 +18,8 @@ from proxy.compliance.config import Pattern
 from proxy.compliance.detectors import Hit
 from proxy.compliance.normalize import Draft, fold, fold_pattern
 
+_SENTENCE_END = re.compile(r"[.!?\n]\s")
+"""Where a sentence ends (for ``near.same_sentence``)."""
 _CAPITAL = re.compile(r"(?<!\\)[A-Z]")
 """A capital letter that is not an escape (``\\W``, ``\\S`` …)."""
 
@@ -34,6 +36,7 @@ class PatternDetector:
         self.regex = self._compile(pattern.regex, pattern)
         near = pattern.near
         self.near = None if near is None else (self._compile(near.regex, pattern), near.within)
+        self.same_sentence = near is not None and near.same_sentence
 
     @staticmethod
     def _compile(regex: str, pattern: Pattern) -> re.Pattern[str]:
@@ -75,7 +78,12 @@ class PatternDetector:
             regex, within = self.near
             marks = [(m.start(), m.end()) for m in regex.finditer(text)]
             ends = [e for _, e in marks]  # in order too: matches do not overlap
-            out = [(s, e) for s, e in out if _close(marks, ends, s - within, e + within)]
+            if self.same_sentence:
+                starts = [m.end() for m in _SENTENCE_END.finditer(text)]
+                out = [(s, e) for s, e in out
+                       if _close(marks, ends, *_sentence(starts, s, e, within, len(text)))]
+            else:
+                out = [(s, e) for s, e in out if _close(marks, ends, s - within, e + within)]
         return out
 
     def _disguised(self, found: list[Hit], spans: list[tuple[int, int]]) -> list[Hit]:
@@ -100,19 +108,31 @@ class Patterns:
     def find(self, draft: Draft) -> list[Hit]:
         present: set[int] = set()
         if self._automaton is not None:
+            # overlapping: one pattern's word may hide in or overlap another's ("röst"
+            # and "rösta på", "su" and "support"); every one must be seen
             find = self._automaton.find_matches_as_indexes
-            present = {i for i, _, _ in find(draft.folded)}
+            present = {i for i, _, _ in find(draft.folded, overlapping=True)}
             words = draft.words()
             if words != draft.folded:  # "v0te" needs "vote"
-                present |= {i for i, _, _ in find(words)}
+                present |= {i for i, _, _ in find(words, overlapping=True)}
             cased = draft.cased()[0]
             if cased is not draft.text:  # "SЕКRЕT" needs "sekret"
-                present |= {i for i, _, _ in find(fold(cased))}
+                present |= {i for i, _, _ in find(fold(cased), overlapping=True)}
         out: list[Hit] = []
         for pattern, needs in zip(self.patterns, self._needs, strict=True):
             if not needs or not needs.isdisjoint(present):
                 out += pattern.find(draft)
         return out
+
+
+def _sentence(starts: list[int], s: int, e: int, within: int, size: int) -> tuple[int, int]:
+    """``[s - within, e + within]`` cut to the sentence of ``[s, e)`` (``starts``: where
+    each sentence but the first starts)."""
+    i = bisect_right(starts, s)
+    first = starts[i - 1] if i else 0
+    j = bisect_right(starts, max(s, e - 1))
+    last = starts[j] if j < len(starts) else size
+    return max(s - within, first), min(e + within, last)
 
 
 def _close(marks: list[tuple[int, int]], ends: list[int], low: int, high: int) -> bool:
