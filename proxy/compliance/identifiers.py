@@ -52,7 +52,9 @@ MAX_FOUND = 100
 """Identifiers found one by one; numbers after them are reported as one finding."""
 
 _S = r"[ ./_()-]"
-_RUN = re.compile(rf"(?<![\w+/])\+?\(?\d(?:{_S}{{1,3}}\d|\d){{0,{MAX_RUN - 1}}}")
+_RUN = re.compile(rf"(?<![\w+/])(?<!\d\.)\+?\(?\d(?:{_S}{{1,3}}\d|\d){{0,{MAX_RUN - 1}}}")
+"""A number run; not one starting inside a dotted number whose start was refused
+("http://192.168.14.22/…": "168.14.22" is part of an address, not a phone)."""
 _GROUP = re.compile(r"\d+")
 _CARD_SHAPED = re.compile(r"\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,4})?")
 """One number in groups of four: never read as several."""

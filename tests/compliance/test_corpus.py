@@ -1,10 +1,7 @@
 """The detection corpus and the held-out corpus, scored against the example institution.
 
 The targets of issue 13 are asserted here, one test per target and corpus, so CI says which
-target a change meets. Targets today's engine misses are marked ``xfail(strict=True)``
-with the target in the reason: when the engine meets one, its test XPASSes, fails, and the
-mark must go (the figure is then guarded for good). ``sargs policy test -v`` lists the
-drafts behind each figure.
+target a change meets. ``sargs policy test -v`` lists the drafts behind each figure.
 """
 
 from __future__ import annotations
@@ -79,17 +76,7 @@ def test_heldout_drafts_are_not_in_the_tuning_corpus() -> None:
     assert [text for text in heldout if text in tuning] == []
 
 
-def _xfail(target: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        strict=True, reason=f"issue 13 target not met by today's engine: {target}")
-
-
-MICRO = f"micro-F1 >= {MICRO_F1} on ordinary drafts"
-CAUGHT = f">= {DISGUISED_CAUGHT:.0%} of disguised violations caught"
-HARD = "<= 1 false alarm per 25 hard negatives"
-
-
-@pytest.mark.parametrize("name", ["corpus", pytest.param("heldout", marks=_xfail(MICRO))])
+@pytest.mark.parametrize("name", ["corpus", "heldout"])
 def test_micro_f1_on_ordinary_drafts(name: str) -> None:
     result = _score(name)
     assert result.micro().f1 >= MICRO_F1, "\n".join(result.report())
