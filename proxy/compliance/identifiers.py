@@ -15,7 +15,9 @@ checksum — the context words that must come before it. Adding a country's iden
 number is adding a row.
 
 Not phone numbers: dates, times and time ranges, amounts (a currency or "%" beside
-them), and numbers right after a reference marker ("Nr.", "Dnr", from the policy).
+them), and numbers right after a reference marker ("Nr.", "Dnr", from the policy). After
+words that make a number the writer's own ("my mobile", "zvaniet man", ``_MY_PHONE``), a
+run of 7–15 digits is a phone even when no configured region validates it.
 
 Linear worst case: a run holds at most ``MAX_RUN`` digits, each group starts at most
 ``WINDOWS`` windows, answers are remembered for the draft, and a draft gets at most
