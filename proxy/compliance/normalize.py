@@ -466,9 +466,8 @@ def _joined(view: str, apart: bool = False) -> tuple[str, list[int]]:
             pieces.append(view[first : first + 2])
             index.extend((first, first + 1))
             first += 2
-        for i in range(first, m.end(), 2):
-            pieces.append(view[i])
-            index.append(i)
+        pieces.append(view[first : m.end() : 2])
+        index.extend(range(first, m.end(), 2))
         done = m.end()
     pieces.append(view[done:])
     index.extend(range(done, len(view)))
