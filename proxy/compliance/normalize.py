@@ -20,7 +20,8 @@ reports something (most drafts report nothing).
 
 The lexicon also reads a *word view* of the folded text (``Draft.words``): digits and
 symbols inside words read as the letters they stand for ("1d10t", "$cam") and letters
-spelled one by one with spaces or dots between them joined ("i d i o t", "i.d.i.o.t").
+spelled one by one with spaces or dots between them joined ("i d i o t", "i.d.i.o.t"),
+joined first, so that a digit among them is read too ("i d 1 o t").
 """
 
 from __future__ import annotations
@@ -155,8 +156,10 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-_SPELLED = re.compile(r"(?<![\w.])[a-z](?:[ .*_-][a-z]){2,}(?![\w])")
-"""Single letters joined by single spaces or dots ("i d i o t")."""
+_SPELLED = re.compile(r"(?<![\w.$@])[a-z0-9@$](?:[ .*_-][a-z0-9@$]){2,}(?![\w$@])")
+"""Single letters (or digits and symbols standing for letters) joined by single spaces or
+dots ("i d i o t", "i d 1 o t"); a run without a letter ("2 2 2") is not a word."""
+_LETTER = re.compile(r"[a-z]")
 _LEET_HINT = re.compile(r"[0-9@$](?=[a-z])|(?<=[a-z])[0-9@$]")
 """A digit or symbol beside a letter: the word view may differ from the folded text."""
 _DIGITS = re.compile(r"[0-9@$]+")
@@ -178,7 +181,7 @@ def _leet_hint(view: str) -> bool:
 
 
 _SPELLED_HINTS = tuple(
-    (sep, re.compile(rf"{re.escape(sep)}[a-z][ .*_-][a-z][ .*_-]")) for sep in " .*_-"
+    (sep, re.compile(rf"{re.escape(sep)}[a-z0-9@$][ .*_-][a-z0-9@$][ .*_-]")) for sep in " .*_-"
 )
 """What every spelled-out word holds, one expression per separator it starts with (an
 expression that starts with a letter is looked for many times quicker than one that
@@ -433,10 +436,10 @@ def _word_view(
     """``Draft.words`` read with ``leet``; second, each character's index in ``folded``
     (None: the same indices). Digits and symbols are read one character for one, so
     every ``leet`` gives the same indices; ``apart``: see ``_joined``."""
-    view = folded
-    if _leet_hint(view):
+    view, index = _joined(folded, apart) if _spelled_hint(folded) else (folded, None)
+    if _leet_hint(view):  # after joining: "m 0 r o n" is "m0ron", then "moron"
         view = _MIXED.sub(lambda m: m.group().translate(leet), view)
-    return _joined(view, apart) if _spelled_hint(view) else (view, None)
+    return view, index
 
 
 _APART_HINT = re.compile(r"(?<![\w.])[aeiou] [a-z0-9@$](?:[ .*_-][a-z0-9@$]){3}")
@@ -453,6 +456,8 @@ def _joined(view: str, apart: bool = False) -> tuple[str, list[int]]:
     index: list[int] = []
     done = 0
     for m in _SPELLED.finditer(view):
+        if _LETTER.search(m.group()) is None:
+            continue  # "2 2 2", "1.2.3": numbers
         pieces.append(view[done : m.start()])
         index.extend(range(done, m.start()))
         first = m.start()
