@@ -350,15 +350,16 @@ class Draft:
     def apart_span(self, start: int, end: int) -> tuple[int, int]:
         self.words_apart()
         assert self._apart is not None
-        index = self._apart[1]
-        if index is None:
-            return self.span(start, end)
-        return self.span(index[start], index[end - 1] + 1)
+        return self._view_span(self._apart[1], start, end)
 
     def words_span(self, start: int, end: int) -> tuple[int, int]:
         self.words()
         assert self._words is not None
-        index = self._words[1]
+        return self._view_span(self._words[1], start, end)
+
+    def _view_span(self, index: list[int] | None, start: int, end: int) -> tuple[int, int]:
+        """``span`` of ``[start, end)`` in a view whose characters stand at ``index`` in
+        ``folded`` (None: at the same offsets)."""
         if index is None:
             return self.span(start, end)
         return self.span(index[start], index[end - 1] + 1)
